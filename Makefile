@@ -1,0 +1,18 @@
+# The README's two commands: `make app` (set up, then start the demo) and `make test` (set up, then run the suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: app test
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	touch $@
+
+app: $(VENV)/.installed
+	$(PY) app.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest

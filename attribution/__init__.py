@@ -1,0 +1,1 @@
+"""Which generator: resolution augmentation, the latent SVM with its open-set rule, and evidence fusion."""

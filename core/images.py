@@ -1,0 +1,183 @@
+"""The one door through which images enter GANTrace.
+
+Every stage sees the same pixels for the same file: EXIF orientation applied, any mode converted to RGB uint8,
+and inputs that would crash or exhaust a worker (non-images, truncated files, decompression bombs, huge or tiny
+images) refused early with a one-line message that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+class ImageError(ValueError):
+    """An input that cannot be analysed; `str()` is one line: '<name>: <problem and what to do>'."""
+
+    def __init__(self, name: str, problem: str):
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+
+class NotAnImageError(ImageError):
+    pass
+
+
+class TruncatedImageError(ImageError):
+    pass
+
+
+class DecompressionBombError(ImageError):
+    pass
+
+
+class ImageTooLargeError(ImageError):
+    pass
+
+
+class ImageTooSmallError(ImageError):
+    pass
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds that keep one upload from exhausting memory or giving meaningless evidence."""
+
+    max_pixels: int = 50_000_000
+    max_bytes: int = 50_000_000
+    min_side: int = 64
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    pixels: np.ndarray
+    name: str
+    width: int
+    height: int
+    format: str | None
+    sha256: str
+    num_bytes: int
+
+
+ImageSource = str | Path | bytes | Image.Image
+
+
+def load_image(source: ImageSource, limits: ImageLimits | None = None, name: str | None = None) -> LoadedImage:
+    """Decode a path, bytes or PIL image into RGB uint8 pixels, refusing what cannot be analysed."""
+    limits = limits or ImageLimits()
+    if isinstance(source, Image.Image):
+        return _from_pil(source, limits, name or "<PIL image>")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = name or str(path)
+        data = _read_file(path, limits, name)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = name or "<bytes>"
+        if len(data) > limits.max_bytes:
+            raise ImageTooLargeError(name, f"{len(data):,} bytes is over the {limits.max_bytes:,}-byte limit")
+    else:
+        raise TypeError(f"load_image takes a path, bytes or PIL image, not {type(source).__name__}")
+    return _decode(data, limits, name)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted so that runs over the same folder are reproducible."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_file(path: Path, limits: ImageLimits, name: str) -> bytes:
+    if not path.exists():
+        raise NotAnImageError(name, "no such file")
+    if not path.is_file():
+        raise NotAnImageError(name, "is a folder, not an image file")
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise ImageTooLargeError(name, f"{size:,} bytes is over the {limits.max_bytes:,}-byte limit")
+    return path.read_bytes()
+
+
+def _decode(data: bytes, limits: ImageLimits, name: str) -> LoadedImage:
+    if not data:
+        raise NotAnImageError(name, "the file is empty")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_pixel_count(image.size, limits, name, len(data))
+            image.load()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise DecompressionBombError(name, f"refused as a decompression bomb ({err})") from None
+    except Image.DecompressionBombWarning:
+        raise DecompressionBombError(name, "refused as a possible decompression bomb (too many pixels)") from None
+    except UnidentifiedImageError:
+        raise NotAnImageError(name, "not an image file Pillow can read (JPEG, PNG, WebP, BMP, GIF, TIFF)") from None
+    except OSError as err:
+        if "truncated" in str(err).lower() or "broken data stream" in str(err).lower():
+            raise TruncatedImageError(name, "the image file is truncated or corrupt; re-download it") from None
+        raise NotAnImageError(name, f"cannot be decoded: {err}") from None
+    except (SyntaxError, ValueError) as err:
+        raise NotAnImageError(name, f"cannot be decoded: {err}") from None
+    return _finish(image, limits, name, image.format, digest, len(data))
+
+
+def _from_pil(image: Image.Image, limits: ImageLimits, name: str) -> LoadedImage:
+    _check_pixel_count(image.size, limits, name, None)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return _finish(image, limits, name, None, hashlib.sha256(data).hexdigest(), len(data))
+
+
+_BOMB_PIXELS_PER_BYTE = 100
+
+
+def _check_pixel_count(size: tuple[int, int], limits: ImageLimits, name: str, num_bytes: int | None) -> None:
+    """Refuse before decoding; a huge image packed into a few bytes is named a bomb, not just large."""
+    pixels = size[0] * size[1]
+    if pixels > limits.max_pixels and num_bytes is not None and pixels > _BOMB_PIXELS_PER_BYTE * num_bytes:
+        raise DecompressionBombError(
+            name, f"claims {size[0]}×{size[1]} pixels from only {num_bytes:,} bytes: refused as a decompression bomb")
+    if pixels > limits.max_pixels:
+        raise ImageTooLargeError(
+            name, f"{size[0]}×{size[1]} = {pixels:,} pixels is over the {limits.max_pixels:,}-pixel limit")
+
+
+def _finish(image: Image.Image, limits: ImageLimits, name: str, fmt: str | None, digest: str,
+            num_bytes: int) -> LoadedImage:
+    if getattr(image, "is_animated", False):
+        image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    pixels = _to_rgb_uint8(image)
+    height, width = pixels.shape[:2]
+    if min(width, height) < limits.min_side:
+        raise ImageTooSmallError(
+            name, f"{width}×{height} is under the {limits.min_side}-pixel minimum side; too small to analyse")
+    return LoadedImage(pixels=pixels, name=name, width=width, height=height, format=fmt, sha256=digest,
+                       num_bytes=num_bytes)
+
+
+def _to_rgb_uint8(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to RGB uint8; 16-bit and float images are rescaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(np.rint(values / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))

@@ -1,0 +1,204 @@
+"""The one place that knows where every external weight lives, its checksum and its licence.
+
+A missing weight must never surface as a crash deep inside a stage: `resolve` either returns a verified local
+file or raises `WeightUnavailableError`, whose message says what the weight is, where it comes from and the
+command that fetches it. Files live under GANTRACE_HOME (default ~/.cache/gantrace); Hub files use the Hugging
+Face cache (or GANTRACE_HOME/hub when GANTRACE_HOME is set), so HF_HUB_OFFLINE and the usual HF variables apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGISTRY_PATH = REPO_ROOT / "artifacts" / "weights.json"
+KINDS = ("hub", "url", "package", "local")
+
+
+class WeightUnavailableError(RuntimeError):
+    """A registered weight that is not on disk and cannot be fetched now."""
+
+    def __init__(self, name: str, reason: str, source: str = "", fetch: str = ""):
+        self.weight = name
+        self.reason = reason
+        message = f"weight '{name}' is unavailable: {reason}"
+        if source:
+            message += f"; it comes from {source}"
+        if fetch:
+            message += f"; fetch it with: {fetch}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    kind: str
+    description: str = ""
+    licence: str = ""
+    used_by: str = ""
+    repo_id: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    url: str | None = None
+    package: str | None = None
+    package_path: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def source(self) -> str:
+        if self.kind == "hub":
+            return f"the Hugging Face Hub repo {self.repo_id}, file {self.filename}, revision {self.revision}"
+        if self.kind == "url":
+            return self.url or ""
+        if self.kind == "package":
+            return f"the pip package {self.package} ({self.package_path})"
+        return f"this repository ({self.path})"
+
+    @property
+    def fetch_command(self) -> str:
+        if self.kind == "package":
+            return f"pip install {self.package}"
+        if self.kind == "local":
+            return "git checkout the repository's artifacts/ folder (or retrain it, see the README)"
+        return f"python scripts/download_weights.py --name {self.name}"
+
+
+def load_registry(path: Path | None = None) -> dict[str, WeightSpec]:
+    """Read artifacts/weights.json into specs, refusing unknown fields so typos do not pass silently."""
+    path = Path(path) if path else REGISTRY_PATH
+    entries = json.loads(path.read_text(encoding="utf-8"))["weights"]
+    known = {f.name for f in fields(WeightSpec)}
+    registry = {}
+    for entry in entries:
+        unknown = set(entry) - known
+        if unknown:
+            raise ValueError(f"{path}: weight {entry.get('name')!r} has unknown fields {sorted(unknown)}")
+        spec = WeightSpec(**entry)
+        if spec.kind not in KINDS:
+            raise ValueError(f"{path}: weight {spec.name!r} has kind {spec.kind!r}, not one of {KINDS}")
+        registry[spec.name] = spec
+    return registry
+
+
+def gantrace_home() -> Path:
+    return Path(os.environ.get("GANTRACE_HOME") or Path.home() / ".cache" / "gantrace")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(name: str, download: bool = True, registry: dict[str, WeightSpec] | None = None) -> Path:
+    """Return a verified local file for a registered weight, downloading it when allowed."""
+    registry = registry if registry is not None else load_registry()
+    if name not in registry:
+        raise KeyError(f"no weight named {name!r} in the registry; known: {', '.join(sorted(registry))}")
+    spec = registry[name]
+    local = _local_path(spec)
+    if local is not None and local.is_file():
+        return _verified(spec, local)
+    if spec.kind in ("package", "local"):
+        raise WeightUnavailableError(name, "the file is not installed", spec.source, spec.fetch_command)
+    if spec.kind == "hub":
+        cached = _hub_download(spec, local_only=True)
+        if cached is not None:
+            return _verified(spec, cached)
+    if not download or _offline():
+        why = "it is not in the local cache and downloads are disabled" if not download else \
+            "it is not in the local cache and HF_HUB_OFFLINE is set"
+        raise WeightUnavailableError(name, why, spec.source, spec.fetch_command)
+    if spec.kind == "hub":
+        fetched = _hub_download(spec, local_only=False)
+    else:
+        fetched = _url_download(spec, local)
+    return _verified(spec, fetched)
+
+
+def weight_status(name: str, registry: dict[str, WeightSpec] | None = None) -> str:
+    """'present', 'missing' or 'checksum mismatch', without downloading anything."""
+    try:
+        resolve(name, download=False, registry=registry)
+    except WeightUnavailableError as err:
+        return "checksum mismatch" if "checksum" in err.reason else "missing"
+    return "present"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _local_path(spec: WeightSpec) -> Path | None:
+    """Where a weight is found without any network: the package file, the repo file, or GANTRACE_HOME/weights."""
+    if spec.kind == "package":
+        found = importlib.util.find_spec(spec.package) if spec.package else None
+        if found is None or not found.submodule_search_locations:
+            return None
+        return Path(list(found.submodule_search_locations)[0]) / spec.package_path
+    if spec.kind == "local":
+        return REPO_ROOT / spec.path
+    return gantrace_home() / "weights" / spec.name / Path(spec.filename or spec.url.rsplit("/", 1)[-1]).name
+
+
+def _verified(spec: WeightSpec, path: Path) -> Path:
+    if spec.sha256:
+        actual = sha256_file(path)
+        if actual != spec.sha256:
+            raise WeightUnavailableError(
+                spec.name, f"checksum mismatch for {path} (sha256 {actual}, expected {spec.sha256}); delete it",
+                spec.source, spec.fetch_command)
+    return path
+
+
+def _hub_download(spec: WeightSpec, local_only: bool) -> Path | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache_dir = gantrace_home() / "hub" if os.environ.get("GANTRACE_HOME") else None
+    try:
+        return Path(hf_hub_download(spec.repo_id, spec.filename, revision=spec.revision, cache_dir=cache_dir,
+                                    local_files_only=local_only))
+    except LocalEntryNotFoundError:
+        if local_only:
+            return None
+        raise WeightUnavailableError(spec.name, "the Hub cannot be reached (offline?)", spec.source,
+                                     spec.fetch_command) from None
+    except Exception as err:  # noqa: BLE001 - any Hub/HTTP failure becomes the one registry error
+        raise WeightUnavailableError(spec.name, f"download failed: {type(err).__name__}: {err}", spec.source,
+                                     spec.fetch_command) from None
+
+
+def _url_download(spec: WeightSpec, target: Path) -> Path:
+    """Stream to a temp file beside the target, check it, then rename: a killed download leaves no half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or spec.size
+            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.name) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        _verified(spec, temp)
+        os.replace(temp, target)
+    except (urllib.error.URLError, OSError) as err:
+        raise WeightUnavailableError(spec.name, f"download failed: {err}", spec.source, spec.fetch_command) from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,1 @@
+"""Image-space evidence: the CLIP probe, FingerprintNet and the pictures that explain them."""

@@ -1,0 +1,273 @@
+"""UniversalFakeDetect-style detector: a frozen CLIP ViT-L/14 image embedding through a linear probe gives P(fake).
+
+Parity with UFD (Ojha et al., CVPR 2023; see ../shared/specs/ufd_spec.md) decides every choice here:
+
+* the feature is the 768-d *projected* CLIP image embedding, not L2-normalised, from OpenAI's weights built as
+  open_clip `ViT-L-14-quickgelu` (plain `ViT-L-14` builds GELU and gives different features);
+* the probe is `nn.Linear(768, 1)` loaded from UFD's `fc_weights.pth`; P(fake) = sigmoid(logit), real=0 / fake=1;
+* preprocessing is UFD's evaluation transform: a centre crop of 224x224 at native resolution (no resize), then
+  CLIP mean/std normalisation. The score therefore looks at the central 224 pixels only: a 1024-px face is judged
+  on a nose-and-eyes patch, a 256-px face on almost all of it.
+
+Images under 224 px on a side are zero-padded, as torchvision's CenterCrop does inside UFD: the border is black
+(pixel 0) *before* normalisation, so it enters the network as strongly negative values. That keeps scores equal
+to UFD's own evaluation, but the probe never saw such borders in training (UFD trains on 256-px resizes), so
+scores of small images are less trustworthy; callers should say so (the image size is known to them).
+
+Optional multi-crop (`num_crops` > 1) adds fixed windows (corners, then edge midpoints) for large images and
+averages over them. Because the probe is linear, averaging the crops' logits equals the logit of the averaged
+embedding, so `features` returns crop-averaged embeddings and both paths agree exactly.
+
+Only the visual tower is kept: the text tower (about a third of CLIP) is dropped right after creation.
+Weights are cast to the chosen dtype (bf16 on CPUs with AMX/AVX512-BF16: ~16x faster than fp32); the probe
+itself stays in fp32 so the final 768-term dot product is not rounded to bf16's 8-bit mantissa.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from torch import nn
+
+from core.device import Precision, prepare_model, select_precision
+from core.weights import resolve, sha256_file
+
+CLIP_WEIGHTS = "clip-vit-l14-openai"
+PROBE_WEIGHTS = "ufd-probe"
+
+# OpenAI CLIP's training statistics, which UFD uses for CLIP backbones (ImageNet stats only for Imagenet:* archs).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Window anchors (row, column) in the order crops are added: centre first (UFD), then the four corners (the most
+# distinct content), then the four edge midpoints.
+CROP_ANCHORS = (
+    ("centre", "centre"),
+    ("start", "start"), ("start", "end"), ("end", "start"), ("end", "end"),
+    ("start", "centre"), ("end", "centre"), ("centre", "start"), ("centre", "end"),
+)
+
+TINY_MODEL_NAME = "gantrace-tiny-vit"
+# A real open_clip ViT, just small: 224 px in 32-px patches (49 tokens), 2 blocks of width 64, QuickGELU.
+# The text tower is minimal because it is dropped after creation anyway.
+TINY_MODEL_CONFIG = {
+    "embed_dim": 16,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+class ProbeFormatError(ValueError):
+    """A probe file that is not an `nn.Linear(D, 1)` state dict matching this backbone; names file and key."""
+
+
+@dataclass(frozen=True)
+class ClipProbeConfig:
+    """How the detector is built and fed.
+
+    `batch_size` counts crops per forward pass (so memory is bounded whatever `num_crops` is).
+    `crop_size` other than the backbone's 224 makes open_clip interpolate the position embedding: allowed for
+    experiments, but no longer UFD.
+    """
+
+    model_name: str = "ViT-L-14-quickgelu"
+    crop_size: int = 224
+    num_crops: int = 1
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_crops <= len(CROP_ANCHORS):
+            raise ValueError(f"num_crops must be between 1 and {len(CROP_ANCHORS)}, got {self.num_crops}")
+        if self.crop_size < 1 or self.batch_size < 1:
+            raise ValueError(f"crop_size and batch_size must be positive, got {self.crop_size}, {self.batch_size}")
+
+
+def fixed_crops(image: np.ndarray, crop_size: int, num_crops: int = 1) -> list[np.ndarray]:
+    """The deterministic crop_size² windows of one image, zero-padded on a side shorter than crop_size (UFD rule)."""
+    height, width = image.shape[:2]
+    crops = []
+    for row_anchor, col_anchor in CROP_ANCHORS[:num_crops]:
+        row_src, row_dst, rows = _window(height, crop_size, row_anchor)
+        col_src, col_dst, cols = _window(width, crop_size, col_anchor)
+        canvas = np.zeros((crop_size, crop_size, 3), dtype=np.uint8)
+        canvas[row_dst:row_dst + rows, col_dst:col_dst + cols] = image[row_src:row_src + rows, col_src:col_src + cols]
+        crops.append(canvas)
+    return crops
+
+
+def _window(length: int, crop: int, anchor: str) -> tuple[int, int, int]:
+    """(source start, destination start, extent) along one axis, matching torchvision's CenterCrop.
+
+    A short side is padded with (crop - length) // 2 zeros before it; a long side is cut at the anchor, the centre
+    offset being int(round(excess / 2)) with Python's round-half-to-even, exactly as torchvision computes it.
+    """
+    if length <= crop:
+        return 0, (crop - length) // 2, length
+    excess = length - crop
+    offsets = {"start": 0, "centre": int(round(excess / 2.0)), "end": excess}
+    return offsets[anchor], 0, crop
+
+
+def normalise(crops: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 crops → float32 N×3×H×W with CLIP mean/std, the same float ops as ToTensor + Normalize."""
+    pixels = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255)
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return pixels.sub(mean).div(std).contiguous()
+
+
+class ClipProbe(nn.Module):
+    """CLIP visual tower + linear probe; P(fake) for batches of RGB uint8 images."""
+
+    def __init__(self, visual: nn.Module, config: ClipProbeConfig, precision: Precision):
+        super().__init__()
+        self.config = config
+        self.precision = precision
+        self.visual = prepare_model(visual, precision)
+        self.fc = nn.Linear(visual.output_dim, 1).to(precision.device)
+        self.weights_sha256: dict[str, str] = {}
+        self.eval()
+
+    @classmethod
+    def from_registry(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None) -> ClipProbe:
+        """UFD's detector from the registry's OpenAI CLIP and fc_weights.pth; WeightUnavailableError if missing."""
+        clip_path = resolve(CLIP_WEIGHTS)
+        probe_path = resolve(PROBE_WEIGHTS)
+        model = cls._build(config or ClipProbeConfig(), precision, pretrained=clip_path, seed=0)
+        model.weights_sha256[CLIP_WEIGHTS] = sha256_file(clip_path)
+        model.load_probe(probe_path, name=PROBE_WEIGHTS)
+        return model
+
+    @classmethod
+    def random_init(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None,
+                    seed: int = 0) -> ClipProbe:
+        """Full-size architecture with seeded random weights: for benchmarks and when real weights are missing."""
+        return cls._build(config or ClipProbeConfig(), precision, pretrained=None, seed=seed)
+
+    @classmethod
+    def tiny(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None, seed: int = 0,
+             embed_dim: int = TINY_MODEL_CONFIG["embed_dim"]) -> ClipProbe:
+        """A 2-block open_clip ViT built by the same code as the real one, for tests (embed_dim=768 fits UFD's probe)."""
+        _register_tiny_config()
+        config = dataclasses.replace(config or ClipProbeConfig(), model_name=TINY_MODEL_NAME)
+        return cls._build(config, precision, pretrained=None, seed=seed, embed_dim=embed_dim)
+
+    @classmethod
+    def _build(cls, config: ClipProbeConfig, precision: Precision | None, pretrained: Path | None, seed: int,
+               **model_kwargs: int) -> ClipProbe:
+        """Create the open_clip model, keep only its visual tower, add the probe; seeded without touching global RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            clip = open_clip.create_model(config.model_name, pretrained=str(pretrained) if pretrained else None,
+                                          force_image_size=config.crop_size, **model_kwargs)
+            visual = clip.visual
+            del clip
+            return cls(visual, config, precision or select_precision())
+
+    def load_probe(self, path: Path, name: str = PROBE_WEIGHTS) -> None:
+        """Load a UFD-format probe (`{weight: (1, D), bias: (1,)}`, no `fc.` prefix), refusing anything else."""
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a probe file"
+            raise ProbeFormatError(f"{path}: not a torch state-dict file ({type(err).__name__}: {err})") from None
+        if not isinstance(state, dict):
+            raise ProbeFormatError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+        expected = {"weight": tuple(self.fc.weight.shape), "bias": tuple(self.fc.bias.shape)}
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            hint = "; strip the 'fc.' prefix (save model.fc.state_dict())" if any(
+                k.startswith("fc.") for k in unexpected) else ""
+            raise ProbeFormatError(f"{path}: expected keys ['bias', 'weight'], missing {missing}, "
+                                   f"unexpected {unexpected}{hint}")
+        for key, shape in expected.items():
+            value = state[key]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ProbeFormatError(f"{path}: key '{key}' has shape {found}, expected {shape} for "
+                                       f"{self.config.model_name} (embedding dim {self.fc.in_features})")
+        with torch.no_grad():
+            self.fc.weight.copy_(state["weight"])
+            self.fc.bias.copy_(state["bias"])
+        self.weights_sha256[name] = sha256_file(path)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """All crops of all images, image-major (N·num_crops)×3×crop×crop float32, as the network receives them."""
+        crops = [crop for index, image in enumerate(images) for crop in self._crops(image, index)]
+        if not crops:
+            return torch.empty(0, 3, self.config.crop_size, self.config.crop_size)
+        return normalise(crops)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) for preprocessed crops; differentiable, so a new probe can be trained through it."""
+        return self.head(self.embed(pixels))
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The projected CLIP image embedding (B×D float32, not normalised) of preprocessed crops."""
+        return self.visual(pixels.to(self.precision.device, self.precision.dtype)).float()
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The linear probe: w·f + b, in the probe's own (fp32) dtype."""
+        return self.fc(features.to(self.fc.weight.device, self.fc.weight.dtype)).squeeze(-1)
+
+    @torch.inference_mode()
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Crop-averaged embeddings N×D float32: what the probe sees, kept so a probe can be retrained later."""
+        num_crops = self.config.num_crops
+        chunks = [self.embed(batch).cpu() for batch in self._batches(images)]
+        dim = self.fc.in_features
+        per_crop = torch.cat(chunks) if chunks else torch.empty(0, dim)
+        return per_crop.view(-1, num_crops, dim).mean(dim=1).numpy()
+
+    @torch.inference_mode()
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        """Probe logits (N,) for embeddings from `features`."""
+        return self.head(torch.as_tensor(np.asarray(features, dtype=np.float32))).cpu().numpy()
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Probe logits (N,), averaged over the fixed crops; positive means fake."""
+        return self.logits_from_features(self.features(images))
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """P(fake) (N,) = sigmoid(logit), label real=0 / fake=1 as in UFD."""
+        return torch.sigmoid(torch.from_numpy(self.logits(images))).numpy()
+
+    def _batches(self, images: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
+        """Normalised crops in batches of config.batch_size, built lazily so memory stays flat on long lists."""
+        pending: list[np.ndarray] = []
+        for index, image in enumerate(images):
+            pending.extend(self._crops(image, index))
+            while len(pending) >= self.config.batch_size:
+                yield normalise(pending[:self.config.batch_size])
+                pending = pending[self.config.batch_size:]
+        if pending:
+            yield normalise(pending)
+
+    def _crops(self, image: np.ndarray, index: int) -> list[np.ndarray]:
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3):
+            found = f"shape {getattr(image, 'shape', None)}, dtype {getattr(image, 'dtype', type(image).__name__)}"
+            raise ValueError(f"image {index}: expected an H×W×3 uint8 RGB array (use core.images), got {found}")
+        return fixed_crops(image, self.config.crop_size, self.config.num_crops)
+
+
+def _register_tiny_config() -> None:
+    """Make the tiny test ViT known to open_clip once per process.
+
+    open_clip reads configs only from JSON files but keeps them in memory once read, so a temporary file suffices.
+    """
+    if TINY_MODEL_NAME in open_clip.list_models():
+        return
+    with tempfile.TemporaryDirectory(prefix="gantrace-open-clip-") as folder:
+        path = Path(folder) / f"{TINY_MODEL_NAME}.json"
+        path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
+        open_clip.add_model_config(path)

@@ -1,0 +1,1 @@
+"""Face detection, FFHQ alignment and e4e inversion into StyleGAN2 W+."""
