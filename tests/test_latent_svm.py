@@ -1,0 +1,263 @@
+"""The latent SVM: group-respecting splits, open-set rule, deterministic inference, safe persistence; and the
+GANOrigin adapter on a trio built here the way GANOrigin's pickles are built."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.svm import SVC
+
+from attribution.ganorigin import GANOriginAttributor
+from attribution.latent_svm import UNKNOWN, ForeignArtifactError, LatentAttributor, group_validation_split
+
+STYLES, DIM = 18, 8
+
+
+def _latents(n_images: int = 45, copies: int = 3, seed: int = 0, dtype=np.float16):
+    """Three well-separated classes; copies of one image are small perturbations of it and share a group."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, size=(3, STYLES, DIM))
+    latents, labels, groups = [], [], []
+    for image in range(n_images):
+        label = image % 3
+        base = centres[label] + rng.normal(0, 0.6, size=(STYLES, DIM))
+        for _ in range(copies):
+            latents.append(base + rng.normal(0, 0.1, size=(STYLES, DIM)))
+            labels.append(["progan", "stylegan2", "stylegan3"][label])
+            groups.append(f"image-{image:03d}")
+    return np.array(latents, dtype=dtype), np.array(labels), np.array(groups)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    latents, labels, groups = _latents()
+    return LatentAttributor(C=0.1, calibration_folds=3).fit(latents, labels, groups), (latents, labels, groups)
+
+
+class _WritesFileWhenUnpickled:
+    """A stand-in for a malicious pickle: unpickling it creates a file (any code could run instead)."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return Path.touch, (self.target,)
+
+
+def test_validation_split_never_puts_a_group_on_both_sides():
+    latents, labels, groups = _latents(n_images=60)
+    train, validation = group_validation_split(labels, groups, 0.2, seed=3)
+    assert set(groups[train]).isdisjoint(groups[validation])
+    assert len(train) + len(validation) == len(labels)
+    assert set(labels[validation]) == {"progan", "stylegan2", "stylegan3"}
+
+
+def test_calibration_folds_never_put_a_group_on_both_sides(fitted):
+    model, (_, _, groups) = fitted
+    train = np.setdiff1d(np.arange(len(groups)), model.validation_index_)
+    train_groups = groups[train]
+    for fit_rows, calibration_rows in model.pipeline_.named_steps["svm"].cv:
+        assert set(train_groups[fit_rows]).isdisjoint(train_groups[calibration_rows])
+
+
+def test_validation_rows_are_not_used_for_training(fitted):
+    model, (_, _, groups) = fitted
+    train = np.setdiff1d(np.arange(len(groups)), model.validation_index_)
+    assert set(groups[train]).isdisjoint(groups[model.validation_index_])
+    data = model.metadata["data"]
+    assert sum(c["validation_rows"] for c in data["per_class"].values()) == len(model.validation_index_)
+
+
+def test_probabilities_are_calibrated_distributions_over_the_classes(fitted):
+    model, (latents, labels, _) = fitted
+    probabilities = model.predict_proba(latents)
+    assert list(model.classes_) == ["progan", "stylegan2", "stylegan3"]
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.mean(model.classes_[probabilities.argmax(axis=1)] == labels) > 0.95
+
+
+def test_latent_far_from_every_class_is_unknown(fitted):
+    model, (latents, _, _) = fitted
+    far = np.full((1, STYLES, DIM), 40.0, dtype=np.float32)
+    scores = model.open_set_scores(far)
+    assert scores["distance"][0] > model.distance_threshold_
+    assert model.predict(far) == [UNKNOWN]
+    assert UNKNOWN not in model.predict(latents[:6])
+
+
+def test_low_confidence_latent_is_unknown(fitted):
+    model, (latents, labels, _) = fitted
+    middle = np.mean([latents[labels == name].astype(np.float32).mean(axis=0) for name in model.classes_], axis=0)
+    top = model.predict_proba(middle[None]).max()
+    assert top < model.probability_threshold_
+    assert model.predict(middle[None]) == [UNKNOWN]
+
+
+def test_open_set_rule_keeps_about_the_chosen_share_of_known_validation_latents(fitted):
+    model, _ = fitted
+    open_set = model.metadata["open_set"]
+    assert open_set["validation_rejected_by_probability"] <= 0.05 + 1e-9
+    assert open_set["validation_rejected"] <= 0.06 + 1e-9
+    assert "quantile" in open_set["rule"]
+
+
+def test_inference_is_deterministic(fitted):
+    model, (latents, _, _) = fitted
+    assert np.array_equal(model.predict_proba(latents), model.predict_proba(latents))
+    assert model.predict(latents) == model.predict(latents)
+
+
+def test_same_seed_gives_the_same_model():
+    latents, labels, groups = _latents()
+    first = LatentAttributor(C=0.1, calibration_folds=3, random_state=5).fit(latents, labels, groups)
+    second = LatentAttributor(C=0.1, calibration_folds=3, random_state=5).fit(latents, labels, groups)
+    assert np.array_equal(first.predict_proba(latents), second.predict_proba(latents))
+
+
+def test_flattened_and_shaped_latents_give_the_same_answer(fitted):
+    model, (latents, _, _) = fitted
+    assert np.array_equal(model.predict_proba(latents), model.predict_proba(latents.reshape(len(latents), -1)))
+
+
+def test_wrong_latent_size_is_refused_with_the_expected_shape(fitted):
+    model, _ = fitted
+    with pytest.raises(ValueError, match=f"{STYLES}, {DIM}"):
+        model.predict(np.zeros((2, 18, 512), dtype=np.float32))
+
+
+def test_unknown_cannot_be_a_training_class():
+    latents, labels, groups = _latents()
+    labels = np.where(labels == "progan", UNKNOWN, labels)
+    with pytest.raises(ValueError, match="open-set"):
+        LatentAttributor().fit(latents, labels, groups)
+
+
+def test_save_then_load_gives_identical_probabilities_and_metadata(fitted, tmp_path):
+    model, (latents, _, _) = fitted
+    path = tmp_path / "svm.joblib"
+    digest = model.save(path)
+    assert (tmp_path / "svm.joblib.sha256").read_text().split() == [digest, "svm.joblib"]
+    loaded = LatentAttributor.load(path)
+    assert np.array_equal(loaded.predict_proba(latents), model.predict_proba(latents))
+    assert loaded.predict(latents) == model.predict(latents)
+    assert loaded.metadata["classes"] == model.metadata["classes"]
+    assert loaded.get_params() == model.get_params()
+
+
+def test_feature_spec_is_recorded_for_whoever_encodes_faces():
+    latents, labels, groups = _latents()
+    model = LatentAttributor(calibration_folds=3).fit(latents, labels, groups,
+                                                      feature_spec={"latent_avg_added": True})
+    spec = model.metadata["feature_spec"]
+    assert spec["latent_avg_added"] is True
+    assert spec["latent_shape"] == [STYLES, DIM]
+    assert spec["latent_dtype"] == "float16"
+
+
+def test_foreign_pickle_is_refused_before_it_is_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "foreign.joblib"
+    joblib.dump({"model": _WritesFileWhenUnpickled(marker)}, path)
+    with pytest.raises(ForeignArtifactError, match="trust_foreign"):
+        LatentAttributor.load(path)
+    assert not marker.exists()
+
+
+def test_trusted_foreign_pickle_without_gantrace_marker_is_still_refused(tmp_path):
+    path = tmp_path / "foreign.joblib"
+    joblib.dump({"weights": [1, 2, 3]}, path)
+    with pytest.raises(ForeignArtifactError, match="marker"):
+        LatentAttributor.load(path, trust_foreign=True)
+
+
+def test_artifact_changed_after_saving_is_refused(fitted, tmp_path):
+    model, _ = fitted
+    path = tmp_path / "svm.joblib"
+    model.save(path)
+    with open(path, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ForeignArtifactError, match="changed"):
+        LatentAttributor.load(path)
+
+
+def test_pinned_sha256_replaces_the_sidecar(fitted, tmp_path):
+    model, (latents, _, _) = fitted
+    path = tmp_path / "svm.joblib"
+    digest = model.save(path)
+    (tmp_path / "svm.joblib.sha256").unlink()
+    assert np.array_equal(LatentAttributor.load(path, expected_sha256=digest).predict_proba(latents[:3]),
+                          model.predict_proba(latents[:3]))
+    with pytest.raises(ForeignArtifactError, match="expected"):
+        LatentAttributor.load(path, expected_sha256="0" * 64)
+
+
+def test_sklearn_version_mismatch_warns(fitted, tmp_path):
+    model, _ = fitted
+    path = tmp_path / "svm.joblib"
+    model.save(path)
+    payload = joblib.load(path)
+    payload["metadata"]["versions"]["sklearn"] = "0.0.1"
+    joblib.dump(payload, path)
+    with pytest.warns(UserWarning, match="scikit-learn 0.0.1"):
+        LatentAttributor.load(path, trust_foreign=True)
+
+
+def _ganorigin_trio(tmp_path: Path, n_features: int = 9216) -> tuple[Path, Path, Path, np.ndarray]:
+    """GANOrigin's three pickles as published: StandardScaler, SVC(kernel='linear', probability=True) on encoded
+    labels, LabelEncoder over progan/stylegan2/stylegan3."""
+    rng = np.random.default_rng(0)
+    names = np.array(["progan", "stylegan2", "stylegan3"])[np.arange(30) % 3]
+    centres = rng.normal(0, 1, size=(3, n_features))
+    features = centres[np.arange(30) % 3] + rng.normal(0, 0.5, size=(30, n_features))
+    encoder = LabelEncoder().fit(names)
+    scaler = StandardScaler().fit(features)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+        svm = SVC(kernel="linear", probability=True, random_state=0).fit(scaler.transform(features),
+                                                                          encoder.transform(names))
+    paths = tmp_path / "gan_attribution_model.pkl", tmp_path / "gan_scaler.pkl", tmp_path / "gan_label_encoder.pkl"
+    for part, path in zip((svm, scaler, encoder), paths):
+        joblib.dump(part, path)
+    return (*paths, features)
+
+
+def test_ganorigin_pickles_are_refused_without_opt_in(tmp_path):
+    model, scaler, encoder, _ = _ganorigin_trio(tmp_path)
+    with pytest.raises(ForeignArtifactError, match="trust_foreign"):
+        GANOriginAttributor.load(model, scaler, encoder)
+
+
+def test_ganorigin_adapter_matches_the_published_recipe(tmp_path):
+    model_path, scaler_path, encoder_path, features = _ganorigin_trio(tmp_path)
+    adapter = GANOriginAttributor.load(model_path, scaler_path, encoder_path, trust_foreign=True)
+    latents = features.reshape(-1, 18, 512)
+    svm, scaler, encoder = joblib.load(model_path), joblib.load(scaler_path), joblib.load(encoder_path)
+    expected = svm.predict_proba(scaler.transform(features))
+    assert np.allclose(adapter.predict_proba(latents), expected)
+    assert list(adapter.classes_) == ["progan", "stylegan2", "stylegan3"]
+    assert adapter.predict(latents) == encoder.inverse_transform(expected.argmax(axis=1)).tolist()
+    assert adapter.metadata["feature_spec"]["latent_avg_added"] is False
+
+
+def test_ganorigin_adapter_says_unknown_under_its_optional_floor(tmp_path):
+    model_path, scaler_path, encoder_path, features = _ganorigin_trio(tmp_path)
+    adapter = GANOriginAttributor.load(model_path, scaler_path, encoder_path, trust_foreign=True,
+                                       min_probability=1.01)
+    assert set(adapter.predict(features[:3])) == {UNKNOWN}
+
+
+def test_ganorigin_scaler_of_the_wrong_size_is_refused(tmp_path):
+    paths = _ganorigin_trio(tmp_path, n_features=100)[:3]
+    with pytest.raises(ValueError, match="9216"):
+        GANOriginAttributor.load(*paths, trust_foreign=True)
+
+
+def test_ganorigin_adapter_refuses_latents_of_the_wrong_shape(tmp_path):
+    adapter = GANOriginAttributor.load(*_ganorigin_trio(tmp_path)[:3], trust_foreign=True)
+    with pytest.raises(ValueError, match="18, 512"):
+        adapter.predict_proba(np.zeros((1, 18, 16)))
