@@ -1,0 +1,127 @@
+"""The Gradio app: handlers render what the pipeline says, bad inputs get their message, the API returns a Verdict."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+import app
+from test_pipeline import DESIGN_FIELDS, png_bytes, small_face_file, tiny_pipeline
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    return tiny_pipeline(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="module")
+def face_file(faces_dir: Path, tmp_path_factory) -> Path:
+    return small_face_file(faces_dir, tmp_path_factory.mktemp("faces"))
+
+
+def verdict(**changes) -> dict:
+    base = {"file": "face.png", "sha256": "ab" * 32, "width": 512, "height": 512, "is_fake": True,
+            "fake_probability": 0.9, "label": "stylegan2",
+            "probabilities": {"real": 0.1, "progan": 0.1, "stylegan2": 0.7, "stylegan3": 0.1, "unknown": 0.0},
+            "evidence": {"clip_probe": {"probabilities": None, "label": None, "reason": "weight missing"},
+                         "fingerprint_net": {"probabilities": {"real": 0.1, "progan": 0.1, "stylegan2": 0.7,
+                                                               "stylegan3": 0.1}, "label": None, "reason": None},
+                         "latent_svm": {"probabilities": {"progan": 0.2, "stylegan2": 0.5, "stylegan3": 0.3},
+                                        "label": "unknown", "reason": None}},
+            "faces": [], "warnings": [], "timings_ms": {}, "models": {}}
+    base.update(changes)
+    return base
+
+
+def test_card_names_the_architecture_and_lists_branches_that_did_not_run():
+    card = app.verdict_card(verdict())
+    assert card.startswith("### GAN-generated: StyleGAN2 — P(fake) = 0.90, P(StyleGAN2) = 0.70")
+    assert "CLIP probe (UFD): weight missing" in card
+    assert "- FingerprintNet: stylegan2 (0.70), P(fake) 0.900" in card
+    assert "- Latent SVM (e4e W+): stylegan2 (0.50), says unknown" in card
+
+
+def test_card_for_a_real_photo_and_for_no_decision():
+    assert app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real")).startswith(
+        "### Real photo — P(fake) = 0.20")
+    assert app.verdict_card(verdict(is_fake=None, fake_probability=None, label="unknown")).startswith(
+        "### No real/fake decision")
+
+
+def test_uploader_controlled_text_cannot_inject_markup():
+    card = app.verdict_card(verdict(file="<img src=x onerror=alert(1)>**bold**.png", warnings=["`x` | y"]))
+    assert "<img" not in card and "**bold**" not in card and "&lt;img" in card
+
+
+def test_branch_table_shows_each_branch_own_opinion_and_open_set_label():
+    rows = {row[0]: row for row in app.branch_rows(verdict())}
+    assert rows["CLIP probe (UFD)"][1:] == ["no", "", "", "weight missing"]
+    assert rows["FingerprintNet"][2:4] == ["0.900", "stylegan2 (0.70)"]
+    assert rows["Latent SVM (e4e W+)"][3] == "stylegan2 (0.50), says unknown"
+
+
+def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, face_file):
+    data, pictures = app.analyze_upload(pipe, str(face_file))
+    assert set(data) == DESIGN_FIELDS and data["file"] == face_file.name
+    card, bars, aligned, spectrum, gradcam, table = app.render_verdict(data, pictures)
+    assert aligned.shape == (256, 256, 3) and spectrum.ndim == 3
+    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 3
+
+
+def test_corrupt_and_missing_uploads_raise_the_image_module_message(pipe, tmp_path):
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    with pytest.raises(gr.Error, match="broken.png: not an image file Pillow can read"):
+        app.analyze_upload(pipe, str(corrupt))
+    with pytest.raises(gr.Error, match="No file was uploaded"):
+        app.analyze_upload(pipe, None)
+
+
+def test_faceless_upload_is_analysed_with_the_no_face_warning_in_the_card(pipe, tmp_path):
+    noise = tmp_path / "wall.png"
+    noise.write_bytes(png_bytes(__import__("numpy").full((128, 128, 3), 90, dtype="uint8")))
+    data, _ = app.analyze_upload(pipe, str(noise))
+    assert "wall.png: no face found" in app.verdict_card(data)
+
+
+def test_batch_handler_gives_a_table_and_a_csv_with_a_row_per_file(pipe, face_file, tmp_path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"junk")
+    rows, csv_path = app.analyze_batch(pipe, [str(face_file), str(junk)])
+    assert rows[1][:2] == ["junk.jpg", "not analysed"] and "not an image file" in rows[1][3]
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        written = list(csv.DictReader(handle))
+    assert [r["file"] for r in written] == [face_file.name, "junk.jpg"]
+    assert written[0]["label"] and written[1]["error"]
+
+
+def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
+    text = app.status_markdown(pipe)
+    assert "| Latent SVM (e4e W+) | ready |" in text
+    assert text.count("\n") == 4
+
+
+def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, face_file, tmp_path):
+    from gradio_client import Client, handle_file
+
+    demo = app.build_demo(pipe)
+    _, local_url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", max_file_size=app.MAX_FILE_SIZE)
+    try:
+        client = Client(local_url, verbose=False, analytics_enabled=False)
+        data = client.predict(handle_file(str(face_file)), api_name="/analyze")
+        assert set(data) == DESIGN_FIELDS
+        assert data["sha256"] == hashlib.sha256(face_file.read_bytes()).hexdigest()
+        assert data["label"] in app.LABEL_NAMES
+        corrupt = tmp_path / "corrupt.jpg"
+        corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
+        with pytest.raises(Exception, match="corrupt.jpg: "):
+            client.predict(handle_file(str(corrupt)), api_name="/analyze")
+    finally:
+        demo.close()

@@ -1,0 +1,184 @@
+"""Fusion rules: P(fake) from the detectors, P(architecture) from the attributors, the open set, no contradictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attribution.fusion import (
+    ARCHITECTURES,
+    CLIP_PROBE,
+    FINGERPRINT_NET,
+    LABELS,
+    LATENT_SVM,
+    BranchEvidence,
+    FusionConfig,
+    architecture_distribution,
+    contradictions,
+    fake_probability,
+    fuse,
+    recentre,
+)
+
+
+def clip(p_fake: float) -> BranchEvidence:
+    return BranchEvidence({"real": 1 - p_fake, "fake": p_fake})
+
+
+def fingerprint(real: float, progan: float, stylegan2: float, stylegan3: float) -> BranchEvidence:
+    return BranchEvidence({"real": real, "progan": progan, "stylegan2": stylegan2, "stylegan3": stylegan3})
+
+
+def latent(progan: float, stylegan2: float, stylegan3: float, label: str | None = None) -> BranchEvidence:
+    probs = {"progan": progan, "stylegan2": stylegan2, "stylegan3": stylegan3}
+    return BranchEvidence(probs, label=label or max(probs, key=probs.get))
+
+
+MISSING = BranchEvidence(reason="weight 'clip-vit-l14-openai' is unavailable")
+
+
+EQUAL = FusionConfig(fingerprint_detect_weight=1.0)
+
+
+def test_fake_probability_is_the_mean_of_clip_and_fingerprint_one_minus_real():
+    evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.1, 0.5, 0.1)}
+    assert fake_probability(evidence, EQUAL) == pytest.approx((0.9 + 0.7) / 2)
+
+
+def test_by_default_fingerprint_net_does_not_decide_real_versus_fake():
+    """The shipped FingerprintNet is at chance on held-out real photos (its model card): evidence, not a vote."""
+    evidence = {CLIP_PROBE: clip(0.2), FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)}
+    assert fake_probability(evidence, FusionConfig()) == pytest.approx(0.2)
+    alone = fuse({FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)})
+    assert alone.is_fake is None and alone.label == "unknown"
+
+
+def test_fake_probability_weights_come_from_the_config():
+    evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.1, 0.5, 0.1)}
+    config = FusionConfig(clip_weight=3.0, fingerprint_detect_weight=1.0)
+    assert fake_probability(evidence, config) == pytest.approx((3 * 0.9 + 0.7) / 4)
+
+
+def test_a_missing_detector_is_left_out_of_the_mean_not_counted_as_zero():
+    evidence = {CLIP_PROBE: MISSING, FINGERPRINT_NET: fingerprint(0.2, 0.1, 0.6, 0.1)}
+    assert fake_probability(evidence, EQUAL) == pytest.approx(0.8)
+
+
+def test_latent_svm_without_a_real_class_does_not_vote_on_real_versus_fake():
+    evidence = {CLIP_PROBE: clip(0.2), LATENT_SVM: latent(0.1, 0.8, 0.1)}
+    assert fake_probability(evidence, FusionConfig()) == pytest.approx(0.2)
+
+
+def test_operating_point_is_a_logit_shift_so_it_maps_to_one_half():
+    assert recentre(0.89, 0.89) == pytest.approx(0.5)
+    assert recentre(0.95, 0.89) > 0.5 > recentre(0.85, 0.89)
+    assert recentre(0.3, 0.5) == 0.3
+
+
+def test_high_threshold_never_reports_authentic_beside_a_high_fake_probability():
+    """GANOrigin D7: P(fake) 0.85 under a 0.89 cut-off was shown as 'Authentic' next to 'Fake 0.85'."""
+    fused = fuse({CLIP_PROBE: clip(0.85)}, FusionConfig(fake_threshold=0.89))
+    assert fused.is_fake is False and fused.label == "real"
+    assert fused.fake_probability < 0.5
+    assert fused.probabilities["real"] > 0.5
+    assert contradictions(fused) == []
+
+
+def test_architecture_distribution_drops_real_and_renormalises_each_branch():
+    evidence = {FINGERPRINT_NET: fingerprint(0.5, 0.0, 0.5, 0.0), LATENT_SVM: latent(0.0, 0.0, 1.0)}
+    dist = architecture_distribution(evidence, FusionConfig())
+    assert dist == pytest.approx({"progan": 0.0, "stylegan2": 0.5, "stylegan3": 0.5})
+
+
+def test_confident_fake_is_attributed_to_the_agreed_architecture():
+    evidence = {CLIP_PROBE: clip(0.95), FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05),
+                LATENT_SVM: latent(0.1, 0.8, 0.1)}
+    fused = fuse(evidence)
+    assert fused.is_fake is True and fused.label == "stylegan2"
+    assert fused.probabilities["unknown"] == 0.0
+    assert fused.probabilities["stylegan2"] == pytest.approx(fused.fake_probability * (0.85 / 0.95 + 0.8) / 2)
+    assert contradictions(fused) == []
+
+
+def test_latent_svm_open_set_rejection_makes_the_generator_unknown():
+    evidence = {CLIP_PROBE: clip(0.95), FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05),
+                LATENT_SVM: latent(0.1, 0.8, 0.1, label="unknown")}
+    fused = fuse(evidence)
+    assert fused.label == "unknown"
+    assert fused.probabilities["unknown"] == pytest.approx(fused.fake_probability)
+    assert any("latent SVM's open-set rule" in w for w in fused.warnings)
+
+
+def test_flat_architecture_distribution_is_unknown_not_forced_into_a_class():
+    evidence = {CLIP_PROBE: clip(0.9), LATENT_SVM: latent(0.3, 0.4, 0.3)}
+    fused = fuse(evidence)
+    assert fused.label == "unknown"
+    assert any("stylegan2, has P = 0.40" in w for w in fused.warnings)
+
+
+def test_unsure_fingerprint_net_makes_the_generator_unknown():
+    evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.05, 0.4, 0.25)}
+    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0))
+    assert fused.label == "unknown"
+    assert any("FingerprintNet is unsure" in w for w in fused.warnings)
+
+
+def test_only_a_detector_ran_so_a_fake_is_of_unknown_generator():
+    fused = fuse({CLIP_PROBE: clip(0.9), FINGERPRINT_NET: MISSING, LATENT_SVM: MISSING})
+    assert fused.is_fake is True and fused.label == "unknown"
+    assert contradictions(fused) == []
+
+
+def test_real_verdict_still_carries_the_attribution_mass_consistently():
+    evidence = {CLIP_PROBE: clip(0.1), FINGERPRINT_NET: fingerprint(0.9, 0.0, 0.1, 0.0),
+                LATENT_SVM: latent(0.1, 0.8, 0.1)}
+    fused = fuse(evidence, EQUAL)
+    assert fused.label == "real" and fused.is_fake is False
+    assert fused.probabilities["real"] == pytest.approx(0.9)
+    assert contradictions(fused) == []
+
+
+def test_no_detector_means_no_decision_and_a_warning():
+    fused = fuse({CLIP_PROBE: MISSING, FINGERPRINT_NET: MISSING, LATENT_SVM: latent(0.1, 0.8, 0.1)})
+    assert fused.is_fake is None and fused.fake_probability is None and fused.label == "unknown"
+    assert set(fused.probabilities) == set(LABELS)
+    assert any("no real-vs-fake detector with a non-zero weight ran" in w for w in fused.warnings)
+
+
+def test_disagreeing_detectors_and_a_near_threshold_score_are_flagged():
+    fused = fuse({CLIP_PROBE: clip(0.95), FINGERPRINT_NET: fingerprint(0.9, 0.02, 0.05, 0.03)}, EQUAL)
+    assert any("detectors disagree" in w for w in fused.warnings)
+    assert any("uncertain" in w for w in fused.warnings)
+
+
+def test_contradiction_checker_catches_the_ganorigin_output():
+    from attribution.fusion import Fused
+
+    ganorigin = Fused(is_fake=False, fake_probability=0.85, label="real",
+                      probabilities={"real": 0.15, "progan": 0.85, "stylegan2": 0.0, "stylegan3": 0.0,
+                                     "unknown": 0.0})
+    assert contradictions(ganorigin)
+
+
+def test_random_evidence_never_yields_a_contradiction():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        evidence = {}
+        if rng.random() < 0.8:
+            evidence[CLIP_PROBE] = clip(float(rng.random()))
+        if rng.random() < 0.8:
+            evidence[FINGERPRINT_NET] = BranchEvidence(dict(zip(("real",) + ARCHITECTURES,
+                                                                rng.dirichlet(np.ones(4)).tolist())))
+        if rng.random() < 0.8:
+            probs = rng.dirichlet(np.ones(3)).tolist()
+            evidence[LATENT_SVM] = latent(*probs, label="unknown" if rng.random() < 0.2 else None)
+        config = FusionConfig(fake_threshold=float(rng.uniform(0.05, 0.95)),
+                              min_architecture_probability=float(rng.uniform(0.0, 0.8)),
+                              fingerprint_detect_weight=float(rng.choice([0.0, 1.0])))
+        fused = fuse(evidence, config)
+        assert contradictions(fused) == [], (evidence, config, fused)
+
+
+def test_config_refuses_a_threshold_outside_zero_one():
+    with pytest.raises(ValueError, match="fake_threshold"):
+        FusionConfig(fake_threshold=1.0)

@@ -1,0 +1,262 @@
+"""Pipeline: every branch it can run, missing weights reported not fatal, bad inputs as results, the JSON contract.
+
+`tiny_loaders()` builds every stage tiny and randomly initialised through the stages' own code (the other test
+modules of the pipeline, app and scripts import it), so these tests need no weights and run in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pipeline as P
+from core.weights import WeightUnavailableError
+
+DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
+                 "evidence", "faces", "warnings", "timings_ms", "models"}
+
+
+@lru_cache(maxsize=1)
+def _tiny_models(svm_dir: str) -> dict[str, P.LoadedModel]:
+    from attribution.latent_svm import LatentAttributor
+    from core.device import Precision, prepare_model
+    from detector.clip_probe import ClipProbe
+    from detector.fingerprint_net import FingerprintConfig, FingerprintNet
+    from encoder.e4e import E4EConfig, Encoder4Editing
+
+    import torch
+
+    fp32 = Precision(torch.device("cpu"), torch.float32)
+    e4e_config = E4EConfig.tiny()
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 20)
+    latents = rng.normal(size=(len(labels), e4e_config.n_styles, e4e_config.style_dim)).astype(np.float32)
+    svm = LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels)))
+    svm_path = Path(svm_dir) / "tiny-svm.joblib"
+    svm.save(svm_path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
+    return {
+        "clip_probe": P.LoadedModel(ClipProbe.tiny(precision=fp32), {"clip-probe-tiny": P.RANDOM_WEIGHTS}),
+        "fingerprint_net": P.LoadedModel(fingerprint, {"fingerprintnet-tiny": P.RANDOM_WEIGHTS}),
+        "e4e": P.LoadedModel(Encoder4Editing.random_init(e4e_config, fp32), {"e4e-tiny": P.RANDOM_WEIGHTS}),
+        "latent_svm": P.LoadedModel(LatentAttributor.load(svm_path), {"latent-svm-tiny": P.RANDOM_WEIGHTS}),
+    }
+
+
+def tiny_loaders(tmp_dir: Path, **replace: P.Loader) -> dict[str, P.Loader]:
+    """Loaders of tiny random models (the real dlib aligner stays: it ships in a pip package)."""
+    models = _tiny_models(str(tmp_dir))
+    loaders = {name: (lambda config, precision, model=model: model) for name, model in models.items()}
+    loaders.update(replace)
+    return loaders
+
+
+def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, **replace: P.Loader) -> P.Pipeline:
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size)
+    return P.Pipeline(config, tiny_loaders(tmp_dir, **replace))
+
+
+def missing(name: str) -> P.Loader:
+    def loader(config: P.PipelineConfig, precision) -> P.LoadedModel:
+        raise WeightUnavailableError(name, "it is not in the local cache and downloads are disabled",
+                                     "the Hub", f"python scripts/download_weights.py --name {name}")
+    return loader
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+def small_face_file(faces_dir: Path, directory: Path) -> Path:
+    """A real StyleGAN2 face shrunk to 256 px (PNG): dlib still finds it and every model runs in a fraction of the
+    time of the 1024 px original."""
+    source = sorted((faces_dir / "stylegan2").iterdir())[0]
+    target = directory / "stylegan2-face-256.png"
+    if not target.exists():
+        Image.open(source).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS).save(target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def face_file(faces_dir: Path, tiny_dir: Path) -> Path:
+    return small_face_file(faces_dir, tiny_dir)
+
+
+@pytest.fixture(scope="module")
+def faceless_png() -> bytes:
+    """A smooth gradient: an image dlib finds no face in."""
+    ramp = np.linspace(0, 255, 128, dtype=np.uint8)
+    return png_bytes(np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], 128 * np.ones((1, 1), np.uint8)),
+                              axis=-1).astype(np.uint8))
+
+
+def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_dir, face_file):
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(face_file))
+    assert isinstance(verdict, P.Verdict)
+    data = json.loads(json.dumps(verdict.to_dict()))
+    assert set(data) == DESIGN_FIELDS
+    assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.LABELS)
+    assert all(data["evidence"][branch]["probabilities"] is not None for branch in P.BRANCHES), data["evidence"]
+    face = data["faces"][0]
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_quality"] >= 0
+    assert {"load", "clip_probe", "fingerprint_net", "align", "e4e", "latent_svm", "total"} <= set(data["timings_ms"])
+    assert data["models"]["dlib-landmarks-68"] and "e4e-tiny" in data["models"]
+    assert data["width"] == Image.open(face_file).width
+
+
+def test_missing_weight_turns_only_that_branch_off_with_the_fetch_command(tiny_dir, faceless_png):
+    pipe = tiny_pipeline(tiny_dir, clip_probe=missing("clip-vit-l14-openai"))
+    verdict = pipe.analyze_one(faceless_png)
+    clip = verdict.evidence["clip_probe"]
+    assert clip["probabilities"] is None
+    assert "python scripts/download_weights.py --name clip-vit-l14-openai" in clip["reason"]
+    assert verdict.evidence["fingerprint_net"]["probabilities"] is not None
+    assert verdict.evidence["latent_svm"]["reason"] and verdict.is_fake is None
+    status = {s.branch: s for s in pipe.status()}
+    assert status["clip_probe"].ready is False and "clip-vit-l14-openai" in status["clip_probe"].reason
+    assert status["fingerprint_net"].ready is True
+
+
+class _Exploding:
+    classes = ("real", "progan", "stylegan2", "stylegan3")
+
+    def predict_proba(self, images):
+        if any(image.shape[1] == 200 for image in images):
+            raise RuntimeError("cannot handle width 200")
+        return np.tile([[0.1, 0.2, 0.6, 0.1]], (len(images), 1))
+
+
+def test_runtime_error_in_a_branch_is_recorded_for_the_image_that_caused_it_only(tiny_dir):
+    pipe = tiny_pipeline(tiny_dir, fingerprint_net=lambda c, p: P.LoadedModel(_Exploding(), {"exploding": "x"}))
+    rng = np.random.default_rng(1)
+    good, bad = (png_bytes(rng.integers(0, 255, (128, w, 3), dtype=np.uint8)) for w in (128, 200))
+    first, second = pipe.analyze([good, bad], names=["good.png", "bad.png"])
+    assert first.evidence["fingerprint_net"]["probabilities"]["stylegan2"] == pytest.approx(0.6)
+    assert "fingerprint_net failed: RuntimeError: cannot handle width 200" in \
+        second.evidence["fingerprint_net"]["reason"]
+    assert second.evidence["clip_probe"]["probabilities"] is not None
+
+
+def test_bad_inputs_become_failures_with_the_image_module_message_in_order(tiny_dir, face_file, tmp_path):
+    truncated = face_file.read_bytes()[:2000]
+    tiny = png_bytes(np.zeros((20, 20, 3), np.uint8))
+    results = tiny_pipeline(tiny_dir).analyze(
+        [b"not an image", str(tmp_path / "absent.jpg"), truncated, tiny, str(face_file)],
+        names=["junk.png", "absent.jpg", "cut.webp", "small.png", "face"])
+    assert [type(r).__name__ for r in results] == ["Failure"] * 4 + ["Verdict"]
+    junk, absent, cut, small, _ = results
+    assert junk.error.startswith("junk.png: not an image file")
+    assert absent.error == "absent.jpg: no such file"
+    assert cut.error.startswith("cut.webp:") and ("truncated" in cut.error or "decoded" in cut.error)
+    assert "under the 64-pixel minimum" in small.error
+    assert junk.to_dict() == {"file": "junk.png", "error": junk.error}
+
+
+def test_image_without_a_face_is_analysed_with_a_no_face_warning(tiny_dir, faceless_png):
+    verdict = tiny_pipeline(tiny_dir).analyze_one(faceless_png, name="gradient.png")
+    assert verdict.faces == []
+    assert "no face found" in verdict.evidence["latent_svm"]["reason"]
+    assert any("gradient.png: no face found" in w for w in verdict.warnings)
+    assert verdict.evidence["clip_probe"]["probabilities"] is not None
+
+
+def test_models_load_once_and_results_stream_in_input_order(tiny_dir):
+    calls = []
+    model = _tiny_models(str(tiny_dir))["fingerprint_net"]
+
+    def counting(config, precision):
+        calls.append(1)
+        return model
+
+    pipe = tiny_pipeline(tiny_dir, batch_size=2, fingerprint_net=counting)
+    rng = np.random.default_rng(2)
+    sources = [png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) for _ in range(3)] + [b"junk"]
+    names = [f"img{i}" for i in range(4)]
+    first = [r.file for r in pipe.analyze_iter(sources, names)]
+    pipe.analyze(sources[:1])
+    assert first == names
+    assert len(calls) == 1
+
+
+def test_pictures_are_returned_on_request_and_never_in_the_json(tiny_dir, face_file):
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(face_file), with_pictures=True)
+    assert verdict.pictures.aligned_face.shape == (256, 256, 3)
+    assert verdict.pictures.spectrum.dtype == np.uint8 and verdict.pictures.spectrum.ndim == 3
+    assert verdict.pictures.gradcam.shape == (verdict.height, verdict.width, 3)
+    assert "pictures" not in verdict.to_dict()
+    assert tiny_pipeline(tiny_dir).analyze_one(str(face_file)).pictures is None
+
+
+def test_gated_attribution_skips_the_latent_branch_for_images_judged_real(tiny_dir, face_file):
+    class Real:
+        classes = ("real", "progan", "stylegan2", "stylegan3")
+
+        def predict_proba(self, images):
+            return np.tile([[0.97, 0.01, 0.01, 0.01]], (len(images), 1))
+
+    loaders = tiny_loaders(tiny_dir, clip_probe=missing("clip-vit-l14-openai"),
+                           fingerprint_net=lambda c, p: P.LoadedModel(Real(), {"real": "x"}))
+    config = P.PipelineConfig(device="cpu", dtype="fp32", gate_attribution=True,
+                              fusion=P.FusionConfig(fingerprint_detect_weight=1.0))
+    verdict = P.Pipeline(config, loaders).analyze_one(str(face_file))
+    assert verdict.label == "real"
+    assert "gate_attribution" in verdict.evidence["latent_svm"]["reason"]
+    assert "e4e" not in verdict.timings_ms
+
+
+def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir, monkeypatch, tmp_path):
+    from detector.clip_probe import ClipProbe
+
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tiny = _tiny_models(str(tiny_dir))["clip_probe"].model
+    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
+    rng = np.random.default_rng(3)
+    image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", fingerprint_net=False, latent_svm=False))
+    assert "clip-vit-l14-openai" in refused.analyze_one(image).evidence["clip_probe"]["reason"]
+    allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", fingerprint_net=False, latent_svm=False,
+                                          random_weights_ok=True))
+    verdict = allowed.analyze_one(image)
+    assert verdict.models == {"clip_probe": P.RANDOM_WEIGHTS}
+    assert any("RANDOM weights" in w for w in verdict.warnings)
+
+
+def test_status_names_missing_weights_and_how_to_fetch_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe = P.Pipeline(P.PipelineConfig(fingerprint_weights=str(tmp_path / "absent.safetensors"),
+                                       clip_probe=False))
+    status = {s.branch: s for s in pipe.status()}
+    assert status["clip_probe"].enabled is False and "turned off" in status["clip_probe"].reason
+    assert status["fingerprint_net"].ready is False
+    latent = status["latent_svm"]
+    assert latent.ready is False and latent.weights["e4e-ffhq"] == "missing"
+    assert "python scripts/download_weights.py --name e4e-ffhq" in latent.fix
+    assert any("train_svm.py" in fix for fix in latent.fix)
+
+
+def test_csv_rows_carry_every_column_for_verdicts_and_failures(tiny_dir, faceless_png):
+    results = tiny_pipeline(tiny_dir).analyze([faceless_png, b"junk"], names=["face.webp", "junk.bin"])
+    text = P.write_csv(results)
+    assert text.splitlines()[0].split(",") == list(P.CSV_COLUMNS)
+    face, junk = csv.DictReader(io.StringIO(text))
+    assert face["file"] == "face.webp" and face["label"] in P.LABELS and face["error"] == ""
+    assert float(face["p_real"]) + float(face["fake_probability"]) == pytest.approx(1.0, abs=1e-5)
+    assert junk["label"] == "" and junk["error"].startswith("junk.bin: not an image file")

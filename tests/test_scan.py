@@ -1,0 +1,137 @@
+"""scripts/scan.py: inputs expand as asked, one row per file (errors too), and an interrupted scan resumes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipeline as P
+from test_pipeline import png_bytes, tiny_pipeline
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scan.py"
+_spec = importlib.util.spec_from_file_location("scan_script", SCRIPT)
+scan = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = scan
+_spec.loader.exec_module(scan)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    return tiny_pipeline(tmp_path_factory.mktemp("tiny-models"), batch_size=2)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Five small images (two in a sub-folder), one corrupt .jpg and a text file."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "case"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.png", "b.png", "c.png", "sub/d.png", "sub/e.png"):
+        (root / name).write_bytes(png_bytes(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_folders_globs_and_files_expand_without_duplicates(folder):
+    flat = scan.expand_inputs([str(folder)], recursive=False)
+    assert [p.name for p in flat] == ["a.png", "b.png", "broken.jpg", "c.png"]
+    deep = scan.expand_inputs([str(folder), str(folder / "a.png")], recursive=True)
+    assert [p.name for p in deep] == ["a.png", "b.png", "broken.jpg", "c.png", "d.png", "e.png"]
+    globbed = scan.expand_inputs([str(folder / "**" / "*.png"), str(folder / "notes.txt")], recursive=False)
+    assert {p.name for p in globbed} == {"a.png", "b.png", "c.png", "d.png", "e.png", "notes.txt"}
+    with pytest.raises(FileNotFoundError, match="absent.png"):
+        scan.expand_inputs([str(folder / "a.png"), str(folder / "absent.png")], recursive=False)
+
+
+def test_every_file_gets_a_row_and_a_full_verdict_line_errors_included(pipe, folder, tmp_path):
+    files = scan.expand_inputs([str(folder), str(folder / "notes.txt")], recursive=False)
+    out = tmp_path / "out" / "results.csv"
+    counts, finished = scan.scan(files, out, pipe, progress=False)
+    written = rows(out)
+    assert finished and [r["file"] for r in written] == [str(f) for f in files]
+    by_name = {Path(r["file"]).name: r for r in written}
+    assert by_name["broken.jpg"]["error"].startswith(f"{folder / 'broken.jpg'}:")
+    assert by_name["notes.txt"]["error"].endswith("not an image file Pillow can read (JPEG, PNG, WebP, BMP, GIF, TIFF)")
+    assert by_name["a.png"]["label"] in P.LABELS and by_name["a.png"]["error"] == ""
+    assert "no face found" in by_name["a.png"]["warnings"]
+    verdicts = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [v["file"] for v in verdicts] == [str(f) for f in files]
+    assert "evidence" in verdicts[0] and verdicts[2] == {"file": str(folder / "broken.jpg"),
+                                                          "error": by_name["broken.jpg"]["error"]}
+    assert counts["error"] == 2
+
+
+class _StopAfterFirstBatch(scan._StopFlag):
+    """Behaves as if Ctrl-C came while the first batch was running."""
+
+    def __init__(self, pipe: P.Pipeline):
+        super().__init__()
+        original = pipe.analyze
+
+        def analyze(sources, names=None, with_pictures=False):
+            self.requested = True
+            return original(sources, names, with_pictures)
+
+        self.analyze = analyze
+
+
+def test_interrupted_scan_leaves_a_valid_csv_and_resumes_without_redoing_rows(pipe, folder, tmp_path, monkeypatch):
+    files = scan.expand_inputs([str(folder)], recursive=True)
+    out = tmp_path / "results.csv"
+    stop = _StopAfterFirstBatch(pipe)
+    monkeypatch.setattr(pipe, "analyze", stop.analyze)
+    _, finished = scan.scan(files, out, pipe, progress=False, stop=stop)
+    monkeypatch.undo()
+    assert not finished and len(rows(out)) == pipe.config.batch_size
+
+    analysed = []
+    original = pipe.analyze
+    monkeypatch.setattr(pipe, "analyze", lambda sources, names=None, with_pictures=False:
+                        analysed.extend(names) or original(sources, names, with_pictures))
+    counts, finished = scan.scan(files, out, pipe, progress=False)
+    assert finished and counts["skipped"] == pipe.config.batch_size
+    assert analysed == [str(f) for f in files[pipe.config.batch_size:]]
+    assert [r["file"] for r in rows(out)] == [str(f) for f in files]
+    assert len(out.with_suffix(".jsonl").read_text().splitlines()) == len(files)
+
+
+def test_half_written_last_row_and_orphan_verdict_are_dropped_then_redone(pipe, folder, tmp_path):
+    files = scan.expand_inputs([str(folder)], recursive=False)
+    out = tmp_path / "results.csv"
+    scan.scan(files[:2], out, pipe, progress=False)
+    with open(out, "a", encoding="utf-8") as handle:
+        handle.write(f"{files[2]},deadbeef,rea")
+    with open(out.with_suffix(".jsonl"), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"file": str(files[2]), "error": "half"}) + "\n")
+    scan.scan(files, out, pipe, progress=False)
+    assert [r["file"] for r in rows(out)] == [str(f) for f in files]
+    records = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [r["file"] for r in records] == [str(f) for f in files]
+
+
+def test_refuses_to_append_to_a_csv_that_is_not_a_scan(pipe, folder, tmp_path):
+    out = tmp_path / "other.csv"
+    out.write_text("name,score\nx,1\n")
+    with pytest.raises(ValueError, match="not a GANTrace scan"):
+        scan.scan(scan.expand_inputs([str(folder)], False), out, pipe, progress=False)
+
+
+def test_command_line_with_a_missing_path_exits_nonzero_with_one_clear_message(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nowhere"), "--out",
+                             str(tmp_path / "r.csv")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "nothing to scan at" in result.stderr and "nowhere" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r.csv").exists()
