@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.images import encode_image
+
 ENCODER_INPUT_SIZE = 256
 
 
@@ -90,9 +92,8 @@ def apply_augmentation(face: np.ndarray, augmentation: Augmentation, output_size
     if image.size != (augmentation.resolution, augmentation.resolution):
         image = image.resize((augmentation.resolution, augmentation.resolution), Image.Resampling.LANCZOS)
     if augmentation.jpeg_quality is not None:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=augmentation.jpeg_quality)
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        jpeg = encode_image(image, "JPEG", quality=augmentation.jpeg_quality)
+        image = Image.open(io.BytesIO(jpeg)).convert("RGB")
     if image.size != (output_size, output_size):
         image = image.resize((output_size, output_size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)

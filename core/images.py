@@ -90,6 +90,15 @@ def load_image(source: ImageSource, limits: ImageLimits | None = None, name: str
     return _decode(data, limits, name)
 
 
+def encode_image(image: Image.Image | np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """Encode pixels to file bytes, so perturbations (JPEG re-encoding, resizing) go through a real codec."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside `folder`, sorted so that runs over the same folder are reproducible."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -135,9 +144,7 @@ def _decode(data: bytes, limits: ImageLimits, name: str) -> LoadedImage:
 
 def _from_pil(image: Image.Image, limits: ImageLimits, name: str) -> LoadedImage:
     _check_pixel_count(image.size, limits, name, None)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
+    data = encode_image(image, "PNG")
     return _finish(image, limits, name, None, hashlib.sha256(data).hexdigest(), len(data))
 
 

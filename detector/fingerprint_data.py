@@ -10,7 +10,6 @@ the same random downscale and JPEG re-encoding during training.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import math
 import random
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from core.images import ImageError, load_image, list_images
+from core.images import ImageError, encode_image, list_images, load_image
 
 RESAMPLE_FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
 MAX_ENUMERATED_GROUPS = 12
@@ -178,9 +177,7 @@ def decode_samples(samples: Sequence[Sample], min_side: int = 0,
 
 def jpeg_reencode(pixels: np.ndarray, quality: int) -> np.ndarray:
     """Round-trip through JPEG at `quality` (4:2:0, as most encoders do), decoded by core.images."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
-    return load_image(buffer.getvalue(), name="<jpeg re-encode>").pixels
+    return load_image(encode_image(pixels, "JPEG", quality=int(quality)), name="<jpeg re-encode>").pixels
 
 
 def downscale(pixels: np.ndarray, factor: float,

@@ -24,7 +24,6 @@ class at random with a fixed seed (a sorted prefix would come from one source on
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import sys
@@ -54,7 +53,7 @@ from attribution.fusion import (
     branch_fake_probability,
     open_set_reasons,
 )
-from core.images import ImageError, list_images, load_image
+from core.images import ImageError, encode_image, list_images, load_image
 
 KNOWN_CLASSES = ("real", *ARCHITECTURES)
 FUSED = "fused"
@@ -63,7 +62,7 @@ SOURCES = (*P.BRANCHES, FUSED)
 
 def _jpeg(quality: int) -> Callable[[np.ndarray], bytes]:
     def apply(pixels: np.ndarray) -> bytes:
-        return _encode(Image.fromarray(pixels), "JPEG", quality=quality)
+        return encode_image(Image.fromarray(pixels), "JPEG", quality=quality)
     return apply
 
 
@@ -71,7 +70,7 @@ def _downscale(factor: float) -> Callable[[np.ndarray], bytes]:
     def apply(pixels: np.ndarray) -> bytes:
         image = Image.fromarray(pixels)
         size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-        return _encode(image.resize(size, Image.Resampling.LANCZOS), "PNG")
+        return encode_image(image.resize(size, Image.Resampling.LANCZOS), "PNG")
     return apply
 
 
@@ -80,7 +79,7 @@ def _centre_crop(fraction: float) -> Callable[[np.ndarray], bytes]:
         height, width = pixels.shape[:2]
         h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
         top, left = (height - h) // 2, (width - w) // 2
-        return _encode(Image.fromarray(pixels[top:top + h, left:left + w]), "PNG")
+        return encode_image(Image.fromarray(pixels[top:top + h, left:left + w]), "PNG")
     return apply
 
 
@@ -404,12 +403,6 @@ def _get(report: dict, condition: str, source: str, group: str, key: str):
 
 def _f(value) -> str:
     return "–" if value is None else f"{value:.3f}"
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def main(argv: list[str] | None = None, pipe: P.Pipeline | None = None) -> int:
