@@ -22,7 +22,9 @@ import html
 import os
 import re
 import sys
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import pipeline as P
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
 QUEUE_SIZE = 32
+RESULTS_MAX_AGE_S = 3600
 UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
 LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3",
                "unknown": "Unknown generator"}
@@ -135,9 +138,21 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
         else:
             p_fake = "" if result.fake_probability is None else f"{result.fake_probability:.3f}"
             rows.append([result.file, LABEL_NAMES[result.label], p_fake, " | ".join(result.warnings)])
-    out = Path(tempfile.mkdtemp(prefix="gantrace-batch-")) / "gantrace-results.csv"
+    out = new_results_path()
     out.write_text(P.write_csv(results), encoding="utf-8")
     return rows, str(out)
+
+
+def new_results_path(root: Path | None = None) -> Path:
+    """A fresh path for one batch's CSV; batches older than an hour are deleted, like the uploads, so the names of
+    analysed files do not pile up on the server."""
+    root = root or Path(tempfile.gettempdir()) / "gantrace-batch"
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - RESULTS_MAX_AGE_S
+    for old in root.iterdir():
+        if old.is_dir() and old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root)) / "gantrace-results.csv"
 
 
 def status_markdown(pipe: P.Pipeline) -> str:

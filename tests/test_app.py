@@ -102,6 +102,21 @@ def test_batch_handler_gives_a_table_and_a_csv_with_a_row_per_file(pipe, face_fi
     assert written[0]["label"] and written[1]["error"]
 
 
+def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tmp_path):
+    import os
+    import time
+
+    old = app.new_results_path(tmp_path)
+    old.write_text("file\nsecret-name.jpg\n")
+    recent = app.new_results_path(tmp_path)
+    recent.write_text("file\n")
+    stale = time.time() - app.RESULTS_MAX_AGE_S - 60
+    os.utime(old.parent, (stale, stale))
+    fresh = app.new_results_path(tmp_path)
+    assert not old.parent.exists() and recent.parent.exists()
+    assert fresh.parent.parent == tmp_path and not fresh.exists()
+
+
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
