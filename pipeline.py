@@ -700,8 +700,8 @@ def _registry_or_empty() -> dict:
 
 
 def _svm_outputs(model: Any, latents: list[np.ndarray]) -> list[tuple[np.ndarray, str]]:
-    batch = np.stack(latents)
-    return list(zip(model.predict_proba(batch), model.predict(batch)))
+    probabilities, labels = model.predict_with_proba(np.stack(latents))
+    return list(zip(probabilities, labels))
 
 
 def _gradcam_overlay(model: Any, pixels: np.ndarray) -> np.ndarray:

@@ -81,12 +81,16 @@ class GANOriginAttributor:
 
     def predict(self, latents: np.ndarray) -> list[str]:
         """The most probable class, or "unknown" under `min_probability` when one is set."""
+        return self.predict_with_proba(latents)[1]
+
+    def predict_with_proba(self, latents: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Probabilities and labels from one pass, for callers that report both."""
         probabilities = self.predict_proba(latents)
         best = self.classes_[probabilities.argmax(axis=1)]
         if self.min_probability is None:
-            return [str(name) for name in best]
+            return probabilities, [str(name) for name in best]
         top = probabilities.max(axis=1)
-        return [UNKNOWN if p < self.min_probability else str(name) for name, p in zip(best, top)]
+        return probabilities, [UNKNOWN if p < self.min_probability else str(name) for name, p in zip(best, top)]
 
 
 def _class_names(model_classes: np.ndarray, label_encoder: Any) -> np.ndarray:

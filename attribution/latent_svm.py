@@ -202,9 +202,14 @@ class LatentAttributor(BaseEstimator):
 
     def predict(self, latents: np.ndarray) -> list[str]:
         """The most probable class, or "unknown" by the open-set rule."""
+        return self.predict_with_proba(latents)[1]
+
+    def predict_with_proba(self, latents: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Probabilities and open-set labels from one pass, for callers that report both."""
         scores = self.open_set_scores(latents)
         best = self.classes_[scores["probabilities"].argmax(axis=1)]
-        return [UNKNOWN if unknown else str(name) for name, unknown in zip(best, scores["unknown"])]
+        labels = [UNKNOWN if unknown else str(name) for name, unknown in zip(best, scores["unknown"])]
+        return scores["probabilities"], labels
 
     def save(self, path: Path) -> str:
         """Write one joblib file (pipeline + open-set rule + metadata) and `<path>.sha256`; return the sha256."""
