@@ -52,12 +52,17 @@ FILE_VERSION = 1
 
 @dataclass(frozen=True)
 class FingerprintConfig:
-    """Everything that shapes a FingerprintNet; saved beside the weights so a checkpoint rebuilds itself."""
+    """Everything that shapes a FingerprintNet; saved beside the weights so a checkpoint rebuilds itself.
+
+    `rgb_input=False` feeds the trunk only the high-pass residual, so it cannot use colour or face content (the
+    CelebA-HQ vs FFHQ look) to tell classes apart; the fine traces it keeps still include an image's JPEG history.
+    """
 
     backbone: str = "resnet34"
     widths: tuple[int, int, int, int] = TORCHVISION_WIDTHS
     imagenet_init: bool = False
     high_pass_input: bool = True
+    rgb_input: bool = True
     adapter_channels: int = 128
     fusion_channels: int = 256
     fusion_stride: int = 32
@@ -78,6 +83,10 @@ class FingerprintConfig:
             raise ValueError(f"backbone {self.backbone!r} is not one of {sorted(RESNET_BLOCKS)}")
         if self.imagenet_init and tuple(self.widths) != TORCHVISION_WIDTHS:
             raise ValueError(f"imagenet_init needs the torchvision widths {TORCHVISION_WIDTHS}, not {self.widths}")
+        if not (self.rgb_input or self.high_pass_input):
+            raise ValueError("the trunk needs an input: set rgb_input, high_pass_input or both")
+        if self.imagenet_init and not self.rgb_input:
+            raise ValueError("imagenet_init needs rgb_input: ImageNet stems are RGB filters")
         if self.fusion_stride not in (16, 32):
             raise ValueError(f"fusion_stride must be 16 (layer3 grid) or 32 (layer4 grid), not {self.fusion_stride}")
         if self.num_crops not in (1, 5):
@@ -244,7 +253,8 @@ class FingerprintNet(nn.Module):
         cfg = self.config
         self.classes = tuple(cfg.classes)
         self.metadata: dict = {}
-        self.trunk = ResNetTrunk(RESNET_BLOCKS[cfg.backbone], cfg.widths, 6 if cfg.high_pass_input else 3)
+        self.trunk = ResNetTrunk(RESNET_BLOCKS[cfg.backbone], cfg.widths,
+                                 3 * int(cfg.rgb_input) + 3 * int(cfg.high_pass_input))
         self.adapt_low = _conv_bn_relu(cfg.widths[0], cfg.adapter_channels)
         self.adapt_mid = _conv_bn_relu(cfg.widths[1], cfg.adapter_channels)
         self.adapt_high = _conv_bn_relu(cfg.widths[3], cfg.adapter_channels)
@@ -305,9 +315,12 @@ class FingerprintNet(nn.Module):
         dtype = self.classifier.weight.dtype
         pixels = crops.to(self.classifier.weight.device, torch.float32)
         residual = high_pass(pixels)
-        stem = (pixels - self.pixel_mean.float()) / self.pixel_std.float()
+        parts = []
+        if self.config.rgb_input:
+            parts.append((pixels - self.pixel_mean.float()) / self.pixel_std.float())
         if self.config.high_pass_input:
-            stem = torch.cat([stem, residual * HIGH_PASS_GAIN], dim=1)
+            parts.append(residual * HIGH_PASS_GAIN)
+        stem = torch.cat(parts, dim=1)
         low = self.trunk.low(stem.to(dtype))
         mid = self.trunk.layer2(low)
         layer3 = self.trunk.layer3(mid)

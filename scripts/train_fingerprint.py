@@ -46,6 +46,7 @@ PRESETS = {"full": FingerprintConfig.full, "small": FingerprintConfig.small, "ti
 ROBUSTNESS = (("clean", None), ("jpeg_q90", ("jpeg", 90)), ("jpeg_q75", ("jpeg", 75)), ("jpeg_q50", ("jpeg", 50)),
               ("downscale_0.75", ("scale", 0.75)), ("downscale_0.5", ("scale", 0.5)))
 MIN_LR_RATIO = 0.02
+SELECT_ON = ("balanced_accuracy", "real_vs_fake_auc")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="labels never trained on; the report shows what the model calls them")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--no-frequency", action="store_true", help="drop the FFT path (for ablations)")
+    parser.add_argument("--residual-only", action="store_true",
+                        help="trunk sees only the high-pass residual, no RGB (keeps content/colour out)")
+    parser.add_argument("--select-on", choices=SELECT_ON, default="balanced_accuracy",
+                        help="validation number that picks the best epoch (ties: lower validation loss); "
+                             "real_vs_fake_auc favours a model that tells real from fake over one that attributes")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--time-budget-min", type=float, default=0.0,
                         help="wall-clock budget of this invocation; after epoch 1 the schedule is shortened to fit")
@@ -127,7 +133,8 @@ class Trainer:
         self.out: Path = args.out
         self.classes = list(args.classes)
         config = PRESETS[args.preset]()
-        config = replace(config, classes=tuple(self.classes), **({"freq_dim": 0} if args.no_frequency else {}))
+        config = replace(config, classes=tuple(self.classes), **({"freq_dim": 0} if args.no_frequency else {}),
+                         **({"rgb_input": False, "high_pass_input": True} if args.residual_only else {}))
         self.config = config
         self.augment_config = AugmentConfig()
         samples = list_samples(args, self.classes + list(args.open_set_classes))
@@ -241,9 +248,10 @@ class Trainer:
             self.state["epoch"] = epoch
             self.state["history"].append(row)
             best = self.state["best"]
-            if best is None or (val["balanced_accuracy"], -val["loss"]) > (best["balanced_accuracy"], -best["loss"]):
+            key = self.args.select_on
+            if best is None or (val.get(key) or 0.0, -val["loss"]) > (best.get(key) or 0.0, -best["loss"]):
                 self.state["best"] = {"epoch": epoch, "balanced_accuracy": val["balanced_accuracy"],
-                                      "loss": val["loss"]}
+                                      "real_vs_fake_auc": val.get("real_vs_fake_auc"), "loss": val["loss"]}
                 _atomic_model_save(self.model, self.out / "best.safetensors", {"epoch": epoch, "validation": val})
             if epoch == 1 and budget:
                 self.fit_plan_to_budget(budget, time.monotonic() - started, row["seconds"], final_evaluation)

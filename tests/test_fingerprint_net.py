@@ -112,6 +112,26 @@ def test_frequency_path_alone_changes_the_output_when_only_high_frequencies_chan
     assert (swapped - baseline).abs().max() > 1e-5
 
 
+def test_residual_only_model_ignores_colour_and_brightness_that_the_rgb_model_sees():
+    torch.manual_seed(0)
+    residual_only = FingerprintNet(replace(FingerprintConfig.tiny(), rgb_input=False, freq_dim=0)).eval()
+    torch.manual_seed(0)
+    with_rgb = FingerprintNet(replace(FingerprintConfig.tiny(), freq_dim=0)).eval()
+    assert residual_only.trunk.conv1.in_channels == 3 and with_rgb.trunk.conv1.in_channels == 6
+    face = to_tensor([_face_like(64, 64)]) * 0.8
+    tinted = face + torch.tensor([0.15, 0.0, -0.1]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(residual_only(face), residual_only(tinted), atol=1e-5)
+        assert (with_rgb(face) - with_rgb(tinted)).abs().max() > 1e-4
+
+
+def test_config_refuses_a_trunk_without_input_and_imagenet_init_without_rgb():
+    with pytest.raises(ValueError, match="needs an input"):
+        replace(FingerprintConfig.tiny(), rgb_input=False, high_pass_input=False)
+    with pytest.raises(ValueError, match="needs rgb_input"):
+        replace(FingerprintConfig.full(), rgb_input=False)
+
+
 def test_save_then_from_pretrained_round_trip_is_exact(tiny_model, tmp_path):
     tiny_model.train()
     tiny_model(to_tensor([_face_like(64, 64, seed) for seed in range(4)]))

@@ -90,6 +90,26 @@ def test_refuses_to_overwrite_a_finished_run_without_force(resumed_run):
     assert resumed_run["script"].main(resumed_run["common"]) == 2
 
 
+def test_residual_only_run_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
+    script = _load_script()
+    if FACES.is_dir():
+        data = ["--provenance", str(FACES / "provenance.csv"), "--limit-per-class", "6"]
+    else:
+        data = ["--data", str(_synthetic_folders(tmp_path / "data"))]
+    out = tmp_path / "run"
+    code = script.main(data + ["--preset", "tiny", "--epochs", "3", "--batch-size", "4", "--samples-per-epoch", "8",
+                               "--threads", "1", "--residual-only", "--select-on", "real_vs_fake_auc",
+                               "--out", str(out)])
+    assert code == 0
+    with open(out / "epochs.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    best = max(rows, key=lambda row: (float(row["val_real_vs_fake_auc"]), -float(row["val_loss"])))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == int(best["epoch"])
+    assert summary["run"]["config"]["rgb_input"] is False
+    assert json.loads((out / "best.json").read_text())["config"]["rgb_input"] is False
+
+
 def test_split_never_shares_a_source_between_training_and_validation():
     samples = [Sample(Path(f"{label}/{repo}/{i}.png"), label, f"{label}-repo{repo}", f"{label}-repo{repo}")
                for label in CLASSES for repo in range(4) for i in range(5 + repo)]
