@@ -42,7 +42,8 @@ from attribution.fusion import (
 from core.device import Precision, select_precision
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, LoadedImage, load_image
 from core.timing import timed
-from core.weights import WeightUnavailableError, load_registry, resolve, sha256_file, weight_status
+from core.weights import (WeightUnavailableError, load_registry, resolve, sha256_file, weight_sha256,
+                          weight_status)
 
 __all__ = ["BRANCHES", "CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "BranchStatus", "EvidencePictures", "Failure",
            "FusionConfig", "LoadedModel", "Pipeline", "PipelineConfig", "Verdict", "write_csv"]
@@ -631,7 +632,7 @@ def load_fingerprint_net(config: PipelineConfig, precision: Precision) -> Loaded
             raise WeightUnavailableError(name, "no such file", "the path given as fingerprint_weights")
         return LoadedModel(FingerprintNet.from_pretrained(path, precision), {path.name: sha256_file(path)})
     path = _require((name,), config.download)[0]
-    return LoadedModel(FingerprintNet.from_pretrained(path, precision), {name: sha256_file(path)})
+    return LoadedModel(FingerprintNet.from_pretrained(path, precision), {name: weight_sha256(name, path)})
 
 
 def load_aligner(config: PipelineConfig, precision: Precision) -> LoadedModel:
@@ -639,7 +640,7 @@ def load_aligner(config: PipelineConfig, precision: Precision) -> LoadedModel:
     from encoder.align import FaceAligner
 
     (path,) = _require(_REGISTRY_NAMES["aligner"], config.download)
-    return LoadedModel(FaceAligner(), {"dlib-landmarks-68": sha256_file(path)})
+    return LoadedModel(FaceAligner(), {"dlib-landmarks-68": weight_sha256("dlib-landmarks-68", path)})
 
 
 def load_e4e(config: PipelineConfig, precision: Precision) -> LoadedModel:

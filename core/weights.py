@@ -130,6 +130,13 @@ def resolve(name: str, download: bool = True, registry: dict[str, WeightSpec] | 
     return _verified(spec, fetched)
 
 
+def weight_sha256(name: str, path: Path, registry: dict[str, WeightSpec] | None = None) -> str:
+    """The sha256 of a resolved weight: its pin (which `resolve` already verified) or, unpinned, the file's own hash,
+    so a multi-GB file is never hashed twice just to be named in a verdict."""
+    registry = registry if registry is not None else load_registry()
+    return registry[name].sha256 or sha256_file(path)
+
+
 def weight_status(name: str, registry: dict[str, WeightSpec] | None = None) -> str:
     """'present', 'missing' or 'checksum mismatch', without downloading anything."""
     try:

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from core.device import Precision, prepare_model, select_precision
-from core.weights import load_registry, resolve, sha256_file
+from core.weights import resolve, sha256_file, weight_sha256
 
 CLIP_WEIGHTS = "clip-vit-l14-openai"
 PROBE_WEIGHTS = "ufd-probe"
@@ -145,8 +145,7 @@ class ClipProbe(nn.Module):
         clip_path = resolve(CLIP_WEIGHTS)
         probe_path = resolve(PROBE_WEIGHTS)
         model = cls._build(config or ClipProbeConfig(), precision, pretrained=clip_path, seed=0)
-        # A pinned checksum was already verified by resolve; hash the 1.7 GB file only when none is pinned.
-        model.weights_sha256[CLIP_WEIGHTS] = load_registry()[CLIP_WEIGHTS].sha256 or sha256_file(clip_path)
+        model.weights_sha256[CLIP_WEIGHTS] = weight_sha256(CLIP_WEIGHTS, clip_path)
         model.load_probe(probe_path, name=PROBE_WEIGHTS)
         return model
 

@@ -54,7 +54,7 @@ from PIL import Image
 from torch import nn
 
 from core.device import Precision, prepare_model, select_precision
-from core.weights import load_registry, resolve, sha256_file
+from core.weights import load_registry, resolve, sha256_file, weight_sha256
 
 REGISTRY_NAME = "e4e-ffhq"
 CHECKPOINT_PREFIX = "encoder."
@@ -310,8 +310,7 @@ class Encoder4Editing(nn.Module):
     def from_registry(cls, precision: Precision | None = None) -> Encoder4Editing:
         """The released FFHQ encoder from the weight registry (raises WeightUnavailableError when missing)."""
         path = resolve(REGISTRY_NAME)
-        pinned = load_registry()[REGISTRY_NAME].sha256
-        return cls._from_file(path, precision, E4EConfig.ffhq(), pinned or sha256_file(path))
+        return cls._from_file(path, precision, E4EConfig.ffhq(), weight_sha256(REGISTRY_NAME, path))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, precision: Precision | None = None,

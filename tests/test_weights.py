@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, load_registry, resolve, sha256_file,
-                          weight_status)
+                          weight_sha256, weight_status)
 
 PAYLOAD = b"pretend these are network weights" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -123,3 +123,12 @@ def test_registry_rejects_unknown_fields(tmp_path):
 
 def test_ufd_probe_copy_in_specs_matches_registry_checksum(specs_dir):
     assert sha256_file(specs_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
+
+
+def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files(tmp_path):
+    path = tmp_path / "w.bin"
+    path.write_bytes(PAYLOAD)
+    pinned = {"w": WeightSpec(name="w", kind="url", url="http://127.0.0.1:9/w.bin", sha256="f" * 64)}
+    unpinned = {"w": WeightSpec(name="w", kind="url", url="http://127.0.0.1:9/w.bin")}
+    assert weight_sha256("w", path, pinned) == "f" * 64
+    assert weight_sha256("w", path, unpinned) == PAYLOAD_SHA
