@@ -29,6 +29,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.evidence import BranchEvidence
+
 LABELS = ("real", "progan", "stylegan2", "stylegan3", "unknown")
 ARCHITECTURES = ("progan", "stylegan2", "stylegan3")
 CLIP_PROBE = "clip_probe"
@@ -76,28 +78,6 @@ class FusionConfig:
                      "fingerprint_attribution_weight", "latent_attribution_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class BranchEvidence:
-    """One branch's opinion on one image, or why it has none.
-
-    probabilities: the branch's own class probabilities (CLIP probe: {"real", "fake"}; FingerprintNet and the
-        latent SVM: their classes), or None when the branch did not run.
-    label: the branch's own decision when it has an open-set rule (the latent SVM's `predict`), else None.
-    reason: why the branch did not run (missing weights, no face, runtime error); None when it ran.
-    """
-
-    probabilities: dict[str, float] | None = None
-    label: str | None = None
-    reason: str | None = None
-
-    @property
-    def ran(self) -> bool:
-        return self.probabilities is not None
-
-    def to_dict(self) -> dict:
-        return {"probabilities": self.probabilities, "label": self.label, "reason": self.reason}
 
 
 @dataclass

@@ -1,0 +1,31 @@
+"""What a branch says about one image (or one face): the unit every branch returns and fusion reads.
+
+It lives in `core` because branches are built from stage modules that may not import each other, while fusion
+(in `attribution`) and the pipeline both read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BranchEvidence:
+    """One branch's opinion on one image, or why it has none.
+
+    probabilities: the branch's own class probabilities (CLIP probe: {"real", "fake"}; FingerprintNet and the
+        latent SVM: their classes), or None when the branch did not run.
+    label: the branch's own decision when it has an open-set rule (the latent SVM's `predict`), else None.
+    reason: why the branch did not run (missing weights, no face, runtime error); None when it ran.
+    """
+
+    probabilities: dict[str, float] | None = None
+    label: str | None = None
+    reason: str | None = None
+
+    @property
+    def ran(self) -> bool:
+        return self.probabilities is not None
+
+    def to_dict(self) -> dict:
+        return {"probabilities": self.probabilities, "label": self.label, "reason": self.reason}
