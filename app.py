@@ -114,7 +114,7 @@ def branch_rows(verdict: dict) -> list[list[str]]:
         if probs is None:
             rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
-        p_fake = probs["fake"] if "fake" in probs else (1 - probs["real"] if "real" in probs else None)
+        p_fake = evidence.get("fake_probability")
         top = max(probs, key=probs.get)
         own = evidence.get("label")
         top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "")
@@ -168,7 +168,7 @@ def status_markdown(pipe: P.Pipeline) -> str:
         weights = "<br>".join(f"{_escape(n)}: {_escape(s[:12] if len(s) == 64 else s)}"
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
-        lines.append(f"| {BRANCH_NAMES[status.branch]} | {state} | {weights} | {fix} |")
+        lines.append(f"| {BRANCH_NAMES.get(status.branch, status.branch)} | {state} | {weights} | {fix} |")
     return "\n".join(lines)
 
 
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("GANTRACE_DOWNLOAD", "").lower() in ("1", "true", "yes"),
                         help="let the registry download missing weights (default: env GANTRACE_DOWNLOAD=1)")
     args = parser.parse_args(argv)
-    config = P.PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              attribution_artifact=args.attribution, fingerprint_weights=args.fingerprint,
+    config = P.PipelineConfig.for_artifacts(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                              attribution=args.attribution, fingerprint=args.fingerprint,
                               download=args.download)
     pipe = P.Pipeline(config)
     for status in pipe.load_all():

@@ -75,6 +75,9 @@ class GANOriginAttributor:
         sources = {name: f"{path} (sha256 {sha256_file(path)})" for name, path in paths.items()}
         return cls(parts["model"], parts["scaler"], parts["label_encoder"], min_probability, sources)
 
+    latent_avg_added = False
+    """GANOrigin's features are e4e's raw offsets, without latent_avg."""
+
     def predict_proba(self, latents: np.ndarray) -> np.ndarray:
         """Probabilities (N, K) over `classes_` (the label encoder's names of the model's classes)."""
         return self.model.predict_proba(self.scaler.transform(_flatten(latents)))

@@ -187,6 +187,11 @@ class LatentAttributor(BaseEstimator):
         }
         return self
 
+    @property
+    def latent_avg_added(self) -> bool:
+        """Whether the features are e4e's final W+ (offsets + latent_avg) or the raw offsets: encode to match."""
+        return bool(self.metadata["feature_spec"].get("latent_avg_added", True))
+
     def predict_proba(self, latents: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, K), columns in `classes_` order; closed-set (they sum to 1)."""
         return self.pipeline_.predict_proba(self._features(latents))

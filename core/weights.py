@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, fields
@@ -96,7 +97,23 @@ def gantrace_home() -> Path:
     return Path(os.environ.get("GANTRACE_HOME") or Path.home() / ".cache" / "gantrace")
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
+
 def sha256_file(path: Path) -> str:
+    """The file's sha256, computed once per process for a given (path, size, mtime): status panels and loaders
+    ask again and again, and the e4e checkpoint is 1.2 GB."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+    with _HASHES_LOCK:
+        if key not in _HASHES:
+            _HASHES[key] = _digest(resolved)
+        return _HASHES[key]
+
+
+def _digest(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -140,10 +140,11 @@ class ClipProbe(nn.Module):
         self.eval()
 
     @classmethod
-    def from_registry(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None) -> ClipProbe:
+    def from_registry(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None,
+                      download: bool = False) -> ClipProbe:
         """UFD's detector from the registry's OpenAI CLIP and fc_weights.pth; WeightUnavailableError if missing."""
-        clip_path = resolve(CLIP_WEIGHTS)
-        probe_path = resolve(PROBE_WEIGHTS)
+        clip_path = resolve(CLIP_WEIGHTS, download=download)
+        probe_path = resolve(PROBE_WEIGHTS, download=download)
         model = cls._build(config or ClipProbeConfig(), precision, pretrained=clip_path, seed=0)
         model.weights_sha256[CLIP_WEIGHTS] = weight_sha256(CLIP_WEIGHTS, clip_path)
         model.load_probe(probe_path, name=PROBE_WEIGHTS)

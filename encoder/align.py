@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dlib
 import numpy as np
@@ -232,10 +233,10 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 class FaceAligner:
     """Detects faces with dlib, predicts 68 landmarks and returns FFHQ-aligned crops; loads both models once."""
 
-    def __init__(self, config: AlignConfig | None = None):
+    def __init__(self, config: AlignConfig | None = None, predictor_path: Path | None = None):
         self.config = config or AlignConfig()
         self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(resolve(LANDMARKS_WEIGHTS)))
+        self.predictor = dlib.shape_predictor(str(predictor_path or resolve(LANDMARKS_WEIGHTS, download=False)))
 
     def align(self, image: np.ndarray, name: str = "image") -> list[AlignedFace]:
         """Every face in one RGB uint8 image, largest box first; NoFaceError when there is none."""

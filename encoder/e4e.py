@@ -307,9 +307,9 @@ class Encoder4Editing(nn.Module):
         return _prepared(model, precision)
 
     @classmethod
-    def from_registry(cls, precision: Precision | None = None) -> Encoder4Editing:
+    def from_registry(cls, precision: Precision | None = None, download: bool = False) -> Encoder4Editing:
         """The released FFHQ encoder from the weight registry (raises WeightUnavailableError when missing)."""
-        path = resolve(REGISTRY_NAME)
+        path = resolve(REGISTRY_NAME, download=download)
         return cls._from_file(path, precision, E4EConfig.ffhq(), weight_sha256(REGISTRY_NAME, path))
 
     @classmethod

@@ -324,8 +324,8 @@ def bench_pipeline(args: argparse.Namespace) -> Iterator[dict]:
         latents = rng.normal(size=(len(labels), 18, 512)).astype(np.float32)
         LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels))).save(svm_path)
         for dtype in args.dtypes:
-            config = P.PipelineConfig(device=args.device, dtype=dtype, batch_size=largest, random_weights_ok=True,
-                                      attribution_artifact=svm_path)
+            config = P.PipelineConfig.for_artifacts(device=args.device, dtype=dtype, batch_size=largest, random_weights_ok=True,
+                                      attribution=svm_path)
             pipe = P.Pipeline(config)
             with timed() as load_watch:
                 statuses = {s.branch: s for s in pipe.load_all()}

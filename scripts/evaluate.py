@@ -47,6 +47,7 @@ from tqdm import tqdm
 import pipeline as P
 from attribution.fusion import (
     ARCHITECTURES,
+    BRANCHES,
     BranchEvidence,
     FusionConfig,
     architecture_distribution,
@@ -57,7 +58,7 @@ from core.images import ImageError, encode_image, list_images, load_image
 
 KNOWN_CLASSES = ("real", *ARCHITECTURES)
 FUSED = "fused"
-SOURCES = (*P.BRANCHES, FUSED)
+SOURCES = (*BRANCHES, FUSED)
 
 
 def _jpeg(quality: int) -> Callable[[np.ndarray], bytes]:
@@ -158,7 +159,7 @@ def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
     A branch's own label applies the same open-set rules as the fused verdict to that branch's evidence alone.
     """
     outcomes = {}
-    for branch in P.BRANCHES:
+    for branch in BRANCHES:
         raw = verdict["evidence"].get(branch) or {}
         evidence = BranchEvidence(raw.get("probabilities"), raw.get("label"), raw.get("reason"))
         if not evidence.ran:
@@ -429,9 +430,9 @@ def main(argv: list[str] | None = None, pipe: P.Pipeline | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     if pipe is None:
-        pipe = P.Pipeline(P.PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                                           attribution_artifact=args.attribution,
-                                           fingerprint_weights=args.fingerprint, find_faces=False))
+        pipe = P.Pipeline(P.PipelineConfig.for_artifacts(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                                           attribution=args.attribution,
+                                           fingerprint=args.fingerprint, find_faces=False))
     statuses = pipe.load_all()
     for status in statuses:
         if not status.ready:

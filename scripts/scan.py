@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         files = expand_inputs(args.inputs, args.recursive)
     except FileNotFoundError as err:
         parser.error(str(err))
-    config = P.PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              attribution_artifact=args.attribution, fingerprint_weights=args.fingerprint,
+    config = P.PipelineConfig.for_artifacts(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                              attribution=args.attribution, fingerprint=args.fingerprint,
                               gate_attribution=args.gate_attribution)
     pipe = P.Pipeline(config)
     for status in pipe.load_all():

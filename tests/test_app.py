@@ -30,11 +30,13 @@ def verdict(**changes) -> dict:
     base = {"file": "face.png", "sha256": "ab" * 32, "width": 512, "height": 512, "is_fake": True,
             "fake_probability": 0.9, "label": "stylegan2",
             "probabilities": {"real": 0.1, "progan": 0.1, "stylegan2": 0.7, "stylegan3": 0.1, "unknown": 0.0},
-            "evidence": {"clip_probe": {"probabilities": None, "label": None, "reason": "weight missing"},
+            "evidence": {"clip_probe": {"probabilities": None, "label": None, "reason": "weight missing",
+                                        "fake_probability": None},
                          "fingerprint_net": {"probabilities": {"real": 0.1, "progan": 0.1, "stylegan2": 0.7,
-                                                               "stylegan3": 0.1}, "label": None, "reason": None},
+                                                               "stylegan3": 0.1}, "label": None, "reason": None,
+                                             "fake_probability": 0.9},
                          "latent_svm": {"probabilities": {"progan": 0.2, "stylegan2": 0.5, "stylegan3": 0.3},
-                                        "label": "unknown", "reason": None}},
+                                        "label": "unknown", "reason": None, "fake_probability": None}},
             "faces": [], "warnings": [], "timings_ms": {}, "models": {}}
     base.update(changes)
     return base

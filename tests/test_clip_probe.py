@@ -228,7 +228,7 @@ def test_from_registry_builds_backbone_and_probe_from_the_resolved_files(tmp_pat
     probe = {"weight": torch.linspace(-1, 1, 16).view(1, 16), "bias": torch.tensor([0.25])}
     torch.save(probe, tmp_path / "probe.pth")
     files = {"clip-vit-l14-openai": tmp_path / "clip.pt", "ufd-probe": tmp_path / "probe.pth"}
-    monkeypatch.setattr("detector.clip_probe.resolve", lambda name: files[name])
+    monkeypatch.setattr("detector.clip_probe.resolve", lambda name, download=False: files[name])
 
     model = ClipProbe.from_registry(ClipProbeConfig(model_name=TINY_MODEL_NAME), precision=FP32)
 
