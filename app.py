@@ -93,7 +93,8 @@ def verdict_card(verdict: dict) -> str:
     lines = [f"### {headline}",
              f"{_escape(verdict['file'])} · {verdict['width']}×{verdict['height']} px · "
              f"{len(verdict['faces'])} face(s) · sha256 `{verdict['sha256'][:16]}…`"]
-    said = [f"- {row[0]}: {row[3]}" + (f", P(fake) {row[2]}" if row[2] else "")
+    said = [f"- {row[0]}: {row[3]}" + (f", {row[2]}" if row[2].startswith("no ") else
+                                        f", P(fake) {row[2]}" if row[2] else "")
             for row in branch_rows(verdict) if row[1] == "yes"]
     if said:
         lines.append("**What each branch says on its own**\n" + "\n".join(said))
@@ -115,11 +116,12 @@ def branch_rows(verdict: dict) -> list[list[str]]:
             rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
         p_fake = evidence.get("fake_probability")
+        no_skill = any(note.startswith("no real/fake skill") for note in evidence.get("skill_notes") or [])
         top = max(probs, key=probs.get)
         own = evidence.get("label")
         top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "")
-        rows.append([BRANCH_NAMES.get(branch, branch), "yes", "" if p_fake is None else f"{p_fake:.3f}", top_text,
-                     ""])
+        p_text = "no real/fake skill" if no_skill else ("" if p_fake is None else f"{p_fake:.3f}")
+        rows.append([BRANCH_NAMES.get(branch, branch), "yes", p_text, top_text, ""])
     return rows
 
 

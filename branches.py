@@ -47,6 +47,10 @@ class ModelBranch:
     def warning(self) -> str | None:
         return self._warning
 
+    @property
+    def skill(self) -> dict | None:
+        return getattr(self.model, "metadata", {}).get("skill") if self.model is not None else None
+
     def load(self, context: BranchContext) -> None:
         if self.model is None:
             self.model = self._build(context)

@@ -220,14 +220,15 @@ class Pipeline:
                         self._run_image_branches(image_level, good)
                         faces.result()
                 self._run_face_branches(good)
+                skills = self._skills()
                 for item in good:
                     with timed() as watch:
-                        item.fuse(self.config.fusion)
+                        item.fuse(self.config.fusion, skills)
                     item.timings["fusion"] = watch.seconds * 1000
                 if with_pictures:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
-        return [item.result(total_ms=share, branch_names=list(self.branches)) for item in items]
+        return [item.result(share, list(self.branches), self._skills(), self.config.fusion) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -297,7 +298,7 @@ class Pipeline:
         """With gate_attribution: the images the image-level branches did not call real; the others say why."""
         wanted = []
         for item in items:
-            if fuse(item.evidence, self.config.fusion).is_fake is False:
+            if fuse(item.evidence, self.config.fusion, self._skills()).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
             else:
                 wanted.append(item)
@@ -309,6 +310,10 @@ class Pipeline:
             if name in self._loaded and hasattr(branch, "explain"):
                 return name, branch.explain
         return None
+
+    def _skills(self) -> dict[str, dict | None]:
+        """Each loaded branch's recorded skill, for fusion."""
+        return {name: branch.skill for name, branch in self.branches.items() if name in self._loaded}
 
     def _enabled(self, level: str | None = None) -> list[str]:
         return [name for name, branch in self.branches.items() if name not in self.config.disabled_branches

@@ -36,7 +36,9 @@ class Verdict:
 
     With several faces, each entry of `faces` carries its own label, probabilities and face-level evidence; the
     image-level fields describe the most suspicious face (highest P(fake), the largest face on ties), so the
-    image is called fake when any face is, and a single-face image reads exactly as before.
+    image is called fake when any face is, and a single-face image reads exactly as before. `uncertain` lists why
+    the verdict should not be read as confident (near the decision point, detectors disagree, an input outside a
+    voting branch's training data); empty when it can.
     `timings_ms` holds each stage's share of its batch's wall time and `total`, the image's share of the whole
     batch; alignment runs beside the image-level branches, so the stages can add up to more than `total`.
     """
@@ -54,6 +56,7 @@ class Verdict:
     warnings: list[str]
     timings_ms: dict[str, float]
     models: dict[str, str]
+    uncertain: list[str] = field(default_factory=list)
     pictures: EvidencePictures | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:

@@ -142,3 +142,14 @@ def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe,
             client.predict(handle_file(str(corrupt)), api_name="/analyze")
     finally:
         demo.close()
+
+
+def test_a_branch_without_real_fake_skill_shows_that_instead_of_a_probability():
+    evidence = dict(verdict()["evidence"])
+    evidence["fingerprint_net"] = {**evidence["fingerprint_net"], "fake_probability": None,
+                                   "skill_notes": ["no real/fake skill: held-out AUC 0.46 < 0.85"]}
+    skill_less = verdict(evidence=evidence)
+    rows = {row[0]: row for row in app.branch_rows(skill_less)}
+    assert rows["FingerprintNet"][2] == "no real/fake skill"
+    card = app.verdict_card(skill_less)
+    assert "- FingerprintNet: stylegan2 (0.70), no real/fake skill" in card and "P(fake) 0.900" not in card

@@ -24,7 +24,7 @@ from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
 DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
-                 "evidence", "faces", "warnings", "timings_ms", "models"}
+                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +76,7 @@ class Missing:
     """A branch whose weight is not on disk: loading raises the registry's error."""
 
     models: dict = {}
-    warning = None
+    warning = skill = None
 
     def __init__(self, name: str, weight: str, level: str = "image"):
         self.name, self.weight, self.level = name, weight, level
@@ -260,7 +260,7 @@ def test_gated_attribution_skips_the_latent_branch_for_images_judged_real(tiny_d
     branches = tiny_branches(tiny_dir, clip_probe=Missing("clip_probe", "clip-vit-l14-openai"),
                              fingerprint_net=FingerprintBranch(Real(), {"real": "x"}))
     config = P.PipelineConfig(device="cpu", dtype="fp32", gate_attribution=True,
-                              fusion=P.FusionConfig(fingerprint_detect_weight=1.0))
+                              fusion=P.FusionConfig(trust_unmeasured=("fingerprint_net",)))
     verdict = P.Pipeline(config, branches).analyze_one(str(face_file))
     assert verdict.label == "real"
     assert "gate_attribution" in verdict.evidence["latent_svm"]["reason"]
@@ -325,7 +325,7 @@ def test_every_branch_runs_end_to_end_without_the_face_set(tiny_dir):
 class Toy:
     """A branch the pipeline has never heard of: registered, it must show up in every verdict."""
 
-    name, level, warning = "toy", "image", None
+    name, level, warning, skill = "toy", "image", None, None
     models = {"toy-weights": "0" * 64}
 
     def required_weights(self, context) -> list[str]:
@@ -347,7 +347,8 @@ def test_a_registered_toy_branch_reaches_the_verdict_without_editing_the_pipelin
     finally:
         unregister_branch("toy")
     assert verdict.evidence["toy"] == {"probabilities": {"real": 0.25, "fake": 0.75}, "label": None, "reason": None,
-                                       "fake_probability": 0.75}
+                                       "out_of_distribution": None, "fake_probability": None,
+                                       "skill_notes": ["no real/fake skill: none measured on held-out sources"]}
     assert verdict.models["toy-weights"] == "0" * 64 and "toy" in verdict.timings_ms
     assert status["toy"].ready is True
     assert "toy" not in P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32")).branches
