@@ -6,16 +6,17 @@ group k-fold cross-validation on the rest (balanced accuracy of StandardScaler +
 is fitted
 on the rest with group-aware calibration folds, and the open-set thresholds are set on the validation part.
 
-Outputs: OUT (joblib) and OUT.sha256; the report folder (default: OUT without suffix + "_report") with
+Outputs: OUT, a .skops file (safe to share: it loads without running code) or, for an OUT ending in .joblib, the
+legacy pickle plus OUT.sha256; the report folder (default: OUT without suffix + "_report") with
 metrics.json (per-class precision/recall/F1, ECE, Brier, log loss, accuracy per augmentation resolution, CV
 mean ± std per C, the open-set rule and its known-class rejection rate), confusion_matrix.json/.png and
 reliability.png.
 
 Exit status: 0 done; 2 bad input (not a shard folder, unfinished extraction, unknown class, fewer than two
-classes, too few groups for the folds, OUT exists without --force).
+classes, too few groups for the folds, OUT exists without --force, OUT not .skops/.joblib).
 
 Example:
-  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.joblib --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --classes progan stylegan2 stylegan3
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else out.with_name(out.stem + "_report")
     if out.exists() and not args.force:
         raise InputError(f"{out} exists; pass --force to overwrite it")
+    if out.suffix not in (".skops", ".joblib"):
+        raise InputError(f"{out}: the artifact must end in .skops (or legacy .joblib)")
     data = load_latent_set(Path(args.latents), args.classes)
     classes = sorted(set(data.labels.tolist()))
     if len(classes) < 2:
@@ -157,7 +160,7 @@ def _report(attributor: LatentAttributor, data: LatentSet, selection: dict[str, 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("latents", help="shard folder written by extract_latents.py")
-    parser.add_argument("--out", required=True, help="artifact path (.joblib); OUT.sha256 is written beside it")
+    parser.add_argument("--out", required=True, help="artifact path: .skops (safe to share) or legacy .joblib (+ OUT.sha256)")
     parser.add_argument("--report", help="report folder (default: OUT without suffix + '_report')")
     parser.add_argument("--classes", nargs="+", help="train on these classes only (default: all in the shards)")
     parser.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1],

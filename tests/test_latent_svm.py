@@ -9,6 +9,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import skops.io
+from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.svm import SVC
 
@@ -137,7 +139,58 @@ def test_unknown_cannot_be_a_training_class():
         LatentAttributor().fit(latents, labels, groups)
 
 
-def test_save_then_load_gives_identical_probabilities_and_metadata(fitted, tmp_path):
+def test_skops_artifact_is_one_file_that_loads_with_identical_probabilities_and_metadata(fitted, tmp_path):
+    model, (latents, _, _) = fitted
+    path = tmp_path / "svm.skops"
+    model.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["svm.skops"]
+    loaded = LatentAttributor.load(path)
+    assert np.array_equal(loaded.predict_proba(latents), model.predict_proba(latents))
+    assert loaded.predict(latents) == model.predict(latents)
+    assert loaded.distance_threshold_ == model.distance_threshold_
+    assert loaded.metadata == model.metadata
+    assert loaded.metadata["measured_skill"]["attribution"]["accuracy"] == model.metadata["validation"]["accuracy"]
+    assert loaded.get_params() == model.get_params()
+
+
+def _tampered_skops(model: LatentAttributor, path: Path, extra: object) -> Path:
+    """A skops file shaped like ours with one more object in it; skops writes it without complaint."""
+    skops.io.dump({"format": "gantrace-latent-svm", "format_version": 2, "pipeline": model.pipeline_,
+                   "extra": extra}, path)
+    return path
+
+
+class _Canary:
+    """A type of nobody's: skops would rebuild it from its attributes if it were trusted."""
+
+    def __init__(self):
+        self.payload = "anything"
+
+
+def test_skops_artifact_with_an_untrusted_type_is_refused_naming_file_and_type(fitted, tmp_path):
+    model, _ = fitted
+    path = _tampered_skops(model, tmp_path / "shared.skops", _Canary())
+    with pytest.raises(ForeignArtifactError) as info:
+        LatentAttributor.load(path)
+    message = str(info.value)
+    assert str(path) in message and f"{__name__}._Canary" in message and "\n" not in message
+
+
+def test_skops_artifact_with_a_type_skops_trusts_but_we_do_not_use_is_refused(fitted, tmp_path):
+    model, _ = fitted
+    path = _tampered_skops(model, tmp_path / "shared.skops", LogisticRegression())
+    assert "sklearn.linear_model._logistic.LogisticRegression" not in skops.io.get_untrusted_types(file=path)
+    with pytest.raises(ForeignArtifactError, match="LogisticRegression"):
+        LatentAttributor.load(path)
+
+
+def test_unknown_artifact_suffix_is_refused(fitted, tmp_path):
+    model, _ = fitted
+    with pytest.raises(ValueError, match=".pkl"):
+        model.save(tmp_path / "svm.pkl")
+
+
+def test_legacy_joblib_artifact_still_loads_and_predicts_identically(fitted, tmp_path):
     model, (latents, _, _) = fitted
     path = tmp_path / "svm.joblib"
     digest = model.save(path)
@@ -159,11 +212,12 @@ def test_feature_spec_is_recorded_for_whoever_encodes_faces():
     assert spec["latent_dtype"] == "float16"
 
 
-def test_foreign_pickle_is_refused_before_it_is_unpickled(tmp_path):
+@pytest.mark.parametrize(("name", "reason"), [("foreign.joblib", "trust_foreign"), ("renamed.skops", "not a skops file")])
+def test_foreign_pickle_is_refused_before_it_is_unpickled(tmp_path, name, reason):
     marker = tmp_path / "code-ran"
-    path = tmp_path / "foreign.joblib"
+    path = tmp_path / name
     joblib.dump({"model": _WritesFileWhenUnpickled(marker)}, path)
-    with pytest.raises(ForeignArtifactError, match="trust_foreign"):
+    with pytest.raises(ForeignArtifactError, match=reason):
         LatentAttributor.load(path)
     assert not marker.exists()
 
