@@ -17,6 +17,7 @@ The method is GANOrigin's (a linear SVM on flattened W+), with its defects fixed
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -31,8 +32,6 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-import skops
-import skops.io
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import InconsistentVersionWarning
@@ -42,8 +41,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from attribution.report import classification_metrics
-from core.weights import sha256_file
+from core.weights import WeightSpec, resolve, sha256_file
 
+DEFAULT_ATTRIBUTOR = "ganorigin-svm"
 ARTIFACT_FORMAT = "gantrace-latent-svm"
 ARTIFACT_VERSION = 1
 SKOPS_VERSION = 2
@@ -66,6 +66,14 @@ TRUSTED_TYPES = frozenset({
 
 class ForeignArtifactError(RuntimeError):
     """A pickle/joblib file that GANTrace did not write (or that changed since): loading it would run its code."""
+
+
+def default_attributor_path(registry: dict[str, WeightSpec] | None = None) -> Path:
+    """The attributor used when none is given: GANOrigin's classifier once converted with the user's consent.
+
+    Never downloads or converts (that needs `download_weights.py --name ganorigin-svm --trust-foreign-pickle`);
+    until then it raises WeightUnavailableError whose message carries that command."""
+    return resolve(DEFAULT_ATTRIBUTOR, download=False, registry=registry)
 
 
 def group_validation_split(labels: np.ndarray, groups: np.ndarray, validation_fraction: float,
@@ -277,6 +285,8 @@ class LatentAttributor(BaseEstimator):
             "metadata": self.metadata,
         }
         if path.suffix == ".skops":
+            import skops.io  # here, not at the top: importing skops imports every scikit-learn estimator (seconds)
+
             payload.update(format_version=SKOPS_VERSION, classes=[str(name) for name in self.classes_])
             return _write_atomically(path, lambda temp: skops.io.dump(payload, temp))
         digest = _write_atomically(path, lambda temp: joblib.dump(payload, temp))
@@ -373,6 +383,8 @@ def skops_types(path: Path) -> set[str]:
 
 
 def _load_skops(path: Path, expected_sha256: str | None) -> Any:
+    import skops.io
+
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
@@ -438,4 +450,4 @@ def _data_summary(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, val
 
 def _versions() -> dict[str, str]:
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "joblib": joblib.__version__,
-            "skops": skops.__version__, "python": platform.python_version()}
+            "skops": importlib.metadata.version("skops"), "python": platform.python_version()}

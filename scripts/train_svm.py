@@ -160,7 +160,8 @@ def _report(attributor: LatentAttributor, data: LatentSet, selection: dict[str, 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("latents", help="shard folder written by extract_latents.py")
-    parser.add_argument("--out", required=True, help="artifact path: .skops (safe to share) or legacy .joblib (+ OUT.sha256)")
+    parser.add_argument("--out", required=True,
+                        help="artifact path: .skops (safe to share) or legacy .joblib (+ OUT.sha256)")
     parser.add_argument("--report", help="report folder (default: OUT without suffix + '_report')")
     parser.add_argument("--classes", nargs="+", help="train on these classes only (default: all in the shards)")
     parser.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1],
