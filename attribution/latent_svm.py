@@ -41,9 +41,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from attribution.report import classification_metrics
-from core.weights import WeightSpec, resolve, sha256_file
+from core.weights import HUB_URI_PREFIX, WeightSpec, parse_hub_uri, resolve, resolve_hub_uri, sha256_file
 
 DEFAULT_ATTRIBUTOR = "ganorigin-svm"
+HUB_FILENAME = "latent_svm.skops"
 ARTIFACT_FORMAT = "gantrace-latent-svm"
 ARTIFACT_VERSION = 1
 SKOPS_VERSION = 2
@@ -74,6 +75,19 @@ def default_attributor_path(registry: dict[str, WeightSpec] | None = None) -> Pa
     Never downloads or converts (that needs `download_weights.py --name ganorigin-svm --trust-foreign-pickle`);
     until then it raises WeightUnavailableError whose message carries that command."""
     return resolve(DEFAULT_ATTRIBUTOR, download=False, registry=registry)
+
+
+def resolve_attributor(source: str | Path | None, download: bool = True) -> Path:
+    """The attributor file an --attribution value names: a path, hf://OWNER/NAME[/FILE][@REVISION] (downloaded
+    through huggingface_hub, .skops only: a pickle from the Hub would run code), or None for the default."""
+    if source is None:
+        return default_attributor_path()
+    if not str(source).startswith(HUB_URI_PREFIX):
+        return Path(source)
+    _, filename, _ = parse_hub_uri(str(source), HUB_FILENAME)
+    if not filename.endswith(".skops"):
+        raise ForeignArtifactError(f"{source}: only .skops attributors are loaded from the Hub, not {filename}")
+    return resolve_hub_uri(str(source), HUB_FILENAME, download=download)
 
 
 def group_validation_split(labels: np.ndarray, groups: np.ndarray, validation_fraction: float,

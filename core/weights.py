@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_PATH = REPO_ROOT / "artifacts" / "weights.json"
 KINDS = ("hub", "url", "package", "local", "converted")
 DEFAULT_DOWNLOAD_TIMEOUT_S = 10.0
+HUB_URI_PREFIX = "hf://"
 
 
 class WeightUnavailableError(RuntimeError):
@@ -84,6 +85,8 @@ class WeightSpec:
             return "git checkout the repository's artifacts/ folder (or retrain it, see the README)"
         if self.kind == "converted":
             return f"python scripts/download_weights.py --name {self.name} --trust-foreign-pickle"
+        if self.name.startswith(HUB_URI_PREFIX):
+            return "rerun online (without --offline, HF_HUB_OFFLINE unset) to download it into the Hugging Face cache"
         return f"python scripts/download_weights.py --name {self.name}"
 
 
@@ -269,6 +272,33 @@ def fetch_files(name: str, download: bool = True, registry: dict[str, WeightSpec
             cached = _hub_download(spec, local_only=False, filename=filename)
         paths.append(cached)
     return paths
+
+
+def parse_hub_uri(uri: str, default_filename: str) -> tuple[str, str, str | None]:
+    """(repo_id, filename, revision) of hf://OWNER/NAME[/PATH/IN/REPO][@REVISION]; the file defaults to
+    `default_filename`, the revision to the repo's main branch."""
+    if not uri.startswith(HUB_URI_PREFIX):
+        raise ValueError(f"{uri}: not an {HUB_URI_PREFIX}OWNER/NAME[@REVISION] address")
+    location, at, revision = uri[len(HUB_URI_PREFIX):].partition("@")
+    owner, _, rest = location.partition("/")
+    name, _, filename = rest.partition("/")
+    if not owner or not name or (at and not revision):
+        raise ValueError(f"{uri}: expected {HUB_URI_PREFIX}OWNER/NAME[/FILE][@REVISION]")
+    return f"{owner}/{name}", filename or default_filename, revision or None
+
+
+def resolve_hub_uri(uri: str, default_filename: str, download: bool = True) -> Path:
+    """The local file for an hf:// address: from the Hugging Face cache, else downloaded (bounded time-out) unless
+    `download` is False or HF_HUB_OFFLINE is set, in which case nothing touches the network."""
+    repo_id, filename, revision = parse_hub_uri(uri, default_filename)
+    spec = WeightSpec(name=uri, kind="hub", repo_id=repo_id, filename=filename, revision=revision)
+    cached = _hub_download(spec, local_only=True)
+    if cached is not None:
+        return cached
+    if not download or _offline():
+        raise WeightUnavailableError(uri, "it is not in the Hugging Face cache and downloads are off", spec.source,
+                                     spec.fetch_command)
+    return _hub_download(spec, local_only=False)
 
 
 def _failure_reason(err: BaseException) -> str:

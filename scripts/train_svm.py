@@ -15,8 +15,13 @@ reliability.png.
 Exit status: 0 done; 2 bad input (not a shard folder, unfinished extraction, unknown class, fewer than two
 classes, too few groups for the folds, OUT exists without --force, OUT not .skops/.joblib).
 
+With --push-to-hub OWNER/NAME the .skops file and a model card are staged in OUT without suffix + "_hub" and
+uploaded as a Hub model repo (--dry-run: stage and list the files, upload nothing); anyone can then pass
+--attribution hf://OWNER/NAME to the app, scan.py or evaluate.py.
+
 Example:
   python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --push-to-hub me/gantrace-svm --dry-run
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from sklearn.svm import LinearSVC
 from attribution.latent_shards import LatentSet, load_latent_set
 from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
 from attribution.report import accuracy_by_bins, plot_confusion_matrix, plot_reliability
+from attribution.share import push_staged, stage_attributor
 
 
 class InputError(ValueError):
@@ -59,6 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{out} exists; pass --force to overwrite it")
     if out.suffix not in (".skops", ".joblib"):
         raise InputError(f"{out}: the artifact must end in .skops (or legacy .joblib)")
+    if args.dry_run and not args.push_to_hub:
+        raise InputError("--dry-run only applies to --push-to-hub")
+    if args.push_to_hub and out.suffix != ".skops":
+        raise InputError(f"{out}: only a .skops artifact can be pushed to the Hub (a pickle would run code)")
     data = load_latent_set(Path(args.latents), args.classes)
     classes = sorted(set(data.labels.tolist()))
     if len(classes) < 2:
@@ -79,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
                                   distance_quantile=args.distance_quantile, random_state=args.seed)
     attributor.fit(data.latents, data.labels, data.groups, feature_spec=_feature_spec(data))
     attributor.metadata["model_selection"] = selection
+    attributor.metadata["data"]["inputs"] = data.manifest["settings"].get("inputs")
     if tiny:
         attributor.metadata["warning"] = "trained on tiny-random encoder latents: " + encoder["warning"]
     digest = attributor.save(out)
@@ -93,6 +104,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     if tiny:
         print("WARNING: tiny-random encoder latents: these numbers measure plumbing, not attribution quality")
+    if args.push_to_hub:
+        folder = out.with_name(out.stem + "_hub")
+        staged = stage_attributor(out, folder, args.push_to_hub, args.licence)
+        print(f"staged for {args.push_to_hub} in {folder}: {', '.join(path.name for path in staged)}")
+        if not args.dry_run:
+            print(f"pushed: {push_staged(folder, args.push_to_hub)}")
     return 0
 
 
@@ -178,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="validation quantile of the distance to the nearest class mean used as ceiling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the .skops and a model card to this repo")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: stage and list, upload nothing")
+    parser.add_argument("--licence", default="other", help="licence id for the model card (default: other)")
     return parser
 
 

@@ -153,3 +153,23 @@ def test_extract_then_train_on_real_faces_with_the_tiny_encoder(faces_dir, tmp_p
     assert "tiny-random" in model.metadata["warning"]
     latents = np.load(tmp_path / "latents" / "shard-00000.npz")["latents"]
     assert set(model.predict(latents)) <= {"alpha", "beta", "unknown"}
+
+
+def test_push_dry_run_stages_and_lists_the_artifact_and_card_without_uploading(trained, tmp_path, capsys,
+                                                                               monkeypatch):
+    shards, _ = trained
+    monkeypatch.setattr(_script("train_svm"), "push_staged", lambda *a: pytest.fail("the dry run uploaded"))
+    artifact = tmp_path / "svm.skops"
+    assert train(shards, "--out", artifact, "--C", "1", "--cv-folds", "3", "--calibration-folds", "3",
+                 "--push-to-hub", "me/gantrace-svm", "--dry-run", "--licence", "mit") == 0
+    staged = tmp_path / "svm_hub"
+    assert sorted(p.name for p in staged.iterdir()) == ["README.md", "latent_svm.skops"]
+    assert "README.md, latent_svm.skops" in capsys.readouterr().out
+    card = (staged / "README.md").read_text()
+    assert "license: mit" in card and "hf://me/gantrace-svm" in card and "latent_avg added: True" in card
+
+
+def test_push_of_a_joblib_artifact_is_refused_before_training(trained, tmp_path, capsys):
+    shards, _ = trained
+    assert train(shards, "--out", tmp_path / "svm.joblib", "--push-to-hub", "me/svm") == 2
+    assert "only a .skops" in capsys.readouterr().err and not (tmp_path / "svm.joblib").exists()
