@@ -250,6 +250,16 @@ class LatentAttributor(BaseEstimator):
         unknown = (top < self.probability_threshold_) | (distance > self.distance_threshold_)
         return {"probabilities": probabilities, "top_probability": top, "distance": distance, "unknown": unknown}
 
+    @property
+    def origin(self) -> str:
+        """Where this attributor's model came from, in one line, for verdicts and the app's status panel."""
+        source = self.metadata.get("source")
+        if source:
+            return f"{source['name']}; from {source['origin']}; {self.metadata['open_set']['rule']}"
+        data = self.metadata.get("data", {})
+        return (f"trained by GANTrace (scripts/train_svm.py) on {data.get('rows')} latents of "
+                f"{', '.join(self.metadata['classes'])}; open set")
+
     def predict(self, latents: np.ndarray) -> list[str]:
         """The most probable class, or "unknown" by the open-set rule."""
         return self.predict_with_proba(latents)[1]

@@ -193,7 +193,8 @@ def _hub_download(spec: WeightSpec, local_only: bool, filename: str | None = Non
     """One Hub file of a weight from the cache, or (not `local_only`) downloaded with the bounded time-out.
 
     huggingface_hub retries a failed metadata request for up to a minute when nothing is cached, so the file's
-    metadata is first asked for once with our time-out: a blocked host fails in seconds, not minutes."""
+    metadata is first asked for once with our time-out: a blocked host fails in seconds, not minutes. The body's
+    read time-out is huggingface_hub's own (HF_HUB_DOWNLOAD_TIMEOUT, 10 s by default)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _convert(spec: WeightSpec, registry: dict[str, WeightSpec], offline: bool) -> str:
     """Fetch a converted weight's source files, unpickle them once (the user consented) and write the .skops."""
-    from attribution.ganorigin import convert_ganorigin  # scikit-learn and skops only when converting
-
     sources = fetch_files(spec.name, download=not offline, registry=registry)
+    from attribution.ganorigin import convert_ganorigin  # scikit-learn and skops only once there is work for them
+
     target = converted_path(spec)
     model = convert_ganorigin(*sources, out=target, origin=f"hf://{spec.repo_id}@{spec.revision}",
                               trust_foreign=True)

@@ -116,3 +116,4 @@ def test_consented_import_converts_ganorigin_into_a_default_attributor_with_iden
         name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     assert model.metadata["feature_spec"]["latent_avg_added"] is False
     assert "closed set" in model.metadata["open_set"]["rule"]
+    assert model.origin.startswith("GANOrigin") and "hf://HAMIwithHugs/gan-attribution-model@main" in model.origin
