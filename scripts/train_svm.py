@@ -6,16 +6,22 @@ group k-fold cross-validation on the rest (balanced accuracy of StandardScaler +
 is fitted
 on the rest with group-aware calibration folds, and the open-set thresholds are set on the validation part.
 
-Outputs: OUT (joblib) and OUT.sha256; the report folder (default: OUT without suffix + "_report") with
+Outputs: OUT, a .skops file (safe to share: it loads without running code) or, for an OUT ending in .joblib, the
+legacy pickle plus OUT.sha256; the report folder (default: OUT without suffix + "_report") with
 metrics.json (per-class precision/recall/F1, ECE, Brier, log loss, accuracy per augmentation resolution, CV
 mean ± std per C, the open-set rule and its known-class rejection rate), confusion_matrix.json/.png and
 reliability.png.
 
 Exit status: 0 done; 2 bad input (not a shard folder, unfinished extraction, unknown class, fewer than two
-classes, too few groups for the folds, OUT exists without --force).
+classes, too few groups for the folds, OUT exists without --force, OUT not .skops/.joblib).
+
+With --push-to-hub OWNER/NAME the .skops file and a model card are staged in OUT without suffix + "_hub" and
+uploaded as a Hub model repo (--dry-run: stage and list the files, upload nothing); anyone can then pass
+--attribution hf://OWNER/NAME to the app, scan.py or evaluate.py.
 
 Example:
-  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.joblib --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --push-to-hub me/gantrace-svm --dry-run
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from sklearn.svm import LinearSVC
 from attribution.latent_shards import LatentSet, load_latent_set
 from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
 from attribution.report import accuracy_by_bins, plot_confusion_matrix, plot_reliability
+from attribution.share import push_staged, stage_attributor
 
 
 class InputError(ValueError):
@@ -56,6 +63,12 @@ def _run(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else out.with_name(out.stem + "_report")
     if out.exists() and not args.force:
         raise InputError(f"{out} exists; pass --force to overwrite it")
+    if out.suffix not in (".skops", ".joblib"):
+        raise InputError(f"{out}: the artifact must end in .skops (or legacy .joblib)")
+    if args.dry_run and not args.push_to_hub:
+        raise InputError("--dry-run only applies to --push-to-hub")
+    if args.push_to_hub and out.suffix != ".skops":
+        raise InputError(f"{out}: only a .skops artifact can be pushed to the Hub (a pickle would run code)")
     data = load_latent_set(Path(args.latents), args.classes)
     classes = sorted(set(data.labels.tolist()))
     if len(classes) < 2:
@@ -76,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
                                   distance_quantile=args.distance_quantile, random_state=args.seed)
     attributor.fit(data.latents, data.labels, data.groups, feature_spec=_feature_spec(data))
     attributor.metadata["model_selection"] = selection
+    attributor.metadata["data"]["inputs"] = data.manifest["settings"].get("inputs")
     if tiny:
         attributor.metadata["warning"] = "trained on tiny-random encoder latents: " + encoder["warning"]
     digest = attributor.save(out)
@@ -90,6 +104,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     if tiny:
         print("WARNING: tiny-random encoder latents: these numbers measure plumbing, not attribution quality")
+    if args.push_to_hub:
+        folder = out.with_name(out.stem + "_hub")
+        staged = stage_attributor(out, folder, args.push_to_hub, args.licence)
+        print(f"staged for {args.push_to_hub} in {folder}: {', '.join(path.name for path in staged)}")
+        if not args.dry_run:
+            print(f"pushed: {push_staged(folder, args.push_to_hub)}")
     return 0
 
 
@@ -157,7 +177,8 @@ def _report(attributor: LatentAttributor, data: LatentSet, selection: dict[str, 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("latents", help="shard folder written by extract_latents.py")
-    parser.add_argument("--out", required=True, help="artifact path (.joblib); OUT.sha256 is written beside it")
+    parser.add_argument("--out", required=True,
+                        help="artifact path: .skops (safe to share) or legacy .joblib (+ OUT.sha256)")
     parser.add_argument("--report", help="report folder (default: OUT without suffix + '_report')")
     parser.add_argument("--classes", nargs="+", help="train on these classes only (default: all in the shards)")
     parser.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1],
@@ -174,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="validation quantile of the distance to the nearest class mean used as ceiling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the .skops and a model card to this repo")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: stage and list, upload nothing")
+    parser.add_argument("--licence", default="other", help="licence id for the model card (default: other)")
     return parser
 
 

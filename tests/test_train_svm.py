@@ -61,15 +61,15 @@ def _write_synthetic_shards(folder: Path, n_images: int = 60, copies: int = 2, s
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("train")
     shards = _write_synthetic_shards(root / "latents")
-    artifact = root / "svm" / "latent_svm.joblib"
+    artifact = root / "svm" / "latent_svm.skops"
     assert train(shards, "--out", artifact, "--C", "0.01", "1", "--cv-folds", "3", "--calibration-folds", "3") == 0
     return shards, artifact
 
 
-def test_training_writes_artifact_sidecar_and_report(trained):
+def test_training_writes_one_skops_artifact_and_report(trained):
     _, artifact = trained
     report = artifact.with_name("latent_svm_report")
-    assert artifact.is_file() and artifact.with_name("latent_svm.joblib.sha256").is_file()
+    assert sorted(p.name for p in artifact.parent.iterdir()) == ["latent_svm.skops", "latent_svm_report"]
     for name in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "reliability.png"):
         assert (report / name).stat().st_size > 0, name
     metrics = json.loads((report / "metrics.json").read_text())
@@ -110,12 +110,19 @@ def test_existing_artifact_is_not_overwritten_without_force(trained, capsys):
     assert artifact.read_bytes() == before
 
 
-def test_classes_flag_trains_on_a_subset(trained, tmp_path):
+def test_classes_flag_trains_on_a_subset_and_a_joblib_out_writes_the_legacy_pair(trained, tmp_path):
     shards, _ = trained
     artifact = tmp_path / "two.joblib"
     assert train(shards, "--out", artifact, "--classes", "progan", "stylegan3", "--C", "1", "--cv-folds", "3",
                  "--calibration-folds", "3") == 0
+    assert artifact.with_name("two.joblib.sha256").is_file()
     assert LatentAttributor.load(artifact).metadata["classes"] == ["progan", "stylegan3"]
+
+
+def test_artifact_suffix_other_than_skops_or_joblib_is_refused_before_training(trained, tmp_path, capsys):
+    shards, _ = trained
+    assert train(shards, "--out", tmp_path / "svm.pkl") == 2
+    assert ".skops" in capsys.readouterr().err and not (tmp_path / "svm.pkl").exists()
 
 
 def test_unfinished_extraction_is_refused(trained, tmp_path, capsys):
@@ -146,3 +153,23 @@ def test_extract_then_train_on_real_faces_with_the_tiny_encoder(faces_dir, tmp_p
     assert "tiny-random" in model.metadata["warning"]
     latents = np.load(tmp_path / "latents" / "shard-00000.npz")["latents"]
     assert set(model.predict(latents)) <= {"alpha", "beta", "unknown"}
+
+
+def test_push_dry_run_stages_and_lists_the_artifact_and_card_without_uploading(trained, tmp_path, capsys,
+                                                                               monkeypatch):
+    shards, _ = trained
+    monkeypatch.setattr(_script("train_svm"), "push_staged", lambda *a: pytest.fail("the dry run uploaded"))
+    artifact = tmp_path / "svm.skops"
+    assert train(shards, "--out", artifact, "--C", "1", "--cv-folds", "3", "--calibration-folds", "3",
+                 "--push-to-hub", "me/gantrace-svm", "--dry-run", "--licence", "mit") == 0
+    staged = tmp_path / "svm_hub"
+    assert sorted(p.name for p in staged.iterdir()) == ["README.md", "latent_svm.skops"]
+    assert "README.md, latent_svm.skops" in capsys.readouterr().out
+    card = (staged / "README.md").read_text()
+    assert "license: mit" in card and "hf://me/gantrace-svm" in card and "latent_avg added: True" in card
+
+
+def test_push_of_a_joblib_artifact_is_refused_before_training(trained, tmp_path, capsys):
+    shards, _ = trained
+    assert train(shards, "--out", tmp_path / "svm.joblib", "--push-to-hub", "me/svm") == 2
+    assert "only a .skops" in capsys.readouterr().err and not (tmp_path / "svm.joblib").exists()
