@@ -152,7 +152,7 @@ def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, co
     refusal = real_vs_fake_refusal(name, skill, config) if p_fake is not None else None
     attributes = any(arch in (evidence.probabilities or {}) for arch in ARCHITECTURES)
     notes = [note for note in (refusal, attribution_refusal(name, skill, config) if attributes else None) if note]
-    if skill is None and evidence.ran and not notes:
+    if not (skill or {}).get("real_vs_fake") and not (skill or {}).get("attribution") and evidence.ran and not notes:
         notes = ["skill on held-out sources not measured"]
     p_fake = None if refusal else p_fake
     return {**evidence.to_dict(), "fake_probability": _rounded(p_fake), "skill_notes": notes}

@@ -105,6 +105,7 @@ class BranchStatus:
     reason: str | None
     weights: dict[str, str]
     fix: list[str]
+    origin: str | None = None
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -188,7 +189,7 @@ class Pipeline:
                     state = weight_status(weight, registry) if weight in registry else _path_state(weight)
                     weights[weight] = state
                     if state != "present":
-                        fix.append(_fix_command(weight, registry, component))
+                        fix.append(_fix_command(weight, registry))
                         if part not in self._loaded and not self.config.random_weights_ok:
                             problems.append(f"{weight} is {state}")
                 weights.update(component.models)
@@ -199,7 +200,8 @@ class Pipeline:
                 ready = False if problems else (True if all(p in self._loaded for p, _ in parts) else None)
             statuses.append(BranchStatus(branch=name, enabled=enabled, ready=ready,
                                          reason="; ".join(dict.fromkeys(problems)) or None,
-                                         weights=weights, fix=list(dict.fromkeys(fix))))
+                                         weights=weights, fix=list(dict.fromkeys(fix)),
+                                         origin=getattr(branch, "origin", None)))
         return statuses
 
     # -- running ---------------------------------------------------------------------------------------------------
@@ -377,12 +379,9 @@ def _path_state(weight: str) -> str:
     return "not configured"
 
 
-def _fix_command(weight: str, registry: dict, component: Any) -> str:
+def _fix_command(weight: str, registry: dict) -> str:
     if weight in registry:
         return registry[weight].fetch_command
-    hint = getattr(component, "fix_hint", lambda _: None)(weight)
-    if hint:
-        return hint
     if "/" in weight or Path(weight).suffix:
         return f"{weight} does not exist; give the path of an existing file"
     return f"{weight} is not in artifacts/weights.json: register the trained artifact there or pass a file path"

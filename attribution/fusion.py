@@ -10,7 +10,7 @@ The rules (defaults in `FusionConfig`):
   protocol (`skills[branch]`, see `real_vs_fake_refusal`): a branch votes on real vs fake only when its held-out
   ROC AUC reaches `min_real_vs_fake_auc` and it calls at most `max_real_false_positive_rate` of held-out real
   photos fake (clean and after JPEG q75 when both are recorded), and on the architecture only when its held-out
-  attribution accuracy reaches `min_attribution_accuracy`. A branch with no record votes only when
+  attribution accuracy reaches `min_attribution_accuracy`. A branch with no figure for a task votes on it only when
   `trust_unmeasured` names it: by default UFD's probe (a published detector whose skill on our held-out faces is
   not measured yet) and the latent SVM (its artifact is the user's own); the verdict says "not measured".
 * **P(fake)** is the weighted mean of the detectors that may vote: the CLIP probe's P(fake), FingerprintNet's
@@ -114,11 +114,9 @@ Skills = Mapping[str, Mapping | None]
 
 def real_vs_fake_refusal(branch: str, skill: Mapping | None, config: FusionConfig) -> str | None:
     """Why a branch with this skill record may not vote on real vs fake; None when it may."""
-    if skill is None:
+    record = (skill or {}).get("real_vs_fake") or {}
+    if record.get("auc") is None:
         return None if branch in config.trust_unmeasured else "no real/fake skill: none measured on held-out sources"
-    record = skill.get("real_vs_fake")
-    if not record or record.get("auc") is None:
-        return "no real/fake skill: none was measured on held-out sources"
     problems = []
     for suffix, when in (("", ""), ("_jpeg75", " after JPEG q75")):
         auc, fpr = record.get("auc" + suffix), record.get("real_false_positive_rate" + suffix)
@@ -132,11 +130,9 @@ def real_vs_fake_refusal(branch: str, skill: Mapping | None, config: FusionConfi
 
 def attribution_refusal(branch: str, skill: Mapping | None, config: FusionConfig) -> str | None:
     """Why a branch with this skill record may not vote on the architecture; None when it may."""
-    if skill is None:
+    record = (skill or {}).get("attribution") or {}
+    if record.get("accuracy") is None:
         return None if branch in config.trust_unmeasured else "no attribution skill: none measured on held-out sources"
-    record = skill.get("attribution")
-    if not record or record.get("accuracy") is None:
-        return "no attribution skill: none was measured on held-out sources"
     problems = [f"held-out attribution accuracy {value:.2f}{when} < {config.min_attribution_accuracy:.2f}"
                 for key, when in (("accuracy", ""), ("accuracy_jpeg75", " after JPEG q75"))
                 if (value := record.get(key)) is not None and value < config.min_attribution_accuracy]

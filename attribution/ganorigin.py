@@ -142,7 +142,7 @@ def convert_ganorigin(model_path: Path, scaler_path: Path, label_encoder_path: P
                          "latent_avg_added": False, "encoder": "e4e FFHQ encoder, raw offsets (add_latent_avg=False)",
                          "flatten": "row-major (style row 0's values first)"},
         "open_set": {"rule": "none (closed set, as published): every latent gets one of the classes"},
-        "measured_skill": {"attribution": {
+        "skill": {"attribution": {
             "accuracy": None,
             "protocol": "not measured by GANTrace; GANOrigin reports 99% on 3 x 1,000 of its own test latents, "
                         "unverifiable (its features' latent_avg convention cannot be checked: review D5)"}},

@@ -226,7 +226,7 @@ class LatentAttributor(BaseEstimator):
                 "validation_rejected_by_distance": float(over.mean()),
                 "validation_rejected": float((under | over).mean()),
             },
-            "measured_skill": {"attribution": {
+            "skill": {"attribution": {
                 "accuracy": validation_metrics["accuracy"],
                 "balanced_accuracy": validation_metrics["balanced_accuracy"], "n": validation_metrics["n"],
                 "protocol": "held-out groups (source images) of the training sources, closed set; not "

@@ -78,7 +78,7 @@ def model_card(metadata: dict[str, Any], repo_id: str, licence: str) -> str:
         if key in validation:
             value = validation[key]
             lines.append(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
-    skill = metadata.get("measured_skill", {}).get("attribution", {})
+    skill = metadata.get("skill", {}).get("attribution", {})
     if skill.get("protocol"):
         lines.append(f"- protocol: {skill['protocol']}")
     lines += ["", "## Latent convention", "",

@@ -137,7 +137,7 @@ def test_skops_artifact_is_one_file_that_loads_with_identical_probabilities_and_
     assert loaded.predict(latents) == model.predict(latents)
     assert loaded.distance_threshold_ == model.distance_threshold_
     assert loaded.metadata == model.metadata
-    assert loaded.metadata["measured_skill"]["attribution"]["accuracy"] == model.metadata["validation"]["accuracy"]
+    assert loaded.metadata["skill"]["attribution"]["accuracy"] == model.metadata["validation"]["accuracy"]
     assert loaded.origin.startswith("trained by GANTrace") and f"on {len(latents)} latents" in loaded.origin
     assert loaded.get_params() == model.get_params()
 

@@ -298,7 +298,7 @@ def test_status_names_missing_weights_and_how_to_fetch_them(monkeypatch, tmp_pat
     latent = status["latent_svm"]
     assert latent.ready is False and latent.weights["e4e-ffhq"] == "missing"
     assert "python scripts/download_weights.py --name e4e-ffhq" in latent.fix
-    assert any("train_svm.py" in fix for fix in latent.fix)
+    assert "python scripts/download_weights.py --name ganorigin-svm --trust-foreign-pickle" in latent.fix
 
 
 def test_csv_rows_carry_every_column_for_verdicts_and_failures(tiny_dir, faceless_png):
