@@ -1,4 +1,4 @@
-"""scripts/extract_latents.py on a few real faces (copied at runtime into tmp_path) with the tiny random encoder."""
+"""scripts/extract_latents.py on variants of the committed real face (written into tmp_path), tiny random encoder."""
 
 from __future__ import annotations
 
@@ -30,28 +30,30 @@ def extract(*args) -> int:
     return _script().main([str(a) for a in args])
 
 
-def _copy_faces(faces_dir: Path, root: Path) -> Path:
-    """Two class folders of two small (112 px) faces each; the labels are arbitrary, only plumbing counts."""
-    sources = sorted((faces_dir / "diffusion").glob("*dcface*"))[:4]
-    if len(sources) < 4:
-        pytest.skip(f"needs four dcface images in {faces_dir / 'diffusion'}")
-    for name, files in (("alpha", sources[:2]), ("beta", sources[2:])):
+def _face_folders(real_face: Path, root: Path) -> Path:
+    """Two class folders of two variants of one real face each; the labels are arbitrary, only plumbing counts."""
+    face = Image.open(real_face).convert("RGB")
+    variants = {"alpha": {"original.png": face, "mirrored.png": face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)},
+                "beta": {"warmer.png": Image.merge("RGB", [band.point(lambda v, k=k: min(255, v + 20 - 20 * k))
+                                                          for k, band in enumerate(face.split())]),
+                         "smaller.jpg": face.resize((224, 224), Image.Resampling.LANCZOS)}}
+    for name, files in variants.items():
         (root / name).mkdir(parents=True)
-        for file in files:
-            shutil.copy(file, root / name / file.name)
+        for file, image in files.items():
+            image.save(root / name / file)
     return root
 
 
 @pytest.fixture
-def faces(faces_dir: Path, tmp_path: Path) -> Path:
-    return _copy_faces(faces_dir, tmp_path / "faces")
+def faces(real_face: Path, tmp_path: Path) -> Path:
+    return _face_folders(real_face, tmp_path / "faces")
 
 
 @pytest.fixture(scope="module")
-def reference(faces_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+def reference(real_face: Path, tmp_path_factory) -> tuple[Path, Path]:
     """One uninterrupted extraction (inputs, shard folder) that the other tests compare against; never modified."""
     root = tmp_path_factory.mktemp("reference")
-    inputs = _copy_faces(faces_dir, root / "faces")
+    inputs = _face_folders(real_face, root / "faces")
     assert extract(inputs, "--out", root / "latents", *FAST) == 0
     return inputs, root / "latents"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, load_registry, resolve, sha256_file,
+from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, load_registry, resolve,
                           weight_sha256, weight_status)
 
 PAYLOAD = b"pretend these are network weights" * 100
@@ -119,10 +119,6 @@ def test_registry_rejects_unknown_fields(tmp_path):
     path.write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="shasum"):
         load_registry(path)
-
-
-def test_ufd_probe_copy_in_specs_matches_registry_checksum(specs_dir):
-    assert sha256_file(specs_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
 
 
 def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files(tmp_path):
