@@ -8,9 +8,11 @@ Tests that truly need it ask for `faces_dir`, which skips them with one message 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -32,6 +34,26 @@ def data_dir() -> Path:
 def real_face() -> Path:
     """One real photograph with exactly one frontal face (300x300 JPEG), for tests that need any real face."""
     return DATA_DIR / "astronaut_face.jpg"
+
+
+@pytest.fixture(scope="session")
+def face_classes(real_face: Path) -> Callable[[Path, int], Path]:
+    """Writes class folders alpha/ and beta/ of `per_class` distinct variants of the real face (smaller, mirrored,
+    brighter) under a root and returns it: labelled data for plumbing tests; the labels mean nothing."""
+
+    def write(root: Path, per_class: int = 2) -> Path:
+        face = Image.open(real_face).convert("RGB")
+        for index in range(2 * per_class):
+            side = face.width - 12 * index
+            variant = face.resize((side, side), Image.Resampling.LANCZOS).point(lambda v, k=index: min(255, v + 6 * k))
+            if index % 2:
+                variant = variant.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            folder = root / ("alpha", "beta")[index // per_class]
+            folder.mkdir(parents=True, exist_ok=True)
+            variant.save(folder / f"variant-{index}.png")
+        return root
+
+    return write
 
 
 @pytest.fixture(scope="session")

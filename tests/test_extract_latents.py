@@ -30,30 +30,16 @@ def extract(*args) -> int:
     return _script().main([str(a) for a in args])
 
 
-def _face_folders(real_face: Path, root: Path) -> Path:
-    """Two class folders of two variants of one real face each; the labels are arbitrary, only plumbing counts."""
-    face = Image.open(real_face).convert("RGB")
-    variants = {"alpha": {"original.png": face, "mirrored.png": face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)},
-                "beta": {"warmer.png": Image.merge("RGB", [band.point(lambda v, k=k: min(255, v + 20 - 20 * k))
-                                                          for k, band in enumerate(face.split())]),
-                         "smaller.jpg": face.resize((224, 224), Image.Resampling.LANCZOS)}}
-    for name, files in variants.items():
-        (root / name).mkdir(parents=True)
-        for file, image in files.items():
-            image.save(root / name / file)
-    return root
-
-
 @pytest.fixture
-def faces(real_face: Path, tmp_path: Path) -> Path:
-    return _face_folders(real_face, tmp_path / "faces")
+def faces(face_classes, tmp_path: Path) -> Path:
+    return face_classes(tmp_path / "faces", 2)
 
 
 @pytest.fixture(scope="module")
-def reference(real_face: Path, tmp_path_factory) -> tuple[Path, Path]:
+def reference(face_classes, tmp_path_factory) -> tuple[Path, Path]:
     """One uninterrupted extraction (inputs, shard folder) that the other tests compare against; never modified."""
     root = tmp_path_factory.mktemp("reference")
-    inputs = _face_folders(real_face, root / "faces")
+    inputs = face_classes(root / "faces", 2)
     assert extract(inputs, "--out", root / "latents", *FAST) == 0
     return inputs, root / "latents"
 
