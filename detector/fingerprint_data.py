@@ -181,9 +181,14 @@ def jpeg_reencode(pixels: np.ndarray, quality: int) -> np.ndarray:
 
 
 def downscale(pixels: np.ndarray, factor: float,
-              resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
-    """Shrink by `factor` (anti-aliased), as an upload pipeline or a screenshot would."""
+              resample: Image.Resampling = Image.Resampling.BICUBIC, min_side: int = 1) -> np.ndarray:
+    """Shrink by `factor` (anti-aliased), as an upload pipeline or a screenshot would.
+
+    The shorter side stops at `min_side` (a model's smallest input) and the image is never enlarged, so a
+    robustness condition stays measurable on images smaller than the factor assumes.
+    """
     height, width = pixels.shape[:2]
+    factor = min(1.0, max(factor, min_side / min(height, width)))
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.asarray(Image.fromarray(pixels).resize(size, resample=resample))
 

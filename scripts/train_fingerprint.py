@@ -36,7 +36,7 @@ from tqdm import tqdm
 from detector.fingerprint_data import (AugmentConfig, Sample, augment, balanced_indices, decode_samples,
                                        downscale, jpeg_reencode, limit_per_class, samples_from_csv,
                                        samples_from_folders, samples_from_provenance, split_by_source)
-from detector.fingerprint_net import FingerprintConfig, FingerprintNet, load_checked, to_tensor
+from detector.fingerprint_net import MIN_SIDE, FingerprintConfig, FingerprintNet, load_checked, to_tensor
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
@@ -308,16 +308,18 @@ class Trainer:
         return report
 
     def robustness(self, clean: dict) -> list[dict]:
+        """Validation metrics per condition; a downscale stops at the model's minimum side and counts those images."""
         rows = []
         for name, change in tqdm(ROBUSTNESS, desc="robustness", mininterval=10):
-            if change is None:
-                result = clean
-            else:
+            result, clipped = clean, 0
+            if change is not None:
                 kind, value = change
-                images = [jpeg_reencode(im, value) if kind == "jpeg" else downscale(im, value)
+                images = [jpeg_reencode(im, value) if kind == "jpeg" else downscale(im, value, min_side=MIN_SIDE)
                           for im in self.val_images]
+                if kind == "scale":
+                    clipped = sum(round(min(im.shape[:2]) * value) < MIN_SIDE for im in self.val_images)
                 result, _ = self.validate(images)
-            rows.append({"condition": name, "accuracy": result["accuracy"],
+            rows.append({"condition": name, "clipped_to_min_side": clipped, "accuracy": result["accuracy"],
                          "balanced_accuracy": result["balanced_accuracy"],
                          "real_vs_fake_auc": result.get("real_vs_fake_auc"), "recall": result["recall"]})
         with open(self.out / "robustness.csv", "w", newline="", encoding="utf-8") as handle:
@@ -374,6 +376,10 @@ def render_report(report: dict) -> str:
     lines += [f"| {row['condition']} | {_fmt(row['accuracy'])} | {_fmt(row['balanced_accuracy'])} | "
               f"{_fmt(row['real_vs_fake_auc'])} | " + " | ".join(_fmt(row["recall"][c]) for c in classes) + " |"
               for row in report["robustness"]]
+    clipped = [f"{row['condition']}: {row['clipped_to_min_side']} of {sum(run['val_counts'].values())} images would "
+               f"fall under the model's {MIN_SIDE}-pixel minimum and were shrunk only to {MIN_SIDE} px."
+               for row in report["robustness"] if row["clipped_to_min_side"]]
+    lines += ["", *clipped] if clipped else []
     open_set = report["open_set"]
     lines += ["", "## Open set (generators never trained on)", "",
               f"Median max probability on known-class validation images: "

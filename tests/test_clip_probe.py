@@ -49,14 +49,14 @@ def tiny_fp32() -> ClipProbe:
 
 
 @pytest.fixture(scope="module")
-def ufd_probe(specs_dir) -> ClipProbe:
+def ufd_probe(data_dir) -> ClipProbe:
     model = ClipProbe.tiny(precision=FP32, embed_dim=768)
-    model.load_probe(specs_dir / "ufd_fc_weights.pth")
+    model.load_probe(data_dir / "ufd_fc_weights.pth")
     return model
 
 
-def test_ufd_probe_file_is_the_one_pinned_in_the_registry(specs_dir):
-    assert sha256_file(specs_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
+def test_ufd_probe_file_is_the_one_pinned_in_the_registry(data_dir):
+    assert sha256_file(data_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
 
 
 def test_ufd_probe_loads_with_the_weights_listed_in_the_spec(ufd_probe):
@@ -69,8 +69,8 @@ def test_ufd_probe_loads_with_the_weights_listed_in_the_spec(ufd_probe):
     assert ufd_probe.weights_sha256["ufd-probe"] == load_registry()["ufd-probe"].sha256
 
 
-def test_probe_logit_is_weight_dot_feature_plus_bias(ufd_probe, specs_dir):
-    state = torch.load(specs_dir / "ufd_fc_weights.pth", map_location="cpu", weights_only=True)
+def test_probe_logit_is_weight_dot_feature_plus_bias(ufd_probe, data_dir):
+    state = torch.load(data_dir / "ufd_fc_weights.pth", map_location="cpu", weights_only=True)
     weight, bias = state["weight"].numpy().astype(np.float64)[0], state["bias"].numpy().astype(np.float64)[0]
     features = np.random.default_rng(1).normal(size=(5, 768)).astype(np.float32)
     expected = features.astype(np.float64) @ weight + bias

@@ -1,4 +1,4 @@
-"""scripts/extract_latents.py on a few real faces (copied at runtime into tmp_path) with the tiny random encoder."""
+"""scripts/extract_latents.py on variants of the committed real face (written into tmp_path), tiny random encoder."""
 
 from __future__ import annotations
 
@@ -30,28 +30,16 @@ def extract(*args) -> int:
     return _script().main([str(a) for a in args])
 
 
-def _copy_faces(faces_dir: Path, root: Path) -> Path:
-    """Two class folders of two small (112 px) faces each; the labels are arbitrary, only plumbing counts."""
-    sources = sorted((faces_dir / "diffusion").glob("*dcface*"))[:4]
-    if len(sources) < 4:
-        pytest.skip(f"needs four dcface images in {faces_dir / 'diffusion'}")
-    for name, files in (("alpha", sources[:2]), ("beta", sources[2:])):
-        (root / name).mkdir(parents=True)
-        for file in files:
-            shutil.copy(file, root / name / file.name)
-    return root
-
-
 @pytest.fixture
-def faces(faces_dir: Path, tmp_path: Path) -> Path:
-    return _copy_faces(faces_dir, tmp_path / "faces")
+def faces(face_classes, tmp_path: Path) -> Path:
+    return face_classes(tmp_path / "faces", 2)
 
 
 @pytest.fixture(scope="module")
-def reference(faces_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+def reference(face_classes, tmp_path_factory) -> tuple[Path, Path]:
     """One uninterrupted extraction (inputs, shard folder) that the other tests compare against; never modified."""
     root = tmp_path_factory.mktemp("reference")
-    inputs = _copy_faces(faces_dir, root / "faces")
+    inputs = face_classes(root / "faces", 2)
     assert extract(inputs, "--out", root / "latents", *FAST) == 0
     return inputs, root / "latents"
 

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from detector.fingerprint_data import (AugmentConfig, Sample, augment, balanced_indices, decode_samples,
-                                       split_by_source)
+                                       downscale, split_by_source)
+from detector.fingerprint_net import MIN_SIDE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_fingerprint.py"
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 CLASSES = ["real", "progan", "stylegan2", "stylegan3"]
 
 
@@ -39,12 +39,12 @@ def _synthetic_folders(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def resumed_run(tmp_path_factory):
-    """Run one epoch, stop, then resume: the state every test below inspects."""
+def resumed_run(tmp_path_factory, optional_faces_dir):
+    """Run one epoch, stop, then resume: the state every test below inspects (real faces when the set is there)."""
     script = _load_script()
     tmp = tmp_path_factory.mktemp("train")
-    if FACES.is_dir():
-        data = ["--provenance", str(FACES / "provenance.csv"), "--limit-per-class", "6"]
+    if optional_faces_dir is not None:
+        data = ["--provenance", str(optional_faces_dir / "provenance.csv"), "--limit-per-class", "6"]
     else:
         data = ["--data", str(_synthetic_folders(tmp / "data"))]
     out = tmp / "run"
@@ -90,13 +90,11 @@ def test_refuses_to_overwrite_a_finished_run_without_force(resumed_run):
     assert resumed_run["script"].main(resumed_run["common"]) == 2
 
 
-def test_residual_only_run_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
+def test_residual_only_run_on_small_images_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
+    """96 px validation images: halving them would go under the model's minimum, so the report says they stop there."""
     script = _load_script()
-    if FACES.is_dir():
-        data = ["--provenance", str(FACES / "provenance.csv"), "--limit-per-class", "6"]
-    else:
-        data = ["--data", str(_synthetic_folders(tmp_path / "data"))]
     out = tmp_path / "run"
+    data = ["--data", str(_synthetic_folders(tmp_path / "data"))]
     code = script.main(data + ["--preset", "tiny", "--epochs", "3", "--batch-size", "4", "--samples-per-epoch", "8",
                                "--threads", "1", "--residual-only", "--select-on", "real_vs_fake_auc",
                                "--out", str(out)])
@@ -108,6 +106,18 @@ def test_residual_only_run_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_pa
     assert summary["best_epoch"] == int(best["epoch"])
     assert summary["run"]["config"]["rgb_input"] is False
     assert json.loads((out / "best.json").read_text())["config"]["rgb_input"] is False
+    clipped = {row["condition"]: row["clipped_to_min_side"] for row in summary["robustness"]}
+    validation_images = sum(summary["run"]["val_counts"].values())
+    assert clipped["downscale_0.5"] == validation_images and clipped["downscale_0.75"] == 0
+    assert f"downscale_0.5: {validation_images} of {validation_images} images" in (out / "report.md").read_text()
+
+
+def test_downscale_stops_at_the_minimum_side_and_never_enlarges():
+    image = np.zeros((96, 120, 3), dtype=np.uint8)
+    assert downscale(image, 0.5).shape == (48, 60, 3)
+    assert downscale(image, 0.5, min_side=MIN_SIDE).shape == (MIN_SIDE, 80, 3)
+    assert downscale(image, 0.75, min_side=MIN_SIDE).shape == (72, 90, 3)
+    assert downscale(np.zeros((40, 50, 3), dtype=np.uint8), 0.5, min_side=MIN_SIDE).shape == (40, 50, 3)
 
 
 def test_split_never_shares_a_source_between_training_and_validation():

@@ -133,14 +133,8 @@ def test_unfinished_extraction_is_refused(trained, tmp_path, capsys):
     assert "unfinished" in capsys.readouterr().err
 
 
-def test_extract_then_train_on_real_faces_with_the_tiny_encoder(faces_dir, tmp_path, capsys):
-    sources = sorted((faces_dir / "diffusion").glob("*dcface*"))[:8]
-    if len(sources) < 8:
-        pytest.skip(f"needs eight dcface images in {faces_dir / 'diffusion'}")
-    for name, files in (("alpha", sources[:4]), ("beta", sources[4:])):
-        (tmp_path / "faces" / name).mkdir(parents=True)
-        for file in files:
-            shutil.copy(file, tmp_path / "faces" / name / file.name)
+def test_extract_then_train_on_real_faces_with_the_tiny_encoder(face_classes, tmp_path, capsys):
+    face_classes(tmp_path / "faces", 4)
     extract = _script("extract_latents").main
     assert extract([str(tmp_path / "faces"), "--out", str(tmp_path / "latents"), "--encoder", "tiny-random",
                     "--copies", "2", "--device", "cpu", "--dtype", "fp32"]) == 0

@@ -14,7 +14,7 @@ import pytest
 from loopback_hub import endpoint, refusing_port, serve_hub, silent_host
 
 from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, download_timeout, load_registry, resolve,
-                          sha256_file, weight_sha256, weight_status)
+                          weight_sha256, weight_status)
 
 PAYLOAD = b"pretend these are network weights" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -124,10 +124,6 @@ def test_registry_rejects_unknown_fields(tmp_path):
     path.write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="shasum"):
         load_registry(path)
-
-
-def test_ufd_probe_copy_in_specs_matches_registry_checksum(specs_dir):
-    assert sha256_file(specs_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
 
 
 def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files(tmp_path):
