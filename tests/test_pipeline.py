@@ -127,19 +127,10 @@ def tiny_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
 
 
-def small_face_file(faces_dir: Path, directory: Path) -> Path:
-    """A real StyleGAN2 face shrunk to 256 px (PNG): dlib still finds it and every model runs in a fraction of the
-    time of the 1024 px original."""
-    source = sorted((faces_dir / "stylegan2").iterdir())[0]
-    target = directory / "stylegan2-face-256.png"
-    if not target.exists():
-        Image.open(source).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS).save(target)
-    return target
-
-
 @pytest.fixture(scope="module")
-def face_file(faces_dir: Path, tiny_dir: Path) -> Path:
-    return small_face_file(faces_dir, tiny_dir)
+def face_file(real_face: Path) -> Path:
+    """A real photograph with one frontal face (tests/data, public domain): dlib finds it in a bare clone."""
+    return real_face
 
 
 @pytest.fixture(scope="module")
