@@ -93,8 +93,8 @@ table.kv th { width:190px; background:none; color:var(--muted); font-weight:500;
 .undecided .big { color:var(--none); }
 .bar { background:#e4e8ec; height:10px; width:180px; border-radius:2px; overflow:hidden; }
 .bar span { display:block; height:100%; background:var(--accent); }
-.pill { display:inline-block; white-space:nowrap; padding:0 7px; border-radius:9px; font-size:11px; font-weight:600; color:#fff;
-        background:var(--none); }
+.pill { display:inline-block; white-space:nowrap; padding:0 7px; border-radius:9px; font-size:11px;
+        font-weight:600; color:#fff; background:var(--none); }
 .pill.ran { background:var(--real); } .pill.fake { background:var(--fake); } .pill.real { background:var(--real); }
 .pill.unknown { background:var(--unknown); }
 .faces { display:grid; grid-template-columns:repeat(auto-fill,minmax(440px,1fr)); gap:14px; }

@@ -27,6 +27,7 @@ import evidence_report as R
 import pipeline as P
 from core.weights import load_registry
 from test_pipeline import png_bytes, small_face_file, tiny_pipeline
+from test_scan import scan as scan_script
 
 SECTIONS = ["input", "verdict", "faces", "branches", "pictures", "models", "warnings", "limits", "record"]
 WHEN = datetime(2026, 11, 30, 4, 0, tzinfo=timezone.utc)
@@ -165,10 +166,14 @@ def decoded(src: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def drawn_verdict(tmp_path_factory) -> P.Verdict:
+def pipe(tmp_path_factory) -> P.Pipeline:
+    return tiny_pipeline(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="module")
+def drawn_verdict(pipe) -> P.Verdict:
     """A Verdict from the real pipeline (tiny random models) on the drawn image, with its pictures."""
     pixels, _ = drawn_group_photo()
-    pipe = tiny_pipeline(tmp_path_factory.mktemp("tiny-models"))
     verdict = pipe.analyze_one(png_bytes(pixels), name="drawn.png", with_pictures=True)
     assert isinstance(verdict, P.Verdict)
     return verdict
@@ -273,6 +278,42 @@ def test_report_file_name_is_safe_whatever_the_input_is_called():
     assert R.report_name({"file": HOSTILE_NAME, "sha256": digest}).endswith("-0123456789ab.html")
     assert "/" not in R.report_name({"file": HOSTILE_NAME, "sha256": digest})
     assert R.report_name({"file": "...", "sha256": "../x"}) == "image-no-sha256.html"
+
+
+def test_scan_writes_one_report_per_analysed_image_and_pictures_only_when_asked(pipe, tmp_path, monkeypatch):
+    pixels, _ = drawn_group_photo()
+    case = tmp_path / "case"
+    case.mkdir()
+    for name in ("a.png", "b.png"):
+        (case / name).write_bytes(png_bytes(np.roll(pixels, len(name) * ord(name[0]), axis=1)))
+    (case / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    asked = []
+    analyze = pipe.analyze
+    monkeypatch.setattr(pipe, "analyze", lambda *args, **kwargs: asked.append(kwargs["with_pictures"]) or
+                        analyze(*args, **kwargs))
+    files = scan_script.expand_inputs([str(case)], recursive=False)
+    scan_script.scan(files, tmp_path / "plain.csv", pipe, progress=False)
+    assert asked and not any(asked)
+    asked.clear()
+    scan_script.scan(files, tmp_path / "with-reports.csv", pipe, progress=False, report_dir=tmp_path / "reports")
+    assert asked and all(asked)
+    verdicts = [json.loads(line) for line in (tmp_path / "with-reports.jsonl").read_text().splitlines()]
+    expected = sorted(R.report_name(v) for v in verdicts if "sha256" in v)
+    assert len(expected) == 2 and sorted(p.name for p in (tmp_path / "reports").iterdir()) == expected
+    for verdict in (v for v in verdicts if "sha256" in v):
+        page = ReportReader((tmp_path / "reports" / R.report_name(verdict)).read_text(encoding="utf-8"))
+        assert verdict["sha256"] in page.text["input"] and len(page.images["pictures"]) == 2
+
+
+def test_app_offers_the_report_of_the_last_verdict_as_a_download(pipe, drawn_verdict):
+    import app
+
+    demo = app.build_demo(pipe)
+    assert [b.label for b in demo.blocks.values() if getattr(b, "elem_id", None) == "report"] == ["Download report"]
+    button = app.report_download(drawn_verdict.to_dict(), drawn_verdict.pictures)
+    assert button.interactive and button.value["orig_name"] == R.report_name(drawn_verdict.to_dict())
+    page = ReportReader(Path(button.value["path"]).read_text(encoding="utf-8"))
+    assert drawn_verdict.sha256 in page.text["input"] and len(page.images["pictures"]) == 2
 
 
 def chromium() -> str:
