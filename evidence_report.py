@@ -124,7 +124,11 @@ footer { margin-top:22px; border-top:1px solid var(--rule); padding-top:8px; fon
 
 def render_html(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None, *,
                 generated_at: datetime | None = None, version: str | None = None) -> str:
-    """The whole report as one HTML document that loads nothing from anywhere (see the module docstring)."""
+    """The whole report as one HTML document that loads nothing from anywhere (see the module docstring).
+
+    generated_at: the time the report states (default: now); a naive datetime is taken as UTC.
+    version: the GANTrace version it states (default: the installed package's).
+    """
     when = _utc_iso(generated_at or datetime.now(timezone.utc))
     version = version or gantrace_version()
     pictures = pictures or P.EvidencePictures()
@@ -325,7 +329,7 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
         probabilities = item.get("probabilities")
         name = _e(BRANCH_NAMES.get(branch, branch))
         if probabilities is None:
-            reason = _e(item.get("reason") or "no reason recorded")
+            reason = _visible(item.get("reason") or "no reason recorded")
             rows.append(f'<tr><td>{name}</td><td><span class="pill">did not run</span></td><td>—</td>'
                         f"<td>{reason}</td></tr>")
             continue
@@ -355,7 +359,7 @@ def _pictures(pictures: P.EvidencePictures) -> str:
 def _models(models: Mapping[str, Any]) -> str:
     if not models:
         return '<p class="none">No model ran.</p>'
-    rows = "".join(f'<tr><td>{_e(name)}</td><td class="mono hash">{_e(digest)}</td></tr>' for name, digest in
+    rows = "".join(f'<tr><td>{_visible(name)}</td><td class="mono hash">{_e(digest)}</td></tr>' for name, digest in
                    models.items())
     return ("<table><tr><th>model / weights</th><th>SHA-256 (or how it was built)</th></tr>" + rows + "</table>")
 
@@ -363,7 +367,7 @@ def _models(models: Mapping[str, Any]) -> str:
 def _warnings(warnings: Sequence[Any]) -> str:
     if not warnings:
         return '<p class="none">None.</p>'
-    return '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>"
+    return '<ul class="warnings">' + "".join(f"<li>{_visible(w)}</li>" for w in warnings) + "</ul>"
 
 
 # -- small pieces ---------------------------------------------------------------------------------------------------
@@ -395,9 +399,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _visible(text: str) -> str:
+def _visible(text: Any) -> str:
     """Escaped text with control and format characters (bidi overrides, zero-width) shown as \\uXXXX codes."""
-    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+    shown = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(text))
     return _e(shown)
 
 

@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        parser.error(f"--report {args.report} is a file, not a folder to write the reports into")
     try:
         files = expand_inputs(args.inputs, args.recursive)
     except FileNotFoundError as err:

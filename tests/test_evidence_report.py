@@ -305,6 +305,16 @@ def test_scan_writes_one_report_per_analysed_image_and_pictures_only_when_asked(
         assert verdict["sha256"] in page.text["input"] and len(page.images["pictures"]) == 2
 
 
+def test_scan_refuses_a_report_folder_that_is_a_file_before_any_work(tmp_path, capsys):
+    image, taken = tmp_path / "a.png", tmp_path / "reports"
+    image.write_bytes(png_bytes(drawn_group_photo()[0]))
+    taken.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        scan_script.main([str(image), "--out", str(tmp_path / "out.csv"), "--report", str(taken)])
+    assert exit_info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_app_offers_the_report_of_the_last_verdict_as_a_download(pipe, drawn_verdict):
     import app
 
