@@ -179,8 +179,8 @@ def write_report(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None
     """Write the report into `out_dir` atomically and return its path.
 
     An existing file is never replaced: the same bytes already there are kept (nothing written), a different
-    report for the same name goes to `<name>-1.html`, `-2`... Publishing by hard link fails if the name was taken
-    meanwhile, so two writers cannot overwrite each other either.
+    report for the same name goes to `<name>-1.html`, `-2`... Publishing refuses a name taken meanwhile, so two
+    writers cannot overwrite each other either.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -196,13 +196,26 @@ def write_report(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None
             target = out_dir / (f"{base}.html" if n == 0 else f"{base}-{n}.html")
             if target.is_file() and target.read_bytes() == data:
                 return target
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                continue
-            return target
+            if _publish(temp, target, data):
+                return target
     finally:
         os.unlink(temp)
+
+
+def _publish(temp: str, target: Path, data: bytes) -> bool:
+    """Give the finished temp file the name `target` unless that name exists (then False). A hard link is atomic
+    and refuses an existing name; file systems without hard links (FAT, some shares) get an exclusive create."""
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        try:
+            with open(target, "xb") as out:
+                out.write(data)
+        except FileExistsError:
+            return False
+    return True
 
 
 def gantrace_version() -> str:

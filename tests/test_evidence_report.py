@@ -272,6 +272,19 @@ def test_write_report_names_by_stem_and_hash_and_never_overwrites_a_different_re
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, later.name])
 
 
+def test_write_report_without_hard_links_still_never_overwrites(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(R.os, "link", no_links)
+    verdict, pictures = example_report_inputs()
+    first = R.write_report(verdict, pictures, tmp_path, generated_at=WHEN)
+    second = R.write_report(verdict, pictures, tmp_path, generated_at=WHEN.replace(hour=5))
+    assert second.name == first.name.replace(".html", "-1.html")
+    assert first.read_text(encoding="utf-8") == R.render_html(verdict, pictures, generated_at=WHEN)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
 def test_report_file_name_is_safe_whatever_the_input_is_called():
     digest = "0123456789abcdef" * 4
     assert R.report_name({"file": "../../etc/pass wd.jpg", "sha256": digest}) == "pass_wd-0123456789ab.html"
