@@ -31,16 +31,13 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
+from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
 QUEUE_SIZE = 32
 RESULTS_MAX_AGE_S = 3600
 UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
-LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3",
-               "unknown": "Unknown generator"}
-BRANCH_NAMES = {"clip_probe": "CLIP probe (UFD)", "fingerprint_net": "FingerprintNet",
-                "latent_svm": "Latent SVM (e4e W+)"}
 BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
 BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
 INTRO = """# GANTrace
@@ -145,6 +142,12 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
     return rows, str(out)
 
 
+def report_download(verdict: dict, pictures: P.EvidencePictures | None) -> gr.DownloadButton:
+    """The last verdict's evidence report (evidence_report.py) as a download; kept an hour, like batch CSVs."""
+    path = write_report(verdict, pictures, new_results_path().parent)
+    return gr.DownloadButton(value=str(path), interactive=True)
+
+
 def new_results_path(root: Path | None = None) -> Path:
     """A fresh path for one batch's CSV; batches older than an hour are deleted, like the uploads, so the names of
     analysed files do not pile up on the server."""
@@ -184,6 +187,7 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                     upload = gr.File(label="Face image (original file, analysed byte for byte)",
                                      file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
                     run = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                    report = gr.DownloadButton("Download report", interactive=False, elem_id="report")
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
                     bars = gr.Label(label="Probabilities", num_top_classes=len(LABEL_NAMES), elem_id="bars")
@@ -216,6 +220,9 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                                 api_name="analyze", api_description="Verdict JSON for one image file")
         analysed.success(render_verdict, [verdict_json, pictures], panels, api_visibility="private")
         analysed.failure(render_failure, None, panels, api_visibility="private")
+        gr.on([run.click, upload.upload], lambda: gr.DownloadButton(value=None, interactive=False), None, report,
+              api_visibility="private", queue=False)
+        analysed.success(report_download, [verdict_json, pictures], report, api_visibility="private")
         batch_run.click(lambda paths: analyze_batch(pipe, paths), batch_files, [batch_table, batch_csv],
                         api_name="analyze_batch")
         refresh.click(lambda: status_markdown(pipe), None, status, api_visibility="private")

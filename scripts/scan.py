@@ -3,13 +3,15 @@
     python scripts/scan.py photos/ --out results.csv
     python scripts/scan.py "cases/**/*.jpg" suspect.png --out case12.csv --device cpu --batch-size 8
     python scripts/scan.py archive/ --recursive --out archive.csv      # re-run the same command to resume
+    python scripts/scan.py case12/ --out case12.csv --report case12-reports   # + one HTML evidence report per image
 
 The CSV has the columns of `pipeline.CSV_COLUMNS` (file, sha256, label, is_fake, fake_probability, p_<label>...,
 warnings, error); `results.jsonl` beside it holds every full Verdict. A file that cannot be analysed gets a row
 with its error. Rows are appended and flushed one by one, and files already in the CSV are skipped, so an
 interrupted scan (Ctrl-C, a crash, a reboot) resumes where it stopped; the first Ctrl-C finishes the current
 batch and stops cleanly, a second one stops at once. Files are identified by the path as written on the command
-line (after folder and glob expansion), so resume from the same working directory.
+line (after folder and glob expansion), so resume from the same working directory. `--report DIR` also writes
+one self-contained HTML evidence report per analysed image (see evidence_report.py), before its row.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+import evidence_report
 import pipeline as P
 from core.images import IMAGE_SUFFIXES, list_images
 
@@ -120,8 +123,9 @@ class _StopFlag:
 
 
 def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
-         stop: _StopFlag | None = None) -> tuple[Counter, bool]:
-    """Analyse every file not yet in `out`, appending CSV rows and JSONL verdicts.
+         stop: _StopFlag | None = None, report_dir: Path | None = None) -> tuple[Counter, bool]:
+    """Analyse every file not yet in `out`, appending CSV rows and JSONL verdicts (and, with `report_dir`, an
+    evidence report per verdict; the pictures are only computed then).
 
     Returns the counts by outcome (labels, "error", "skipped" = already done) and whether every file is done.
     """
@@ -140,8 +144,10 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
             writer.writeheader()
             csv_handle.flush()
         processed = 0
-        for result in _results(pipe, todo, stop):
+        for result in _results(pipe, todo, stop, with_pictures=report_dir is not None):
             processed += 1
+            if report_dir is not None and isinstance(result, P.Verdict):
+                evidence_report.write_report(result.to_dict(), result.pictures, report_dir)
             json_handle.write(json.dumps(result.to_dict()) + "\n")
             json_handle.flush()
             writer.writerow(result.to_row())
@@ -152,13 +158,14 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
     return counts, processed == len(todo)
 
 
-def _results(pipe: P.Pipeline, todo: list[Path], stop: _StopFlag | None) -> Iterator[P.Result]:
+def _results(pipe: P.Pipeline, todo: list[Path], stop: _StopFlag | None,
+             with_pictures: bool = False) -> Iterator[P.Result]:
     size = pipe.config.batch_size
     for start in range(0, len(todo), size):
         if stop is not None and stop.requested:
             return
         batch = todo[start:start + size]
-        yield from pipe.analyze([str(p) for p in batch], names=[str(p) for p in batch])
+        yield from pipe.analyze([str(p) for p in batch], names=[str(p) for p in batch], with_pictures=with_pictures)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,10 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
     parser.add_argument("--gate-attribution", action="store_true",
                         help="attribute only images the detectors call fake (faster; misses more fakes)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="also write one self-contained HTML evidence report per analysed image into DIR")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        parser.error(f"--report {args.report} is a file, not a folder to write the reports into")
     try:
         files = expand_inputs(args.inputs, args.recursive)
     except FileNotFoundError as err:
@@ -191,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = _StopFlag()
     previous = signal.signal(signal.SIGINT, stop)
     try:
-        counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop)
+        counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop,
+                                report_dir=args.report)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
