@@ -247,8 +247,10 @@ def _finding(verdict: Mapping[str, Any]) -> str:
     ran = sum(1 for item in evidence.values() if item and item.get("probabilities") is not None)
     facts = (f"{len(verdict.get('faces') or [])} face(s) · {ran} of {len(evidence)} branches ran · "
              f"{len(verdict.get('warnings') or [])} warning(s)")
+    doubt = "".join(f"<div class=\"sub\">Uncertain: {_visible(reason)}</div>"
+                    for reason in verdict.get("uncertain") or [])
     box = (f'<div class="label-box {css}"><div class="big">{headline}</div>'
-           f'<div class="sub">{detail}</div><div class="facts">{facts}</div></div>')
+           f'<div class="sub">{detail}</div>{doubt}<div class="facts">{facts}</div></div>')
     return f'<div class="finding">{box}<div style="flex:1">{_probabilities(verdict.get("probabilities"))}</div></div>'
 
 
@@ -316,7 +318,8 @@ def _face_facts(face: Mapping[str, Any]) -> str:
     if face.get("landmarks") is not None:
         rows.append(("landmarks", f"{len(face['landmarks'])} points"))
     for key, value in face.items():
-        if key not in ("label", "fake_probability", "box", "landmarks", "probabilities", "evidence") and \
+        if key not in ("label", "fake_probability", "box", "landmarks", "probabilities", "evidence",
+                       "alignment_quality") and \
                 not isinstance(value, (Mapping, list, tuple)):
             rows.append((_e(key.replace("_", " ")), _e(value)))
     return _kv(rows)
@@ -347,9 +350,12 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
                         f"<td>{reason}</td></tr>")
             continue
         scores = "".join(f"<span>{_e(k)} {_p(v)}</span>" for k, v in probabilities.items())
-        own = f"; its own label: <b>{_e(item['label'])}</b>" if item.get("label") else ""
+        notes = [f"its own label: <b>{_e(item['label'])}</b>"] if item.get("label") else []
+        notes += [_visible(note) for note in item.get("skill_notes") or []]
+        if item.get("out_of_distribution"):
+            notes.append("outside its training data: " + _visible(item["out_of_distribution"]))
         rows.append(f'<tr><td>{name}</td><td><span class="pill ran">ran</span></td>'
-                    f'<td class="mono scores">{scores}</td><td>{own[2:]}</td></tr>')
+                    f'<td class="mono scores">{scores}</td><td>{"<br>".join(notes)}</td></tr>')
     return ("<table><tr><th>branch</th><th>status</th><th>its own probabilities</th><th>note / why not run</th></tr>"
             + "".join(rows) + "</table>")
 

@@ -129,11 +129,38 @@ def make_pictures(items: list[ImageRecord],
         with timed() as watch:
             faces = [face.image for face in item.aligned]
             pictures = EvidencePictures(aligned_face=faces[item.primary] if faces else None, faces=faces)
+            if faces:
+                pictures.faces_overview = _picture(item, "faces overview", lambda: faces_overview(
+                    item.image.pixels, [face.box for face in item.aligned], [f.label for f in item.face_fused]))
             pictures.spectrum = _picture(item, "spectrum picture", lambda: spectrum_picture(item.image.pixels))
             if explainer is not None and item.evidence.get(explainer[0], BranchEvidence()).ran:
                 pictures.gradcam = _picture(item, "Grad-CAM", lambda: explainer[1](item.image.pixels))
         item.pictures = pictures
         item.timings["pictures"] = watch.seconds * 1000
+
+
+LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0)}
+FAKE_COLOUR = (198, 40, 40)
+
+
+def faces_overview(pixels: np.ndarray, boxes: Sequence[Sequence[int]], labels: Sequence[str]) -> np.ndarray:
+    """The image with every analysed face boxed and numbered from 1 (largest first), green when judged real, red
+    when judged made by a known GAN, orange for an unknown generator or no decision."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.fromarray(pixels).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 300))
+    font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 40)))
+    for number, (box, label) in enumerate(zip(boxes, labels), start=1):
+        colour = LABEL_COLOURS.get(label, FAKE_COLOUR)
+        x0, y0, x1, y1 = (int(v) for v in box)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=width)
+        tag = draw.textbbox((x0, y0), str(number), font=font)
+        pad = width + 2
+        draw.rectangle((tag[0], tag[1], tag[2] + 2 * pad, tag[3] + 2 * pad), fill=colour)
+        draw.text((x0 + pad, y0 + pad), str(number), fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
 
 
 def _picture(item: ImageRecord, what: str, draw: Callable[[], np.ndarray]) -> np.ndarray | None:

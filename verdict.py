@@ -21,13 +21,15 @@ from attribution.fusion import LABELS
 class EvidencePictures:
     """Pictures an analyst looks at; RGB uint8 arrays, None when the branch behind them did not run.
 
-    aligned_face is the face the verdict is about (`Verdict.faces[primary]`); faces holds every analysed face.
+    aligned_face is the face the verdict is about (`Verdict.faces[primary]`); faces holds every analysed face;
+    faces_overview is the image with each analysed face boxed, numbered and coloured by its own label.
     """
 
     aligned_face: np.ndarray | None = None
     spectrum: np.ndarray | None = None
     gradcam: np.ndarray | None = None
     faces: list[np.ndarray] = field(default_factory=list)
+    faces_overview: np.ndarray | None = None
 
 
 @dataclass

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter
 import evidence_report as R
 import pipeline as P
 from core.weights import load_registry
-from test_pipeline import png_bytes, small_face_file, tiny_pipeline
+from test_pipeline import png_bytes, tiny_pipeline
 from test_scan import scan as scan_script
 
 SECTIONS = ["input", "verdict", "faces", "branches", "pictures", "models", "warnings", "limits", "record"]
@@ -198,13 +198,13 @@ def test_report_of_a_pipeline_verdict_has_every_section_and_the_verdict_hashes(d
         drawn_verdict.pictures.spectrum.shape, drawn_verdict.pictures.gradcam.shape]
 
 
-def test_report_embeds_the_aligned_face_of_a_real_face_pixel_for_pixel(faces_dir, tmp_path):
-    face = small_face_file(faces_dir, tmp_path)
+def test_report_embeds_the_aligned_face_of_a_real_face_pixel_for_pixel(real_face, tmp_path):
+    face = real_face
     verdict = tiny_pipeline(tmp_path / "models").analyze_one(str(face), name=face.name, with_pictures=True)
     page = ReportReader(R.render_html(verdict.to_dict(), verdict.pictures, generated_at=WHEN))
     assert verdict.faces, "dlib should find the development face"
     assert np.array_equal(decoded(page.images["faces"][0]), verdict.pictures.aligned_face)
-    assert "68 points" in page.text["faces"] and f"{verdict.faces[0]['alignment_quality']}" in page.text["faces"]
+    assert "68 points" in page.text["faces"] and f"{verdict.faces[0]['alignment_error']}" in page.text["faces"]
 
 
 def test_per_face_verdicts_and_crops_are_shown_when_the_faces_carry_them():

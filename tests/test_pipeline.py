@@ -374,6 +374,19 @@ def test_every_face_of_a_group_photo_gets_its_own_answer_and_the_cap_warns(tiny_
         assert face["evidence"]["latent_svm"]["probabilities"] is not None
         assert face["label"] in P.LABELS
     assert any("3 faces analysed" in w for w in verdict.warnings)
+    drawn = pipe.analyze_one(image, name="group.png", with_pictures=True).pictures
+    assert len(drawn.faces) == 3 and drawn.faces_overview.shape == (128, 128, 3)
+    assert not np.array_equal(drawn.faces_overview, np.asarray(Image.open(io.BytesIO(image))))
     capped = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", max_faces=2), tiny_branches(tiny_dir),
                         CentreFaceFinder(per_image=3)).analyze_one(image, name="group.png")
     assert len(capped.faces) == 2 and any("only the 2 largest were analysed" in w for w in capped.warnings)
+
+
+def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
+    from image_record import FAKE_COLOUR, LABEL_COLOURS, faces_overview
+
+    picture = faces_overview(np.zeros((200, 300, 3), np.uint8), [(10, 20, 110, 120), (150, 30, 250, 130)],
+                             ["real", "stylegan2"])
+    assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
+    assert tuple(picture[129, 200]) == FAKE_COLOUR
+    assert tuple(picture[180, 5]) == (0, 0, 0)
