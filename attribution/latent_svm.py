@@ -16,9 +16,7 @@ The method is GANOrigin's (a linear SVM on flattened W+), with its defects fixed
 
 from __future__ import annotations
 
-import os
 import platform
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from attribution.report import classification_metrics
+from core.atomic import atomic_path
+from core.metrics import classification_metrics
 from core.weights import sha256_file
 
 ARTIFACT_FORMAT = "gantrace-latent-svm"
@@ -226,16 +225,9 @@ class LatentAttributor(BaseEstimator):
             "distance_threshold": self.distance_threshold_,
             "metadata": self.metadata,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".partial-{path.name}.")
-        os.close(handle)
-        try:
-            joblib.dump(payload, temp_name)
-            os.chmod(temp_name, 0o644)
-            digest = sha256_file(Path(temp_name))
-            os.replace(temp_name, path)
-        finally:
-            Path(temp_name).unlink(missing_ok=True)
+        with atomic_path(path) as temp:
+            joblib.dump(payload, temp)
+            digest = sha256_file(temp)
         _sidecar(path).write_text(f"{digest}  {path.name}\n", encoding="utf-8")
         return digest
 

@@ -39,6 +39,8 @@ import open_clip
 import torch
 from torch import nn
 
+from core.arrays import check_rgb
+from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.weights import resolve, sha256_file, weight_sha256
 
@@ -68,7 +70,7 @@ TINY_MODEL_CONFIG = {
 }
 
 
-class ProbeFormatError(ValueError):
+class ProbeFormatError(StateDictError):
     """A probe file that is not an `nn.Linear(D, 1)` state dict matching this backbone; names file and key."""
 
 
@@ -181,22 +183,16 @@ class ClipProbe(nn.Module):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a probe file"
-            raise ProbeFormatError(f"{path}: not a torch state-dict file ({type(err).__name__}: {err})") from None
+            raise ProbeFormatError(str(path), f"not a torch state-dict file ({type(err).__name__}: {err})") from None
         if not isinstance(state, dict):
-            raise ProbeFormatError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
-        expected = {"weight": tuple(self.fc.weight.shape), "bias": tuple(self.fc.bias.shape)}
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        if missing or unexpected:
-            hint = "; strip the 'fc.' prefix (save model.fc.state_dict())" if any(
-                k.startswith("fc.") for k in unexpected) else ""
-            raise ProbeFormatError(f"{path}: expected keys ['bias', 'weight'], missing {missing}, "
-                                   f"unexpected {unexpected}{hint}")
-        for key, shape in expected.items():
-            value = state[key]
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-                found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ProbeFormatError(f"{path}: key '{key}' has shape {found}, expected {shape} for "
-                                       f"{self.config.model_name} (embedding dim {self.fc.in_features})")
+            raise ProbeFormatError(str(path), f"expected a state dict of tensors, got {type(state).__name__}")
+        try:
+            check_state_dict(state, expected_shapes(self.fc), str(path), "probe weights", error=ProbeFormatError)
+        except ProbeFormatError as err:
+            if not any(str(key).startswith("fc.") for key in state):
+                raise
+            raise ProbeFormatError(err.source, f"{err.problem}; strip the 'fc.' prefix (save model.fc.state_dict())",
+                                   err.key) from None
         with torch.no_grad():
             self.fc.weight.copy_(state["weight"])
             self.fc.bias.copy_(state["bias"])
@@ -255,11 +251,7 @@ class ClipProbe(nn.Module):
             yield normalise(pending)
 
     def _crops(self, image: np.ndarray, index: int) -> list[np.ndarray]:
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-                and image.shape[2] == 3):
-            found = f"shape {getattr(image, 'shape', None)}, dtype {getattr(image, 'dtype', type(image).__name__)}"
-            raise ValueError(f"image {index}: expected an H×W×3 uint8 RGB array (use core.images), got {found}")
-        return fixed_crops(image, self.config.crop_size, self.config.num_crops)
+        return fixed_crops(check_rgb(image, f"image {index}"), self.config.crop_size, self.config.num_crops)
 
 
 def _register_tiny_config() -> None:
