@@ -31,6 +31,7 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
+from cli import add_pipeline_arguments, config_from_args
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
@@ -234,20 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None, help="interface to bind (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--attribution", type=Path, default=os.environ.get("GANTRACE_ATTRIBUTION") or None,
-                        help="latent SVM artifact from scripts/train_svm.py (default: env GANTRACE_ATTRIBUTION)")
-    parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
+    add_pipeline_arguments(parser)
     parser.add_argument("--download", action="store_true",
                         default=os.environ.get("GANTRACE_DOWNLOAD", "").lower() in ("1", "true", "yes"),
                         help="let the registry download missing weights (default: env GANTRACE_DOWNLOAD=1)")
     args = parser.parse_args(argv)
-    config = P.PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              attribution_artifact=args.attribution, fingerprint_weights=args.fingerprint,
-                              download=args.download)
-    pipe = P.Pipeline(config)
+    pipe = P.Pipeline(config_from_args(args, download=args.download))
     for status in pipe.load_all():
         state = "ready" if status.ready else f"OFF ({status.reason})"
         print(f"{status.branch}: {state}", file=sys.stderr)

@@ -59,11 +59,20 @@ def apply_runtime(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that choose how the pipeline runs, plus the runtime flags."""
+def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The flags that choose how the pipeline runs, plus the runtime flags.
+
+    With `sweep` (benchmarks), --dtype and --batch-size take several values and the program runs each.
+    """
     add_runtime_arguments(parser)
-    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16 (weights)")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
+    if sweep:
+        parser.add_argument("--dtype", "--dtypes", nargs="+", default=["fp32", "bf16"],
+                            choices=["fp32", "bf16", "fp16"], help="weight dtypes to measure (default fp32 bf16)")
+        parser.add_argument("--batch-size", "--batch-sizes", type=positive_int, nargs="+", default=[1, 8],
+                            help="batch sizes to measure (default 1 8)")
+    else:
+        parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16 (weights)")
+        parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--attribution", type=Path, default=os.environ.get("GANTRACE_ATTRIBUTION") or None,
                         help="latent SVM artifact from scripts/train_svm.py (default: env GANTRACE_ATTRIBUTION)")
     parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")

@@ -4,7 +4,6 @@ sklearn's; perturbations reach core.images as files."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
