@@ -1,13 +1,13 @@
 """Adapter for GANOrigin's published classifier trio, behind the same predict_proba/predict as LatentAttributor.
 
-GANOrigin (HamiYasir; ../shared/specs/ganorigin_review.md) published three joblib pickles: an SVM with
+GANOrigin (HamiYasir, on the Hugging Face Hub) published three joblib pickles: an SVM with
 `predict_proba`, a StandardScaler expecting 9,216 features and a LabelEncoder over progan/stylegan2/stylegan3.
 Their features are the e4e encoder's raw output, i.e. W+ offsets WITHOUT latent_avg (encode with
 `add_latent_avg=False`), flattened row-major (style row 0's 512 values first). Whether the SVM was really trained
-on that convention cannot be checked from the repository (review D5): verify on known generated images first.
+on that convention cannot be checked from the repository: verify on known generated images first.
 
 Loading is opt-in (`trust_foreign=True`): these are pickles from a third-party Hub repo, and unpickling runs any
-code the file contains (review S4). The adapter is closed-set like the original unless `min_probability` is set,
+code the file contains. The adapter is closed-set like the original unless `min_probability` is set,
 because GANOrigin ships no validation data from which an open-set threshold could be chosen.
 """
 

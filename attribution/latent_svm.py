@@ -1,17 +1,18 @@
 """Which GAN made a face, from its e4e W+ latent: a calibrated linear SVM with an open-set "unknown" answer.
 
-The method is GANOrigin's (a linear SVM on flattened W+), with its defects fixed (../shared/specs/ganorigin_review.md):
+The method is GANOrigin's (a linear SVM on flattened W+), with the defects of its published code fixed:
 - probabilities come from `CalibratedClassifierCV(LinearSVC, method="sigmoid")` inside a scikit-learn Pipeline
   after a StandardScaler, not from `SVC(probability=True)` (slow on 9,216-d data, and its internal Platt CV
   ignores groups);
 - every split respects groups: a face and its resolution-augmented copies are never on both sides of the
   train/validation split nor of a calibration fold, which would leak and make probabilities overconfident;
-- open set (D8): the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
+- open set: the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
   validation split, or when the latent is farther from every known class than almost all validation latents
   (details in `LatentAttributor`);
-- inference is deterministic: no augmentation at predict time (D3);
+- inference is deterministic: no augmentation at predict time (GANOrigin resizes at random when predicting);
 - the artifact is a joblib file that records what features it expects (latent shape, whether latent_avg was
-  added, encoder sha256) and refuses to load files GANTrace did not write (S4; see `LatentAttributor.load`).
+  added, encoder sha256) and refuses to load files GANTrace did not write, since unpickling a foreign file can run
+  its code (see `LatentAttributor.load`).
 """
 
 from __future__ import annotations

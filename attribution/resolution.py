@@ -3,8 +3,8 @@
 GANOrigin's idea is that the latent attribution must not learn image size or compression as a clue, so every
 training face is shown at many resolutions: it is resized to a drawn size (64 to 1024 px, antialiased), optionally
 JPEG re-encoded at that size (as a face published at that size would be), and resized back to the encoder's 256 px.
-GANOrigin also applied this random resize at inference, which made the same image give different answers (review
-defect D3); here inference goes through `prepare_for_inference`, which has no randomness at all.
+GANOrigin also applied this random resize at inference, which made the same image give different answers; here
+inference goes through `prepare_for_inference`, which has no randomness at all.
 
 Every random draw comes from a generator seeded by (seed, image index, copy index), so an augmented copy is the
 same whichever worker makes it and in whatever order: extraction is reproducible and resumable.

@@ -1,7 +1,7 @@
 """FingerprintNet: a CNN that reads a generator's fingerprint from native-resolution crops of a face image.
 
 The GANFingerprint design (multi-scale ResNet features, a frequency path, self-attention, a fingerprint block
-with a high-pass branch), with the defects found in review fixed (see ../shared/specs/fingerprintnet_spec.md §7):
+with a high-pass branch), with the defects of the published code fixed:
 
 - A K-way head (default real, progan, stylegan2, stylegan3) that always returns (B, K) logits; P(fake) is
   1 − P(real). The embedding uses LayerNorm, so batch size 1 works in training too.

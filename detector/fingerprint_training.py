@@ -1,7 +1,7 @@
 """Training FingerprintNet: a source-held-out run that resumes, fits a time budget and writes its own report.
 
-scripts/train_fingerprint.py parses the command line and calls `train`; everything a run does lives here so that
-it can be tested and reused without the script. The output folder holds last/best checkpoints (safetensors +
+scripts/train_fingerprint.py parses the command line, reads the data (core.datasets) and runs a `Trainer`;
+everything a run does lives here so that it can be tested and reused without the script. The output folder holds last/best checkpoints (safetensors +
 JSON), optimiser state, epochs.csv, curves.png, the confusion matrix, ROC/PR, the robustness table, open-set
 behaviour, summary.json and report.md.
 """
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from core.datasets import LabelledImage
+from core.device import select_precision
 from core.errors import InputError
 from core.metrics import classification_metrics, detection_metrics, plot_confusion_matrix, plot_roc_pr, plot_series
 from detector.fingerprint_data import (AugmentConfig, augment, balanced_indices, decode_samples, downscale,
@@ -63,6 +64,7 @@ class TrainSettings:
     label_smoothing: float = 0.05
     val_range: tuple[float, float] = (0.1, 0.4)
     seed: int = 0
+    device: str = "auto"
     progress: bool = True
 
 
@@ -142,7 +144,8 @@ class Trainer:
         self.samples_per_epoch = args.samples_per_epoch or len(self.train_samples)
         self.steps_per_epoch = max(1, self.samples_per_epoch // args.batch_size)
         torch.manual_seed(args.seed)
-        self.model = FingerprintNet.for_training(config)
+        self.device = select_precision(args.device, "fp32").device
+        self.model = FingerprintNet.for_training(config).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         self.plan = {"epochs": args.epochs, "steps_per_epoch": self.steps_per_epoch,
                      "warmup_steps": args.warmup_epochs * self.steps_per_epoch}
@@ -197,7 +200,7 @@ class Trainer:
         for step in bar:
             batch = order[step * self.args.batch_size:(step + 1) * self.args.batch_size]
             crops = [augment(self.train_images[i], self.config.crop_size, rng, self.augment_config) for i in batch]
-            labels = torch.from_numpy(self.train_labels[batch])
+            labels = torch.from_numpy(self.train_labels[batch]).to(self.device)
             logits = self.model(to_tensor(crops))
             loss = F.cross_entropy(logits, labels, label_smoothing=self.args.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,7 +1,7 @@
 """Encoder4Editing (e4e; Tov et al., SIGGRAPH 2021): an FFHQ-aligned face -> StyleGAN2 W+ (18x512), in one file.
 
-The network is the official `Encoder4Editing` (omertov/encoder4editing @99ea5057, see
-../shared/specs/e4e_spec.md) rebuilt from its description with the same module names, so the official checkpoint's
+The network is the official `Encoder4Editing` (github.com/omertov/encoder4editing @99ea5057) rebuilt from its
+description with the same module names, so the official checkpoint's
 `encoder.*` weights load with a strict key and shape check and no custom CUDA ops are needed:
 
 * trunk: the IR-SE-50 body of InsightFace (an input layer, then 3/4/14/3 `BottleneckIRSE` units of widths

@@ -3,6 +3,9 @@
     python scripts/download_weights.py            # table of weights and their state
     python scripts/download_weights.py --fetch    # download every missing weight
     python scripts/download_weights.py --name ufd-probe
+
+Exit status: 0 every asked-for weight is present; 1 some download failed (each failure is one line on stderr);
+2 bad input (an unknown --name).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli import EXIT_OK, EXIT_UNUSABLE
 from core.weights import WeightUnavailableError, load_registry, resolve, weight_status
 
 
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         except WeightUnavailableError as err:
             print(f"error: {err}", file=sys.stderr)
             failures += 1
-    return 1 if failures else 0
+    return EXIT_UNUSABLE if failures else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs, time_budget_min=args.time_budget_min, stop_after=args.stop_after,
         batch_size=args.batch_size, samples_per_epoch=args.samples_per_epoch, lr=args.lr,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-        val_range=tuple(args.val_range), seed=args.seed, progress=not args.no_progress)
+        val_range=tuple(args.val_range), seed=args.seed, device=args.device, progress=not args.no_progress)
     trainer = Trainer(settings, samples)
     if args.resume and not args.force:
         trainer.load_checkpoint()
