@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, write_text_atomic
 from core.metrics import classification_metrics
 from core.weights import sha256_file
 
@@ -229,7 +229,7 @@ class LatentAttributor(BaseEstimator):
         with atomic_path(path) as temp:
             joblib.dump(payload, temp)
             digest = sha256_file(temp)
-        _sidecar(path).write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+        write_text_atomic(_sidecar(path), f"{digest}  {path.name}\n")
         return digest
 
     @classmethod

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from core.arrays import check_rgb
+from core.arrays import check_rgb_batch
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
 from core.device import Precision, prepare_model, select_precision
@@ -345,8 +345,7 @@ class FingerprintNet(nn.Module):
         self.eval()
         crops_by_size: dict[int, list[np.ndarray]] = {}
         owners_by_size: dict[int, list[int]] = {}
-        for index, image in enumerate(images):
-            check_rgb(image, f"image {index}", MIN_SIDE)
+        for index, image in enumerate(check_rgb_batch(images, min_side=MIN_SIDE)):
             size = min(self.config.crop_size, image.shape[0], image.shape[1])
             for top, left in crop_origins(image.shape[0], image.shape[1], size, self.config.num_crops):
                 crops_by_size.setdefault(size, []).append(image[top:top + size, left:left + size])

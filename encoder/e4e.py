@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from core.arrays import check_rgb
+from core.arrays import check_rgb_batch
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.weights import load_registry, resolve, sha256_file, weight_sha256
@@ -343,9 +343,9 @@ class Encoder4Editing(nn.Module):
 
 def preprocess(faces: Sequence[np.ndarray], input_size: int = 256, first_index: int = 0) -> np.ndarray:
     """The official e4e test transform on a batch: PIL bilinear resize, /255, (x - 0.5)/0.5 -> N x 3 x S x S float32."""
+    faces = check_rgb_batch(faces, "face", first_index=first_index)
     batch = np.empty((len(faces), 3, input_size, input_size), dtype=np.float32)
     for offset, face in enumerate(faces):
-        face = check_rgb(face, f"face {first_index + offset}")
         if face.shape[:2] != (input_size, input_size):
             face = np.asarray(Image.fromarray(face).resize((input_size, input_size), Image.Resampling.BILINEAR))
         scaled = face.astype(np.float32) / np.float32(255)
