@@ -1,4 +1,4 @@
-"""core.atomic, core.arrays, core.checkpoints and cli: the helpers every stage and script shares."""
+"""core.atomic, core.arrays, core.checkpoints, core.metrics and cli: the helpers every stage and script shares."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from core.arrays import check_rgb, check_rgb_batch
 from core.atomic import TEMP_PREFIX, atomic_path, write_json_atomic
 from core.checkpoints import StateDictError, load_state_dict_strict
 from core.errors import InputError
+from core.metrics import classification_metrics
 
 
 def test_atomic_write_replaces_the_file_whole_and_is_readable_by_others(tmp_path):
@@ -83,3 +84,13 @@ def test_bad_input_becomes_one_line_and_exit_2(capsys):
 
     assert cli.run(body) == 2
     assert capsys.readouterr().err == "error: data.csv, line 3: expected path,label\n"
+
+
+def test_classification_metrics_do_not_depend_on_the_order_of_the_classes():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=40)
+    truth = np.array(["real", "progan", "stylegan2"])[rng.integers(0, 3, 40)]
+    unsorted = classification_metrics(truth, probabilities, ["real", "progan", "stylegan2"])
+    reordered = classification_metrics(truth, probabilities[:, [1, 2, 0]], ["progan", "stylegan2", "real"])
+    for key in ("accuracy", "ece", "brier", "log_loss"):
+        assert unsorted[key] == pytest.approx(reordered[key]), key
