@@ -10,7 +10,8 @@ The UI only renders what `pipeline.Pipeline` returns; nothing here decides anyth
 
     python app.py                       # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
     python app.py --host 0.0.0.0 --port 8080 --attribution artifacts/latent-svm.joblib
-    GANTRACE_DOWNLOAD=1 python app.py   # fetch missing registered weights at start (what the Hugging Face Space does)
+    python app.py --offline             # never touch the network (also HF_HUB_OFFLINE=1); by default missing
+                                        # registered weights are fetched at start, each with a bounded time-out
 
 API: `Client(url).predict(handle_file("face.jpg"), api_name="/analyze")` returns the Verdict JSON.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import re
 import sys
 import shutil
@@ -32,6 +32,7 @@ import gradio as gr
 
 import pipeline as P
 from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
+from cli import add_pipeline_arguments, config_from_args
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
@@ -243,20 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None, help="interface to bind (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--attribution", type=Path, default=os.environ.get("GANTRACE_ATTRIBUTION") or None,
-                        help="latent SVM artifact from scripts/train_svm.py (default: env GANTRACE_ATTRIBUTION)")
-    parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
-    parser.add_argument("--download", action="store_true",
-                        default=os.environ.get("GANTRACE_DOWNLOAD", "").lower() in ("1", "true", "yes"),
-                        help="let the registry download missing weights (default: env GANTRACE_DOWNLOAD=1)")
+    add_pipeline_arguments(parser)
     args = parser.parse_args(argv)
-    config = P.PipelineConfig.for_artifacts(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              attribution=args.attribution, fingerprint=args.fingerprint,
-                              download=args.download)
-    pipe = P.Pipeline(config)
+    pipe = P.Pipeline(config_from_args(args))
     for status in pipe.load_all():
         state = "ready" if status.ready else f"OFF ({status.reason})"
         print(f"{status.branch}: {state}", file=sys.stderr)

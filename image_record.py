@@ -68,8 +68,8 @@ class ImageRecord:
         self.aligned = found[:max_faces]
         self.face_evidence = [{} for _ in self.aligned]
         for index, face in enumerate(self.aligned):
-            if face.quality > max_error:
-                self.face_warnings.append(f"face {index}: alignment is poor (error {face.quality:.3f} > "
+            if face.alignment_error > max_error:
+                self.face_warnings.append(f"face {index}: alignment is poor (error {face.alignment_error:.3f} > "
                                           f"{max_error}); its latent evidence is less reliable")
 
     def fuse(self, config: FusionConfig, skills: Skills) -> None:
@@ -108,7 +108,7 @@ class ImageRecord:
 
     def _face_record(self, index: int, skills: Skills, config: FusionConfig) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]
-        error = round(float(face.quality), 4)
+        error = round(float(face.alignment_error), 4)
         return {"box": [int(v) for v in face.box],
                 "landmarks": np.round(np.asarray(face.landmarks, dtype=np.float64), 1).tolist(),
                 "alignment_error": error, "alignment_quality": error, "primary": index == self.primary,

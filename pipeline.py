@@ -77,17 +77,6 @@ class PipelineConfig:
     limits: ImageLimits = field(default_factory=ImageLimits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
-    @classmethod
-    def for_artifacts(cls, fingerprint: str | None = None, attribution: str | Path | None = None,
-                      trust_foreign: bool = False, **fields: Any) -> PipelineConfig:
-        """The config the command lines build: the artifact flags land in the branches' options."""
-        options: dict[str, dict[str, Any]] = {}
-        if fingerprint:
-            options["fingerprint_net"] = {"weights": str(fingerprint)}
-        if attribution:
-            options["latent_svm"] = {"artifact": str(attribution), "trust_foreign": trust_foreign}
-        return cls(branch_options=options, **fields)
-
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")

@@ -17,7 +17,7 @@ The rules (defaults in `FusionConfig`):
   1 − P(real) and, when its classes include "real", the latent SVM's 1 − P(real). The mean is taken in
   probability space so one over-confident branch cannot veto the others. The operating point `fake_threshold`
   (0.5 by default) is applied as a logit shift, so that the reported `fake_probability` is always ≥ 0.5 exactly
-  when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85": review D7).
+  when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85").
 * **P(architecture | fake)** is the weighted mean of the attribution branches' distributions over the known
   architectures (ProGAN, StyleGAN2, StyleGAN3), each renormalised after dropping its non-architecture classes.
 * **Open set**: the generator is "unknown" when the latent SVM's own open-set rule says so, when the top fused

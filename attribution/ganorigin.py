@@ -1,13 +1,13 @@
 """Adapter for GANOrigin's published classifier trio, behind the same predict_proba/predict as LatentAttributor.
 
-GANOrigin (HamiYasir; ../shared/specs/ganorigin_review.md) published three joblib pickles: an SVM with
+GANOrigin (HamiYasir, on the Hugging Face Hub) published three joblib pickles: an SVM with
 `predict_proba`, a StandardScaler expecting 9,216 features and a LabelEncoder over progan/stylegan2/stylegan3.
 Their features are the e4e encoder's raw output, i.e. W+ offsets WITHOUT latent_avg (encode with
 `add_latent_avg=False`), flattened row-major (style row 0's 512 values first). Whether the SVM was really trained
-on that convention cannot be checked from the repository (review D5): verify on known generated images first.
+on that convention cannot be checked from the repository: verify on known generated images first.
 
 Loading is opt-in (`trust_foreign=True`): these are pickles from a third-party Hub repo, and unpickling runs any
-code the file contains (review S4). The adapter is closed-set like the original unless `min_probability` is set,
+code the file contains. The adapter is closed-set like the original unless `min_probability` is set,
 because GANOrigin ships no validation data from which an open-set threshold could be chosen.
 
 `convert_ganorigin` unpickles the trio once, with that consent, and writes it as a GANTrace `.skops` attributor
@@ -145,7 +145,7 @@ def convert_ganorigin(model_path: Path, scaler_path: Path, label_encoder_path: P
         "skill": {"attribution": {
             "accuracy": None,
             "protocol": "not measured by GANTrace; GANOrigin reports 99% on 3 x 1,000 of its own test latents, "
-                        "unverifiable (its features' latent_avg convention cannot be checked: review D5)"}},
+                        "unverifiable (which latent_avg convention its features used cannot be checked)"}},
     }
     pipeline = Pipeline([("scale", adapter.scaler), ("svm", adapter.model)])
     attributor = LatentAttributor.from_fitted(pipeline, adapter.classes_.tolist(), GANORIGIN_LATENT_SHAPE, "float64",

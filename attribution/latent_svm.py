@@ -1,17 +1,17 @@
 """Which GAN made a face, from its e4e W+ latent: a calibrated linear SVM with an open-set "unknown" answer.
 
-The method is GANOrigin's (a linear SVM on flattened W+), with its defects fixed (../shared/specs/ganorigin_review.md):
+The method is GANOrigin's (a linear SVM on flattened W+), with the defects of its published code fixed:
 - probabilities come from `CalibratedClassifierCV(LinearSVC, method="sigmoid")` inside a scikit-learn Pipeline
   after a StandardScaler, not from `SVC(probability=True)` (slow on 9,216-d data, and its internal Platt CV
   ignores groups);
 - every split respects groups: a face and its resolution-augmented copies are never on both sides of the
   train/validation split nor of a calibration fold, which would leak and make probabilities overconfident;
-- open set (D8): the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
+- open set: the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
   validation split, or when the latent is farther from every known class than almost all validation latents
   (details in `LatentAttributor`);
-- inference is deterministic: no augmentation at predict time (D3);
+- inference is deterministic: no augmentation at predict time (GANOrigin resizes at random when predicting);
 - the artifact records what features it expects (latent shape, whether latent_avg was added, encoder sha256) and
-  cannot run code when loaded (S4): it is a `skops.io` file read with an explicit list of trusted types, so it can
+  cannot run code when loaded: it is a `skops.io` file read with an explicit list of trusted types, so it can
   be shared; older joblib artifacts still load under their checksum rule (see `LatentAttributor.load`).
 """
 
@@ -20,12 +20,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-import os
 import platform
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from attribution.report import classification_metrics
+from core.atomic import atomic_path, write_text_atomic
+from core.metrics import classification_metrics
 from core.weights import HUB_URI_PREFIX, WeightSpec, parse_hub_uri, resolve, resolve_hub_uri, sha256_file
 
 DEFAULT_ATTRIBUTOR = "ganorigin-svm"
@@ -317,9 +315,13 @@ class LatentAttributor(BaseEstimator):
             import skops.io  # here, not at the top: importing skops imports every scikit-learn estimator (seconds)
 
             payload.update(format_version=SKOPS_VERSION, classes=[str(name) for name in self.classes_])
-            return _write_atomically(path, lambda temp: skops.io.dump(payload, temp))
-        digest = _write_atomically(path, lambda temp: joblib.dump(payload, temp))
-        _sidecar(path).write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+            with atomic_path(path) as temp:
+                skops.io.dump(payload, temp)
+                return sha256_file(temp)
+        with atomic_path(path) as temp:
+            joblib.dump(payload, temp)
+            digest = sha256_file(temp)
+        write_text_atomic(_sidecar(path), f"{digest}  {path.name}\n")
         return digest
 
     @classmethod
@@ -423,21 +425,6 @@ def _load_skops(path: Path, expected_sha256: str | None) -> Any:
         raise ForeignArtifactError(f"{path}: refusing to load: it holds types GANTrace does not trust: "
                                    f"{', '.join(untrusted)}")
     return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
-
-
-def _write_atomically(path: Path, write: Callable[[str], Any]) -> str:
-    """Write through a temp file in the target folder and rename, so a crash never leaves half an artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".partial-{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(temp_name)
-        os.chmod(temp_name, 0o644)
-        digest = sha256_file(Path(temp_name))
-        os.replace(temp_name, path)
-    finally:
-        Path(temp_name).unlink(missing_ok=True)
-    return digest
 
 
 def _check_provenance(path: Path, trust_foreign: bool, expected_sha256: str | None) -> None:

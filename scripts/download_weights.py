@@ -8,7 +8,10 @@
 A "converted" weight (GANOrigin's classifier) is published as pickles, which run code when loaded: it is fetched,
 unpickled once and converted into a safe .skops artifact only with --trust-foreign-pickle. Downloads give up after
 GANTRACE_DOWNLOAD_TIMEOUT seconds without an answer (default 10); --offline (or HF_HUB_OFFLINE=1) uses only what
-is cached. Exit status: 0 done, 1 a download failed, 2 bad input (unknown name, missing consent).
+is cached.
+
+Exit status: 0 every asked-for weight is present; 1 some download failed (each failure is one line on stderr);
+2 bad input (an unknown --name, a converted weight asked for by name without --trust-foreign-pickle).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.weights import WeightSpec, converted_path, fetch_files, load_registry, resolve, weight_status
 
 
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(spec.files or ())} of {spec.repo_id}, and unpickling runs any code they hold: rerun "
                   "with --trust-foreign-pickle if you trust that repo", file=sys.stderr)
             if args.name:
-                return 2
+                return EXIT_BAD_INPUT
             continue
         try:
             path = _convert(spec, registry, args.offline) if spec.kind == "converted" else \
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, ValueError, TypeError) as err:  # WeightUnavailableError, ForeignArtifactError, bad files
             print(f"error: {err}", file=sys.stderr)
             failures += 1
-    return 1 if failures else 0
+    return EXIT_UNUSABLE if failures else EXIT_OK
 
 
 def _convert(spec: WeightSpec, registry: dict[str, WeightSpec], offline: bool) -> str:

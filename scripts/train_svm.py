@@ -27,35 +27,22 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from sklearn.model_selection import cross_val_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
-from attribution.latent_shards import LatentSet, load_latent_set
-from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
-from attribution.report import accuracy_by_bins, plot_confusion_matrix, plot_reliability
+from attribution.latent_shards import load_latent_set
+from attribution.latent_svm import LatentAttributor
+from attribution.latent_training import feature_spec, select_C, write_training_report
 from attribution.share import push_staged, stage_attributor
-
-
-class InputError(ValueError):
-    """Bad command-line input; main() prints it as one line and exits with status 2."""
+from cli import EXIT_OK, run
+from core.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (InputError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run(lambda: _run(args), (FileNotFoundError, ValueError))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,22 +66,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"WARNING: these latents come from the {encoder['warning']}", file=sys.stderr)
     print(f"{len(data.labels)} latents, {len(np.unique(data.groups))} groups, classes {classes}")
 
-    selection = _select_C(data, args)
+    class_weight = None if args.class_weight == "none" else args.class_weight
+    selection = select_C(data, args.C, class_weight, args.cv_folds, args.validation_fraction, args.seed)
     best_C = selection["chosen_C"]
     print(f"chosen C = {best_C} (group {args.cv_folds}-fold CV balanced accuracy "
           f"{selection['cv'][str(best_C)]['mean']:.3f} ± {selection['cv'][str(best_C)]['std']:.3f})")
 
-    attributor = LatentAttributor(C=best_C, class_weight=_class_weight(args), calibration_folds=args.calibration_folds,
+    attributor = LatentAttributor(C=best_C, class_weight=class_weight, calibration_folds=args.calibration_folds,
                                   validation_fraction=args.validation_fraction, coverage=args.coverage,
                                   distance_quantile=args.distance_quantile, random_state=args.seed)
-    attributor.fit(data.latents, data.labels, data.groups, feature_spec=_feature_spec(data))
+    attributor.fit(data.latents, data.labels, data.groups, feature_spec=feature_spec(data))
     attributor.metadata["model_selection"] = selection
     attributor.metadata["data"]["inputs"] = data.manifest["settings"].get("inputs")
     if tiny:
         attributor.metadata["warning"] = "trained on tiny-random encoder latents: " + encoder["warning"]
     digest = attributor.save(out)
 
-    metrics = _report(attributor, data, selection, out, digest, report)
+    metrics = write_training_report(attributor, data, selection, out, digest, report)
     validation = metrics["validation"]
     open_set = metrics["open_set"]
     print(f"artifact: {out} (sha256 {digest})")
@@ -110,68 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"staged for {args.push_to_hub} in {folder}: {', '.join(path.name for path in staged)}")
         if not args.dry_run:
             print(f"pushed: {push_staged(folder, args.push_to_hub)}")
-    return 0
-
-
-def _select_C(data: LatentSet, args: argparse.Namespace) -> dict[str, Any]:
-    """Group k-fold CV of StandardScaler + LinearSVC per C on the training part only (validation stays unseen)."""
-    train, _ = group_validation_split(data.labels, data.groups, args.validation_fraction, args.seed)
-    features = data.latents[train].reshape(len(train), -1).astype(np.float32)
-    folds = group_folds(data.labels[train], data.groups[train], args.cv_folds, args.seed)
-    results = {}
-    for C in args.C:
-        svm = LinearSVC(C=C, class_weight=_class_weight(args), max_iter=10000, random_state=args.seed)
-        model = Pipeline([("scale", StandardScaler()), ("svm", svm)])
-        scores = cross_val_score(model, features, data.labels[train], cv=folds, scoring="balanced_accuracy")
-        results[str(C)] = {"mean": float(scores.mean()), "std": float(scores.std()), "folds": scores.tolist()}
-    best = max(args.C, key=lambda C: (round(results[str(C)]["mean"], 6), -C))
-    return {"metric": "balanced accuracy (uncalibrated LinearSVC, StratifiedGroupKFold on the training part)",
-            "folds": args.cv_folds, "cv": results, "chosen_C": best}
-
-
-def _class_weight(args: argparse.Namespace) -> str | None:
-    return None if args.class_weight == "none" else args.class_weight
-
-
-def _feature_spec(data: LatentSet) -> dict[str, Any]:
-    """What the encoder side must reproduce at inference for these features to mean the same thing."""
-    settings = data.manifest["settings"]
-    return {"latent_avg_added": settings["encoder"]["latent_avg_added"],
-            "encoder": settings["encoder"]["kind"],
-            "encoder_weights_sha256": settings["encoder"]["weights_sha256"],
-            "encoder_precision": settings["precision"],
-            "preprocessing": settings["preprocessing"],
-            "shards_settings_sha256": data.manifest["settings_sha256"]}
-
-
-def _report(attributor: LatentAttributor, data: LatentSet, selection: dict[str, Any], out: Path, digest: str,
-            report: Path) -> dict[str, Any]:
-    report.mkdir(parents=True, exist_ok=True)
-    validation_rows = attributor.validation_index_
-    probabilities = attributor.predict_proba(data.latents[validation_rows])
-    correct = attributor.classes_[probabilities.argmax(axis=1)] == data.labels[validation_rows]
-    resolutions = data.resolutions[validation_rows]
-    low, high = int(resolutions.min()), int(resolutions.max())
-    edges = [2 ** k for k in range(int(math.log2(low)), int(math.log2(high)) + 2)]
-    metadata = attributor.metadata
-    metrics = {
-        "artifact": str(out), "sha256": digest, "classes": metadata["classes"],
-        "validation": {key: value for key, value in metadata["validation"].items() if key != "confusion_matrix"},
-        "accuracy_by_resolution": accuracy_by_bins(resolutions, correct, edges),
-        "model_selection": selection, "open_set": metadata["open_set"], "calibration": metadata["calibration"],
-        "data": metadata["data"], "feature_spec": metadata["feature_spec"], "versions": metadata["versions"],
-    }
-    if "warning" in metadata:
-        metrics["warning"] = metadata["warning"]
-    matrix = metadata["validation"]["confusion_matrix"]
-    (report / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (report / "confusion_matrix.json").write_text(json.dumps(matrix, indent=2) + "\n", encoding="utf-8")
-    plot_confusion_matrix(matrix["matrix"], matrix["labels"], report / "confusion_matrix.png",
-                          title="Latent SVM, validation (closed set)")
-    plot_reliability(metadata["validation"]["reliability"], report / "reliability.png",
-                     title=f"Latent SVM reliability (ECE {metadata['validation']['ece']:.3f})")
-    metrics["validation"] = metadata["validation"]
-    return metrics
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:

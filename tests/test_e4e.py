@@ -281,7 +281,7 @@ def test_preprocess_equals_the_official_torchvision_transform(faces):
 
 
 def test_encode_rejects_arrays_that_are_not_rgb_uint8(tiny_model, faces):
-    with pytest.raises(ValueError, match="face 1: expected an H x W x 3 uint8"):
+    with pytest.raises(ValueError, match="face 1: expected an H×W×3 uint8"):
         tiny_model.encode([faces[0], faces[1].astype(np.float32)])
 
 

@@ -113,7 +113,7 @@ def centre_face(image: np.ndarray, index: int = 0) -> AlignedFace:
     box = (left, top, left + side, top + side)
     landmarks = np.zeros((68, 2), np.float32)
     quad = np.array([[left, top], [left, top + side], [left + side, top + side], [left + side, top]], np.float32)
-    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, quality=0.01, score=1.0)
+    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, alignment_error=0.01, score=1.0)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

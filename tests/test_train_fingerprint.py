@@ -1,10 +1,12 @@
-"""scripts/train_fingerprint.py and its data helpers: source-held-out split, augmentation, a run that resumes."""
+"""FingerprintNet training (detector.fingerprint_training, behind scripts/train_fingerprint.py) and its data
+helpers: source-held-out split, augmentation, a run that resumes."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +14,35 @@ import pytest
 import torch
 from PIL import Image
 
-from detector.fingerprint_data import (AugmentConfig, Sample, augment, balanced_indices, decode_samples,
-                                       downscale, split_by_source)
-from detector.fingerprint_net import MIN_SIDE
+from conftest import face_set_path
+from core.datasets import LabelledImage as Sample
+from core.datasets import limit_per_class, read_dataset
+from core.errors import InputError
+from detector.fingerprint_data import AugmentConfig, augment, balanced_indices, decode_samples, split_by_source
+from detector.fingerprint_training import Trainer, TrainSettings, lr_factor, prepare_output
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_fingerprint.py"
+FACES = face_set_path()
 CLASSES = ["real", "progan", "stylegan2", "stylegan3"]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_fingerprint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _samples(tmp: Path) -> list[Sample]:
+    """Six images per class from the face set (several sources each), or synthetic folders without it."""
+    if FACES.is_dir():
+        samples, _ = read_dataset(FACES / "provenance.csv", CLASSES + ["other_gan", "diffusion"])
+        return limit_per_class(samples, 6)
+    samples, _ = read_dataset(_synthetic_folders(tmp / "data"))
+    return samples
+
+
+def _train(samples: list[Sample], out: Path, resume: bool = False, force: bool = False, **settings) -> int:
+    """What scripts/train_fingerprint.py does after parsing: 0 finished, 3 stopped early."""
+    prepare_output(out, resume, force)
+    trainer = Trainer(TrainSettings(out=out, preset="tiny", batch_size=4, samples_per_epoch=8, progress=False,
+                                    **settings), samples)
+    if resume:
+        trainer.load_checkpoint()
+    return 0 if trainer.run()["finished"] else 3
 
 
 def _synthetic_folders(root: Path) -> Path:
@@ -39,26 +57,21 @@ def _synthetic_folders(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def resumed_run(tmp_path_factory, optional_faces_dir):
-    """Run one epoch, stop, then resume: the state every test below inspects (real faces when the set is there)."""
-    script = _load_script()
+def resumed_run(tmp_path_factory):
+    """Run one epoch, stop, then resume: the state every test below inspects."""
     tmp = tmp_path_factory.mktemp("train")
-    if optional_faces_dir is not None:
-        data = ["--provenance", str(optional_faces_dir / "provenance.csv"), "--limit-per-class", "6"]
-    else:
-        data = ["--data", str(_synthetic_folders(tmp / "data"))]
+    samples = _samples(tmp)
     out = tmp / "run"
-    common = data + ["--preset", "tiny", "--epochs", "2", "--batch-size", "4", "--samples-per-epoch", "8",
-                     "--threads", "1", "--out", str(out)]
-    first = script.main(common + ["--stop-after", "1"])
+    torch.set_num_threads(1)
+    first = _train(samples, out, epochs=2, stop_after=1)
     after_first = {"rows": (out / "epochs.csv").read_text(), "state": json.loads((out / "state.json").read_text())}
-    second = script.main(common + ["--resume"])
-    return {"script": script, "out": out, "common": common, "codes": (first, second), "after_first": after_first}
+    second = _train(samples, out, resume=True, epochs=2)
+    return {"samples": samples, "out": out, "codes": (first, second), "after_first": after_first}
 
 
 def test_first_run_stops_after_one_epoch_unfinished(resumed_run):
     state = resumed_run["after_first"]["state"]
-    assert resumed_run["codes"] == (0, 0)
+    assert resumed_run["codes"] == (3, 0)
     assert state["epoch"] == 1 and state["finished"] is False
 
 
@@ -87,17 +100,24 @@ def test_finished_run_writes_the_report(resumed_run):
 
 
 def test_refuses_to_overwrite_a_finished_run_without_force(resumed_run):
-    assert resumed_run["script"].main(resumed_run["common"]) == 2
+    with pytest.raises(InputError, match="holds a finished run; pass --force"):
+        prepare_output(resumed_run["out"], resume=False, force=False)
+
+
+def test_script_exits_2_with_one_line_when_the_data_is_missing(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "absent"), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'absent'}: not a folder of class subfolders "
+                                                  "nor a .csv file"]
 
 
 def test_residual_only_run_on_small_images_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
-    """96 px validation images: halving them would go under the model's minimum, so the report says they stop there."""
-    script = _load_script()
+    """96 px validation images: halved, they fall under the model's minimum, so that condition is reported empty
+    instead of crashing the report after training."""
     out = tmp_path / "run"
-    data = ["--data", str(_synthetic_folders(tmp_path / "data"))]
-    code = script.main(data + ["--preset", "tiny", "--epochs", "3", "--batch-size", "4", "--samples-per-epoch", "8",
-                               "--threads", "1", "--residual-only", "--select-on", "real_vs_fake_auc",
-                               "--out", str(out)])
+    samples, _ = read_dataset(_synthetic_folders(tmp_path / "data"))
+    code = _train(samples, out, epochs=3, residual_only=True, select_on="real_vs_fake_auc")
     assert code == 0
     with open(out / "epochs.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -106,18 +126,9 @@ def test_residual_only_run_on_small_images_keeps_the_epoch_with_the_best_real_vs
     assert summary["best_epoch"] == int(best["epoch"])
     assert summary["run"]["config"]["rgb_input"] is False
     assert json.loads((out / "best.json").read_text())["config"]["rgb_input"] is False
-    clipped = {row["condition"]: row["clipped_to_min_side"] for row in summary["robustness"]}
-    validation_images = sum(summary["run"]["val_counts"].values())
-    assert clipped["downscale_0.5"] == validation_images and clipped["downscale_0.75"] == 0
-    assert f"downscale_0.5: {validation_images} of {validation_images} images" in (out / "report.md").read_text()
-
-
-def test_downscale_stops_at_the_minimum_side_and_never_enlarges():
-    image = np.zeros((96, 120, 3), dtype=np.uint8)
-    assert downscale(image, 0.5).shape == (48, 60, 3)
-    assert downscale(image, 0.5, min_side=MIN_SIDE).shape == (MIN_SIDE, 80, 3)
-    assert downscale(image, 0.75, min_side=MIN_SIDE).shape == (72, 90, 3)
-    assert downscale(np.zeros((40, 50, 3), dtype=np.uint8), 0.5, min_side=MIN_SIDE).shape == (40, 50, 3)
+    measured = {row["condition"]: row for row in summary["robustness"]}
+    assert measured["downscale_0.5"]["n"] == 0 and measured["downscale_0.5"]["accuracy"] is None
+    assert measured["downscale_0.75"]["n"] == measured["clean"]["n"] > 0
 
 
 def test_split_never_shares_a_source_between_training_and_validation():
@@ -160,8 +171,7 @@ def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
 
 
 def test_learning_rate_warms_up_from_above_zero_and_decays_by_cosine():
-    script = _load_script()
-    factors = [script.lr_factor(step, 10, 100) for step in range(100)]
+    factors = [lr_factor(step, 10, 100) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] < 0.05
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
