@@ -54,6 +54,7 @@ from attribution.fusion import (
     open_set_reasons,
 )
 from core.images import ImageError, encode_image, list_images, load_image
+from core.preflight import require_output, require_ready
 
 KNOWN_CLASSES = ("real", *ARCHITECTURES)
 FUSED = "fused"
@@ -420,6 +421,7 @@ def main(argv: list[str] | None = None, pipe: P.Pipeline | None = None) -> int:
     parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    require_output(args.out, folder=True)
     if not args.dataset.is_dir():
         parser.error(f"{args.dataset} is not a folder")
     if args.limit_per_class is not None and args.limit_per_class < 1:
@@ -433,6 +435,7 @@ def main(argv: list[str] | None = None, pipe: P.Pipeline | None = None) -> int:
                                            attribution_artifact=args.attribution,
                                            fingerprint_weights=args.fingerprint, find_faces=False))
     statuses = pipe.load_all()
+    require_ready(statuses, "latent_svm", "--attribution", args.attribution)
     for status in statuses:
         if not status.ready:
             print(f"note: {status.branch} is off: {status.reason}", file=sys.stderr)

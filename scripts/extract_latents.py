@@ -40,6 +40,7 @@ from attribution.latent_shards import FAILURES_NAME, MANIFEST_NAME, ShardSetting
 from attribution.resolution import ResolutionAugmentConfig, augment_face
 from core.device import select_precision
 from core.images import ImageError, list_images, load_image
+from core.preflight import require_output
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
@@ -96,6 +97,7 @@ def _prepare_image(index: int, item: InputImage) -> ImageResult:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_output(Path(args.out), folder=True)
     try:
         return _run(args)
     except (InputError, ShardSettingsError, WeightUnavailableError, CheckpointError) as err:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 import pipeline as P
 from core.images import IMAGE_SUFFIXES, list_images
+from core.preflight import check_output, require_output, require_ready
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[Path]:
@@ -127,6 +128,7 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
+    check_output(out, csv_header=P.CSV_COLUMNS, companions=[jsonl])
     done = done_files(out)
     prune_jsonl(jsonl, done)
     todo = [path for path in files if str(path) not in done]
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="attribute only images the detectors call fake (faster; misses more fakes)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    require_output(args.out, csv_header=P.CSV_COLUMNS, companions=[args.out.with_suffix(".jsonl")])
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     try:
@@ -185,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                               attribution_artifact=args.attribution, fingerprint_weights=args.fingerprint,
                               gate_attribution=args.gate_attribution)
     pipe = P.Pipeline(config)
-    for status in pipe.load_all():
+    statuses = pipe.load_all()
+    require_ready(statuses, "latent_svm", "--attribution", args.attribution)
+    for status in statuses:
         if not status.ready:
             print(f"note: {status.branch} is off: {status.reason}", file=sys.stderr)
     stop = _StopFlag()

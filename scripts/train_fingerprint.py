@@ -33,6 +33,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, c
                              precision_recall_curve, roc_auc_score, roc_curve)
 from tqdm import tqdm
 
+from core.preflight import require_output
 from detector.fingerprint_data import (AugmentConfig, Sample, augment, balanced_indices, decode_samples,
                                        downscale, jpeg_reencode, limit_per_class, samples_from_csv,
                                        samples_from_folders, samples_from_provenance, split_by_source)
@@ -474,6 +475,7 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_output(args.out, folder=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
     state_file = args.out / "state.json"

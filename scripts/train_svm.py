@@ -36,6 +36,7 @@ from sklearn.svm import LinearSVC
 from attribution.latent_shards import LatentSet, load_latent_set
 from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
 from attribution.report import accuracy_by_bins, plot_confusion_matrix, plot_reliability
+from core.preflight import require_output
 
 
 class InputError(ValueError):
@@ -44,6 +45,7 @@ class InputError(ValueError):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_output(Path(args.out))
     try:
         return _run(args)
     except (InputError, FileNotFoundError, ValueError) as err:
