@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,6 +42,7 @@ from attribution.resolution import ResolutionAugmentConfig, augment_face
 from core.device import select_precision
 from core.images import ImageError, list_images, load_image
 from core.preflight import require_output
+from core.workers import exit_with_parent
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
@@ -77,8 +79,11 @@ class ImageResult:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(align_config: AlignConfig, augment: ResolutionAugmentConfig, seed: int, copies: int) -> None:
+def _init_worker(align_config: AlignConfig, augment: ResolutionAugmentConfig, seed: int, copies: int,
+                 parent_pid: int | None = None) -> None:
     """Per-process state: dlib holds the GIL while detecting, so parallel alignment needs processes, not threads."""
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     _WORKER.update(aligner=FaceAligner(align_config), augment=augment, seed=seed, copies=copies)
 
 
@@ -156,7 +161,7 @@ def _write_missing_shards(out: Path, items: list[InputImage], augment: Resolutio
     slices = [range(i * args.shard_size, min((i + 1) * args.shard_size, len(items))) for i in range(num_shards)]
     todo = [i for i in range(num_shards) if not (out / shard_name(i)).is_file()]
     worker_args = (AlignConfig(), augment, args.seed, args.copies)
-    pool = ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=worker_args) \
+    pool = ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=worker_args + (os.getpid(),)) \
         if args.workers > 1 else None
     if pool is None:
         _init_worker(*worker_args)
