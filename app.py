@@ -3,8 +3,12 @@
 The UI only renders what `pipeline.Pipeline` returns; nothing here decides anything. Forensic care:
 * uploads go through `gr.File`, so the analysed bytes are exactly the uploaded bytes (gr.Image would re-encode
   some inputs) and every decoding error is core.images' own one-line message;
-* uploaded files are served from Gradio's cache and deleted after an hour (`delete_cache`); nothing is written
-  under a client-chosen name;
+* Gradio stores each upload in its cache as `<cache>/<sha>/<client's file name, cleaned>` (the name is stripped
+  of folders and unsafe characters, so it stays inside the cache) and deletes it after an hour (`delete_cache`);
+  GANTrace itself writes nothing under a client-chosen name (batch CSVs get random names);
+* memory per visitor is bounded: the evidence pictures wait for the page in a small server-side store (at most
+  PICTURES_KEPT of them, PICTURE_BYTES in all, PICTURES_MAX_AGE_S each) and the session holds only a token; Gradio
+  keeps at most STATE_SESSIONS sessions;
 * the page uses system fonts, so opening it does not contact any third-party server;
 * one model run at a time (`default_concurrency_limit=1`) with a bounded queue, since the models fill the CPU.
 
@@ -31,11 +35,16 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
+from core.bounded_store import BoundedStore
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
 QUEUE_SIZE = 32
 RESULTS_MAX_AGE_S = 3600
+PICTURES_KEPT = 16
+PICTURE_BYTES = 64 * 1024 * 1024
+PICTURES_MAX_AGE_S = 300
+STATE_SESSIONS = 256
 UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
 LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3",
                "unknown": "Unknown generator"}
@@ -172,8 +181,20 @@ def status_markdown(pipe: P.Pipeline) -> str:
     return "\n".join(lines)
 
 
-def build_demo(pipe: P.Pipeline) -> gr.Blocks:
+def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
+    """Where evidence pictures wait between the analysis and the page showing them (sessions hold only a token)."""
+    return BoundedStore(max_items, PICTURE_BYTES, PICTURES_MAX_AGE_S, size_of=_picture_bytes)
+
+
+def _picture_bytes(pictures: P.EvidencePictures | None) -> int:
+    if pictures is None:
+        return 0
+    return sum(a.nbytes for a in (pictures.aligned_face, pictures.spectrum, pictures.gradcam) if a is not None)
+
+
+def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | None = None) -> gr.Blocks:
     """The whole interface around one pipeline; tests launch it with a pipeline of tiny models."""
+    store = pictures if pictures is not None else picture_store()
     with gr.Blocks(title="GANTrace", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Analyse"):
@@ -196,7 +217,7 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                 table = gr.Dataframe(headers=BRANCH_HEADERS, interactive=False, wrap=True)
             with gr.Tab("JSON"):
                 verdict_json = gr.JSON(label="Verdict")
-            pictures = gr.State()
+            picture_token = gr.State(time_to_live=PICTURES_MAX_AGE_S, delete_callback=store.discard)
         with gr.Tab("Batch"):
             batch_files = gr.File(label="Image files", file_count="multiple", file_types=UPLOAD_TYPES,
                                   type="filepath")
@@ -210,9 +231,11 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
         panels = [card, bars, aligned, spectrum, gradcam, table]
         started = gr.on([run.click, upload.upload], render_pending, None, panels, api_visibility="private",
                         queue=False)
-        analysed = started.then(lambda path: analyze_upload(pipe, path), upload, [verdict_json, pictures],
-                                api_name="analyze", api_description="Verdict JSON for one image file")
-        analysed.success(render_verdict, [verdict_json, pictures], panels, api_visibility="private")
+        analysed = started.then(lambda path: _keep_pictures(store, *analyze_upload(pipe, path)), upload,
+                                [verdict_json, picture_token], api_name="analyze",
+                                api_description="Verdict JSON for one image file")
+        analysed.success(lambda data, token: render_verdict(data, store.take(token)), [verdict_json, picture_token],
+                         panels, api_visibility="private")
         analysed.failure(render_failure, None, panels, api_visibility="private")
         batch_run.click(lambda paths: analyze_batch(pipe, paths), batch_files, [batch_table, batch_csv],
                         api_name="analyze_batch")
@@ -221,13 +244,18 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
     return demo
 
 
+def _keep_pictures(store: BoundedStore[P.EvidencePictures], data: dict, pictures: P.EvidencePictures | None
+                   ) -> tuple[dict, str]:
+    return data, store.put(pictures)
+
+
 THEME_FONTS = {"font": ["ui-sans-serif", "system-ui", "sans-serif"], "font_mono": ["ui-monospace", "monospace"]}
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **kwargs: Any) -> Any:
     """Start the server; host/port None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE,
-                       theme=gr.themes.Default(**THEME_FONTS), **kwargs)
+                       state_session_capacity=STATE_SESSIONS, theme=gr.themes.Default(**THEME_FONTS), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,11 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     config = P.PipelineConfig(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                               attribution_artifact=args.attribution, fingerprint_weights=args.fingerprint,
                               download=args.download)
-    pipe = P.Pipeline(config)
-    for status in pipe.load_all():
-        state = "ready" if status.ready else f"OFF ({status.reason})"
-        print(f"{status.branch}: {state}", file=sys.stderr)
-    launch(build_demo(pipe), args.host, args.port)
+    print("loading the models (Ctrl-C to cancel)…", file=sys.stderr)
+    try:
+        pipe = P.Pipeline(config)
+        for status in pipe.load_all():
+            state = "ready" if status.ready else f"OFF ({status.reason})"
+            print(f"{status.branch}: {state}", file=sys.stderr)
+        launch(build_demo(pipe), args.host, args.port)
+    except KeyboardInterrupt:
+        print("interrupted during start-up; the server is not running", file=sys.stderr)
+        return 130
     return 0
 
 
