@@ -8,7 +8,7 @@ The UI only renders what `pipeline.Pipeline` returns; nothing here decides anyth
   GANTrace itself writes nothing under a client-chosen name (batch CSVs get random names);
 * memory per visitor is bounded: the evidence pictures wait for the page in a small server-side store (at most
   PICTURES_KEPT of them, PICTURE_BYTES in all, PICTURES_MAX_AGE_S each) and the session holds only a token; Gradio
-  keeps at most STATE_SESSIONS sessions;
+  keeps at most STATE_SESSIONS sessions, and the memory freed after each analysis is handed back to the system;
 * the page uses system fonts, so opening it does not contact any third-party server;
 * one model run at a time (`default_concurrency_limit=1`) with a bounded queue, since the models fill the CPU.
 
@@ -36,6 +36,7 @@ import gradio as gr
 
 import pipeline as P
 from core.bounded_store import BoundedStore
+from core.memory import release_free_memory
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
@@ -63,6 +64,7 @@ def analyze_upload(pipe: P.Pipeline, path: str | None) -> tuple[dict, P.Evidence
     if not path:
         raise gr.Error("No file was uploaded: choose an image file first.", print_exception=False)
     result = pipe.analyze_one(path, name=Path(path).name, with_pictures=True)
+    release_free_memory()
     if isinstance(result, P.Failure):
         raise gr.Error(result.error, duration=None, print_exception=False)
     return result.to_dict(), result.pictures
@@ -140,6 +142,7 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
         raise gr.Error(f"{len(paths)} files is more than the {MAX_BATCH_FILES} this page takes at once; use "
                        "scripts/scan.py for large folders.", print_exception=False)
     results = pipe.analyze(paths, names=[Path(p).name for p in paths])
+    release_free_memory()
     rows = []
     for result in results:
         if isinstance(result, P.Failure):
