@@ -18,7 +18,8 @@ UNWRITABLE = Path("/proc/gantrace-preflight-test")  # procfs refuses new files e
 
 
 @functools.cache
-def _script(name: str):
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (scripts are not a package), once per test session."""
     spec = importlib.util.spec_from_file_location(f"{name}_preflight", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -28,7 +29,7 @@ def _script(name: str):
 
 def _exit_code(name: str, argv: list[str]) -> int:
     try:
-        return _script(name).main(argv)
+        return load_script(name).main(argv)
     except SystemExit as stop:
         return stop.code
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
 import app
 from test_pipeline import tiny_pipeline
+from test_preflight import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soak.py"
-_spec = importlib.util.spec_from_file_location("soak_script", SCRIPT)
-soak = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = soak
-_spec.loader.exec_module(soak)
+soak = load_script("soak")
 
 
 @pytest.fixture(scope="module")
