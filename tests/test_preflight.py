@@ -115,3 +115,22 @@ def test_a_requested_branch_that_cannot_run_exits_2_with_its_reason_and_fix(caps
     assert err == ("error: --attribution svm.joblib was given but the latent_svm branch cannot run: svm.joblib: "
                    "refused; to fix: retrain with scripts/train_svm.py")
     require_ready([_Status("latent_svm", True)], "latent_svm", "--attribution", Path("svm.joblib"))
+
+
+def test_evaluate_exits_2_when_the_attribution_it_was_given_cannot_run(tmp_path, capsys):
+    from test_pipeline import missing, png_bytes, tiny_pipeline
+    import numpy as np
+
+    for label in ("real", "stylegan2"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        (tmp_path / "data" / label / "a.png").write_bytes(png_bytes(np.full((80, 80, 3), 99, np.uint8)))
+    pipe = tiny_pipeline(tmp_path / "models", latent_svm=missing("latent-svm"))
+    argv = [str(tmp_path / "data"), "--out", str(tmp_path / "report"), "--attribution", "svm.joblib",
+            "--no-progress"]
+    try:
+        code = load_script("evaluate").main(argv, pipe=pipe)
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --attribution svm.joblib was given but the latent_svm branch")
+    assert not (tmp_path / "report").exists()
