@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -88,7 +89,7 @@ def rss_mb(pid: int) -> float:
 
 
 def soak(url: str, pid: int, valid: list[Path], malformed: list[Path], requests: int, warmup: int = 20,
-         malformed_every: int = 5, time_limit_s: float = 3600.0) -> dict:
+         malformed_every: int = 5, time_limit_s: float = 3600.0, progress: bool = False) -> dict:
     """Send `requests` calls from fresh clients and measure the server `pid`; the summary as a dict."""
     from gradio_client import Client, handle_file
 
@@ -97,7 +98,7 @@ def soak(url: str, pid: int, valid: list[Path], malformed: list[Path], requests:
                "rss_start_mb": round(rss_mb(pid), 1)}
     latencies, errors = [], []
     rss_warm = summary["rss_start_mb"]
-    for index in range(requests):
+    for index in tqdm(range(requests), unit="req", desc="soak", disable=not progress):
         if time.monotonic() - started > time_limit_s:
             errors.append(f"stopped at the {time_limit_s:.0f} s time limit after {index} requests")
             break
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit-s", type=float, default=3600.0, help="stop after this long (default 3600)")
     parser.add_argument("--startup-timeout-s", type=float, default=600.0)
     parser.add_argument("--app-arg", action="append", default=[], help="extra argument for app.py (repeatable)")
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.warmup < 0 or args.warmup >= args.requests:
         parser.error("--requests must be at least 1 and --warmup between 0 and --requests - 1")
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="gantrace-soak-") as folder:
             valid, malformed = synthetic_images(Path(folder), args.faces)
             summary = soak(url, pid, valid, malformed, args.requests, args.warmup, args.malformed_every,
-                           args.time_limit_s)
+                           args.time_limit_s, progress=not args.no_progress)
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
