@@ -76,7 +76,7 @@ def render_verdict(verdict: dict, pictures: P.EvidencePictures | None) -> tuple:
     report = write_report(verdict, pictures, new_results_path().parent)
     pictures = pictures or P.EvidencePictures()
     return (verdict_card(verdict), bars or None, pictures.faces_overview, face_gallery(verdict, pictures),
-            face_markdown(verdict, primary_face_index(verdict)), pictures.spectrum, pictures.gradcam,
+            face_markdown(verdict, primary_face_index(verdict["faces"])), pictures.spectrum, pictures.gradcam,
             branch_rows(verdict), gr.DownloadButton(value=str(report), interactive=True))
 
 
@@ -154,10 +154,12 @@ def branch_rows(verdict: dict) -> list[list[str]]:
             rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
         p_fake = evidence.get("fake_probability")
-        no_skill = any(note.startswith("no real/fake skill") for note in evidence.get("skill_notes") or [])
+        notes = evidence.get("skill_notes") or []
+        no_skill = any(note.startswith("no real/fake skill") for note in notes)
         top = max(probs, key=probs.get)
         own = evidence.get("label")
-        top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "")
+        top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "") + \
+            (", no attribution skill" if any(note.startswith("no attribution skill") for note in notes) else "")
         p_text = "no real/fake skill" if no_skill else ("" if p_fake is None else f"{p_fake:.3f}")
         rows.append([BRANCH_NAMES.get(branch, branch), "yes", p_text, top_text, ""])
     return rows

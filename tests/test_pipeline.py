@@ -390,3 +390,11 @@ def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
     assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
     assert tuple(picture[129, 200]) == FAKE_COLOUR
     assert tuple(picture[180, 5]) == (0, 0, 0)
+
+
+def test_a_float_image_converted_at_intake_says_so_in_the_verdict(tiny_dir, tmp_path):
+    ramp = np.linspace(0.0, 1.0, 96 * 96 * 3, dtype=np.float32).reshape(96, 96, 3)
+    path = tmp_path / "float.tiff"
+    Image.fromarray(ramp[..., 0], mode="F").save(path)
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(path), name="float.tiff")
+    assert verdict.warnings[0] == "float.tiff: 32-bit float pixels in 0–1 were scaled ×255 to 8 bits"

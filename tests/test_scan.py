@@ -14,7 +14,7 @@ import pytest
 
 import batch_scan as scan
 import pipeline as P
-from test_pipeline import png_bytes, tiny_loaders, tiny_pipeline
+from test_pipeline import _tiny_models, png_bytes, tiny_branches, tiny_pipeline
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scan.py"
 
@@ -168,9 +168,12 @@ def test_an_attribution_artifact_that_cannot_be_used_fails_the_run_with_a_real_r
 
     artifact = tmp_path / "downloaded.joblib"
     joblib.dump({"not": "ours"}, artifact)
-    loaders = tiny_loaders(tmp_path / "models", latent_svm=P.load_latent_svm)
+    from branches import LatentBranch
+
+    encoder = _tiny_models(str(tmp_path / "models"))["e4e"]
+    branches = tiny_branches(tmp_path / "models", latent_svm=LatentBranch(encoder=encoder))
     real_pipeline = P.Pipeline
-    monkeypatch.setattr(P, "Pipeline", lambda config: real_pipeline(config, loaders))
+    monkeypatch.setattr(P, "Pipeline", lambda config: real_pipeline(config, branches))
     out = tmp_path / "r.csv"
     assert _exit_code([str(folder / "a.png"), "--out", str(out), "--attribution", str(artifact),
                        "--no-progress"]) == 2
