@@ -1,0 +1,157 @@
+"""Leave-one-source-out evaluation of an offline branch on a labelled face folder: the per-source table.
+
+DATA is a folder of class folders (real/, progan/, stylegan2/, stylegan3/, other classes = other fakes) with a
+provenance.csv beside them (columns class, file, repo, path_in_repo; the face set's format). A source is a `repo`; a real/fake
+pair processed the same way shares its repo and so is held out as one source.
+
+    python scripts/evaluate_sources.py ../shared/data/faces --branch spectral --out /work/runs/spectral/loso
+    python scripts/evaluate_sources.py ../shared/data/faces --branch fingerprint_net --out /work/runs/fp-loso
+
+--branch spectral trains the spectral recipe on all other sources for every held-out source (features cached in
+--cache). --branch fingerprint_net scores the shipped, already trained FingerprintNet: it is not refitted per
+fold, so sources it was trained on are not truly held out and its figures are optimistic. Every test image is
+scored as stored, after JPEG q75 re-encoding and after a 0.5× downscale; the threshold on P(fake) is chosen on
+the held-out scores (mean real false-positive rate over real sources ≤ --max-real-fpr, clean and JPEG q75).
+Writes DIR/source_table.json (table + skill record) and DIR/source_table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.images import ImageError, load_image
+from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, HeldOutPredictions, Scores,
+                                 choose_threshold, leave_one_source_out, skill_record, source_folds, source_table,
+                                 table_markdown)
+from detector.fingerprint_data import Sample, samples_from_provenance
+from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+
+BRANCHES = ("spectral", "fingerprint_net")
+DEFAULT_CACHE = Path("/work/runs/spectral")
+DEFAULT_FINGERPRINT = Path(__file__).resolve().parents[1] / "artifacts" / "fingerprintnet-small.safetensors"
+THRESHOLD_CONDITIONS = ("clean", "jpeg75")
+
+
+class InputError(ValueError):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="folder of class folders with provenance.csv")
+    parser.add_argument("--branch", choices=BRANCHES, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output folder for source_table.json/.md")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where decoded features/scores are cached")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_FINGERPRINT, help="FingerprintNet safetensors")
+    parser.add_argument("--C", type=float, default=0.1, help="spectral: inverse L2 strength of the linear heads")
+    parser.add_argument("--max-real-fpr", type=float, default=MAX_REAL_FALSE_POSITIVE_RATE,
+                        help="threshold rule: mean real false-positive rate over real sources (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="spectral: augmentation seed")
+    return parser.parse_args(argv)
+
+
+def list_face_set(data: Path) -> list[Sample]:
+    """Every row of DATA/provenance.csv whose file exists; a missing folder, CSV, column or file is an InputError."""
+    csv_path = Path(data) / "provenance.csv"
+    if not Path(data).is_dir():
+        raise InputError(f"{data}: not a folder")
+    if not csv_path.is_file():
+        raise InputError(f"{csv_path}: missing (the folder needs a provenance.csv with class,file,repo,path_in_repo columns)")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    missing = {"class", "file", "repo", "path_in_repo"} - set(header)
+    if missing:
+        raise InputError(f"{csv_path}: missing columns {sorted(missing)}")
+    labels = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
+    samples = samples_from_provenance(csv_path, labels)
+    absent = [s.path for s in samples if not s.path.is_file()]
+    if absent:
+        raise InputError(f"{absent[0]}: listed in provenance.csv but not found ({len(absent)} missing)")
+    if not any(s.label == "real" for s in samples) or all(s.label == "real" for s in samples):
+        raise InputError(f"{csv_path}: needs both real and fake images to evaluate real vs fake")
+    return samples
+
+
+def spectral_predictions(samples: list[Sample], cache: Path, C: float, seed: int,
+                         spec: SpectralSpec = SpectralSpec(),
+                         augmentation: TrainAugment = TrainAugment()) -> HeldOutPredictions:
+    """Cached spectral features, then the recipe refitted per held-out source."""
+    views, tests = dataset_features([s.path for s in samples], spec, augmentation, seed,
+                                    cache / f"spectral-features-seed{seed}.npz", _progress("spectral features"))
+    labels, sources = [s.label for s in samples], [s.group for s in samples]
+    folds = tqdm(source_folds(sources), desc="held-out sources", unit="source")
+    return holdout_predictions(views, tests, labels, sources, spec, C, folds)
+
+
+def fingerprint_predictions(samples: list[Sample], weights: Path, cache: Path) -> HeldOutPredictions:
+    """The shipped FingerprintNet's P(class) per condition (cached by weight checksum); no refit per fold."""
+    from core.weights import sha256_file
+    from detector.fingerprint_net import FingerprintNet
+
+    model = FingerprintNet.from_pretrained(weights)
+    cache_path = cache / f"fingerprint-{sha256_file(weights)[:16]}.npz"
+    if cache_path.is_file():
+        with np.load(cache_path, allow_pickle=False) as stored:
+            probabilities = {name: stored[name] for name in TEST_CONDITIONS}
+    else:
+        probabilities = {name: np.zeros((len(samples), len(model.classes)), np.float32) for name in TEST_CONDITIONS}
+        for index in _progress("FingerprintNet")(range(len(samples))):
+            pixels = load_image(samples[index].path).pixels
+            for name, perturb in TEST_CONDITIONS.items():
+                probabilities[name][index] = model.predict_proba([perturb(pixels)])[0]
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_path, **probabilities)
+    classes = list(model.classes)
+    gan_columns = [classes.index(name) for name in KNOWN_GANS]
+
+    def score(_model, test: np.ndarray, condition: str) -> Scores:
+        rows = probabilities[condition][test]
+        return Scores(1.0 - rows[:, classes.index("real")], rows[:, gan_columns])
+
+    labels, sources = [s.label for s in samples], [s.group for s in samples]
+    return leave_one_source_out(labels, sources, lambda train: None, score, conditions=tuple(TEST_CONDITIONS))
+
+
+def write_table(predictions: HeldOutPredictions, out: Path, title: str, max_real_fpr: float,
+                does_attribution: bool = True) -> dict:
+    """Choose the threshold on held-out scores, write source_table.json/.md, return the JSON document."""
+    threshold = choose_threshold(predictions, THRESHOLD_CONDITIONS, max_real_fpr)
+    table = source_table(predictions, threshold)
+    document = {"skill": skill_record(table, does_attribution=does_attribution), "table": table}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "source_table.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    (out / "source_table.md").write_text(table_markdown(table, title) + "\n", encoding="utf-8")
+    return document
+
+
+def _progress(desc: str):
+    return lambda items: tqdm(items, desc=desc, unit="img", mininterval=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        samples = list_face_set(args.data)
+        if args.branch == "spectral":
+            predictions = spectral_predictions(samples, args.cache, args.C, args.seed)
+        else:
+            if not args.weights.is_file():
+                raise InputError(f"{args.weights}: FingerprintNet weights not found")
+            predictions = fingerprint_predictions(samples, args.weights, args.cache)
+    except (InputError, ImageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    document = write_table(predictions, args.out, f"{args.branch}, leave-one-source-out", args.max_real_fpr)
+    print(json.dumps(document["skill"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
