@@ -15,7 +15,7 @@ from PIL import Image
 from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, image_features, training_views)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1)
+SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1, resize=None)
 
 
 def _load_script(name: str):
@@ -81,6 +81,23 @@ def test_training_views_are_reproducible_per_seed_and_small_images_are_enlarged(
     again = training_views(image, SPEC, TrainAugment(views=3), np.random.default_rng(7))
     assert first.shape == (3, SPEC.dim) and np.array_equal(first, again)
     assert image_features([image[:20, :20]], SPEC).shape == (1, SPEC.dim)
+
+
+def test_resize_puts_one_face_at_two_sizes_on_the_same_features():
+    large = _natural(np.random.default_rng(4), size=256)
+    small = np.asarray(Image.fromarray(large).resize((128, 128), Image.Resampling.LANCZOS))
+    rescaled = SpectralSpec(crop=64, dct_pool=4, num_crops=1, resize=64)
+    native = SpectralSpec(crop=64, dct_pool=4, num_crops=1, resize=None)
+    gap = {name: np.abs(np.subtract(*image_features([large, small], spec))).mean()
+           for name, spec in (("rescaled", rescaled), ("native", native))}
+    assert gap["rescaled"] < gap["native"] / 3
+
+
+def test_resized_training_views_have_the_spec_dimension():
+    spec = SpectralSpec(crop=64, dct_pool=4, num_crops=1, resize=64)
+    views = training_views(_natural(np.random.default_rng(5), size=200), spec, TrainAugment(views=2),
+                           np.random.default_rng(0))
+    assert views.shape == (2, spec.dim) and np.isfinite(views).all()
 
 
 def test_non_rgb_input_is_refused_with_its_index():
