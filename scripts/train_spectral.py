@@ -19,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from evaluate_sources import DEFAULT_CACHE, InputError, list_face_set, spectral_predictions, write_table
+from evaluate_sources import (DEFAULT_CACHE, InputError, cap_per_source, list_face_set, spectral_predictions,
+                              write_table)
 
 from core.images import ImageError
 from core.source_holdout import MAX_REAL_FALSE_POSITIVE_RATE, table_markdown
@@ -36,9 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifact stem, e.g. artifacts/spectral-dct")
     parser.add_argument("--report", type=Path, default=DEFAULT_CACHE / "train", help="per-C held-out tables")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where decoded features are cached")
-    parser.add_argument("--C", type=float, nargs="+", default=[0.003, 0.03, 0.3], help="candidate strengths")
+    parser.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1], help="candidate strengths")
     parser.add_argument("--max-real-fpr", type=float, default=MAX_REAL_FALSE_POSITIVE_RATE)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-source", type=int, default=None,
+                        help="use at most this many images per source and class (evenly spaced)")
     return parser.parse_args(argv)
 
 
@@ -71,14 +74,16 @@ def model_card(out: Path, document: dict, C: float, candidates: dict[float, floa
     skill = document["skill"]
     return "\n".join([
         f"# {out.stem}: DCT log-spectrum + linear heads (spectral branch)", "",
-        "Frank et al. (ICML 2020) DCT log-spectrum of 64×64 native-resolution grayscale crops (pooled 2×2 to 32×32) "
-        "plus a Durall et al. (CVPR 2020) azimuthal profile, averaged over 5 fixed crops (centre + corners), into "
+        "Frank et al. (ICML 2020) DCT log-spectrum of the grayscale face put at one content scale (short side "
+        "resized to 128 px, centre crop 128×128; pooled 8×8 to 16×16 coefficients) plus a Durall et al. (CVPR "
+        "2020) azimuthal profile (64 radial bins), into "
         "StandardScaler + LogisticRegression heads: real vs fake (every non-real class is fake), and progan / "
         "stylegan2 / stylegan3. Weights are plain arrays (.npz, loaded with allow_pickle=False); spec, threshold "
         "and skill are in the .json.", "",
         f"Trained on the GANTrace development face set ({n_images} images, every class) with the same augmentation "
-        "for every class: random crops, downscale 0.25–1 (reaching the 256/300 px regimes of the paired sources), "
-        "JPEG q50–100 (80 % of views, the rest lossless), slight Gaussian blur and noise, 6 views per image. "
+        "for every class: random downscale 0.25–1 of the whole image (reaching the 256/300 px regimes of the paired "
+        "sources), JPEG q50–100 (80 % of views, the rest lossless), resize to 128, random crop jitter and flip, "
+        "slight Gaussian blur and noise, 4 views per image. "
         f"C = {C} chosen by the worse of clean / JPEG q75 held-out AUC among {candidates}.", "",
         "## Does it vote? (issue 11 bars, leave-one-source-out)", "", *verdict_lines(skill), "",
         "The skill block in the .json is what fusion reads. AUC is the mean over sources: a source holding both "
@@ -91,13 +96,14 @@ def model_card(out: Path, document: dict, C: float, candidates: dict[float, floa
         "- A linear model on spectra sees up-sampling traces and camera/codec statistics alike; re-encoding and "
         "downscaling shrink the high frequencies it reads (see the jpeg75 and half tables).",
         "- Diffusion and other GAN images are trained as 'fake'; generators it never saw may read as real.",
-        "- Images under 64 px are enlarged to the crop first, which removes most of their spectrum.", ""])
+        "- Every image is resized to 128 px: up-sampling peaks of large images are partly blurred away; what is "
+        "left is the overall spectral fall-off and the traces that survive resizing.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        samples = list_face_set(args.data)
+        samples = cap_per_source(list_face_set(args.data), args.per_source)
         documents = {}
         for C in args.C:
             predictions = spectral_predictions(samples, args.cache, C, args.seed)
