@@ -50,11 +50,12 @@ class SpectralSpec:
     `resize` (short side, pixels) puts every face at one content scale before cropping. Without it, a 64-pixel
     crop of a 1024-pixel face is smooth skin and a crop of a 128-pixel ProGAN tile is a whole face, and a linear
     model learns "small image = fake" (measured leave-one-source-out on the face set: AUC 0.59).
+    The azimuthal profile is off by default: with it, held-out AUC fell from 0.67 to 0.64 (C = 0.01).
     """
 
     crop: int = 128
     dct_pool: int = 8
-    azimuthal: bool = True
+    azimuthal: bool = False
     num_crops: int = 1
     resize: int | None = 128
 

@@ -1,8 +1,8 @@
 """Leave-one-source-out evaluation of an offline branch on a labelled face folder: the per-source table.
 
 DATA is a folder of class folders (real/, progan/, stylegan2/, stylegan3/, other classes = other fakes) with a
-provenance.csv beside them (columns class, file, repo, path_in_repo; the face set's format). A source is a `repo`; a real/fake
-pair processed the same way shares its repo and so is held out as one source.
+provenance.csv beside them (columns class, file, repo, path_in_repo; the face set's format). A source is a
+`repo`; a real/fake pair processed the same way shares its repo and so is held out as one source.
 
     python scripts/evaluate_sources.py ../shared/data/faces --branch spectral --out /work/runs/spectral/loso
     python scripts/evaluate_sources.py ../shared/data/faces --branch fingerprint_net --out /work/runs/fp-loso
@@ -67,7 +67,7 @@ def list_face_set(data: Path) -> list[Sample]:
     if not Path(data).is_dir():
         raise InputError(f"{data}: not a folder")
     if not csv_path.is_file():
-        raise InputError(f"{csv_path}: missing (the folder needs a provenance.csv with class,file,repo,path_in_repo columns)")
+        raise InputError(f"{csv_path}: missing (needs a provenance.csv with class,file,repo,path_in_repo columns)")
     with open(csv_path, newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle), [])
     missing = {"class", "file", "repo", "path_in_repo"} - set(header)
@@ -84,7 +84,7 @@ def list_face_set(data: Path) -> list[Sample]:
 
 
 def cap_per_source(samples: list[Sample], limit: int | None) -> list[Sample]:
-    """At most `limit` evenly spaced samples per (source, class), keeping file order: a cheaper, still per-source run."""
+    """At most `limit` evenly spaced samples per (source, class), in file order: a cheaper, still per-source run."""
     if limit is None:
         return samples
     groups: dict[tuple[str, str], list[int]] = {}
