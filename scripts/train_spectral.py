@@ -97,6 +97,11 @@ def model_card(out: Path, document: dict, C: float, candidates: dict[float, floa
         table_markdown(document["table"], "Per-source table (held-out)"), "",
         "## Limits", "",
         "- The face set is small (tens of sources); these figures prove the protocol, not a publishable accuracy.",
+        "- What limited it: a fixed-size native crop let the model read image size (AUC 0.59); one content scale "
+        "lifted that to about 0.68, and the remaining signal is weak — 16×16 pooled DCT bands of a 128-px face keep "
+        "the spectral fall-off but little of the up-sampling grid, and most sources are one generator each, so "
+        "a linear model fits their look rather than the architecture (ProGAN re-implementations and StyleGAN3 "
+        "sources vary most).",
         "- A linear model on spectra sees up-sampling traces and camera/codec statistics alike; re-encoding and "
         "downscaling shrink the high frequencies it reads (see the jpeg75 and half tables).",
         "- Diffusion and other GAN images are trained as 'fake'; generators it never saw may read as real.",

@@ -64,6 +64,15 @@ def test_artifact_round_trips_through_npz_and_json_without_pickle(tmp_path):
     assert actual["attribution"].shape == (2, 3) and loaded.attribution_classes == ("progan", "stylegan2", "stylegan3")
 
 
+def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
+    path = Path(__file__).resolve().parents[1] / "artifacts" / "spectral-dct.npz"
+    detector = SpectralDetector.from_pretrained(path)
+    assert path.stat().st_size + path.with_suffix(".json").stat().st_size < 1_000_000
+    assert detector.skill["protocol"] == "leave-one-source-out" and 0.0 < detector.threshold < 1.0
+    fake = detector.predict_proba([_natural(np.random.default_rng(6), size=200)])["fake"]
+    assert fake.shape == (1,) and 0.0 <= fake[0] <= 1.0
+
+
 def test_artifact_with_wrong_format_or_missing_half_is_refused(tmp_path):
     SpectralDetector.tiny().save(tmp_path / "spectral")
     document = json.loads((tmp_path / "spectral.json").read_text())
