@@ -1,7 +1,7 @@
 """Leave-one-source-out evaluation of an offline branch on a labelled face folder: the per-source table.
 
 DATA is a folder of class folders (real/, progan/, stylegan2/, stylegan3/, other classes = other fakes) with a
-provenance.csv beside them (columns class, file, repo, path_in_repo; the face set's format). A source is a
+provenance.csv beside them (columns class, file, repo; the face set's format). A source is a
 `repo`; a real/fake pair processed the same way shares its repo and so is held out as one source.
 
     python scripts/evaluate_sources.py ../shared/data/faces --branch spectral --out /work/runs/spectral/loso
@@ -18,7 +18,6 @@ Writes DIR/source_table.json (table + skill record) and DIR/source_table.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -27,11 +26,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.datasets import LabelledImage, read_dataset
+from core.errors import InputError
 from core.images import ImageError, load_image
 from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, HeldOutPredictions, Scores,
                                  choose_threshold, leave_one_source_out, skill_record, source_folds, source_table,
                                  table_markdown)
-from detector.fingerprint_data import Sample, samples_from_provenance
 from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
 
 BRANCHES = ("spectral", "fingerprint_net")
@@ -39,10 +39,6 @@ DEFAULT_CACHE = Path("/work/runs/spectral")
 DEFAULT_FINGERPRINT = Path(__file__).resolve().parents[1] / "artifacts" / "fingerprintnet-small.safetensors"
 THRESHOLD_CONDITIONS = ("clean", "jpeg75")
 BATCH = 16
-
-
-class InputError(ValueError):
-    """Bad command-line input: reported in one line, exit code 2."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,20 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def list_face_set(data: Path) -> list[Sample]:
-    """Every row of DATA/provenance.csv whose file exists; a missing folder, CSV, column or file is an InputError."""
+def list_face_set(data: Path) -> list[LabelledImage]:
+    """Every row of DATA/provenance.csv (source = repo); a missing folder, CSV, column or file is an InputError."""
     csv_path = Path(data) / "provenance.csv"
     if not Path(data).is_dir():
         raise InputError(f"{data}: not a folder")
     if not csv_path.is_file():
-        raise InputError(f"{csv_path}: missing (needs a provenance.csv with class,file,repo,path_in_repo columns)")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    missing = {"class", "file", "repo", "path_in_repo"} - set(header)
-    if missing:
-        raise InputError(f"{csv_path}: missing columns {sorted(missing)}")
-    labels = sorted(p.name for p in Path(data).iterdir() if p.is_dir())
-    samples = samples_from_provenance(csv_path, labels)
+        raise InputError(f"{csv_path}: missing (needs a provenance.csv with class,file,repo columns)")
+    samples, kind = read_dataset(csv_path)
+    if kind != "provenance":
+        raise InputError(f"{csv_path}: missing columns (needs class,file,repo)")
     absent = [s.path for s in samples if not s.path.is_file()]
     if absent:
         raise InputError(f"{absent[0]}: listed in provenance.csv but not found ({len(absent)} missing)")
@@ -83,7 +75,7 @@ def list_face_set(data: Path) -> list[Sample]:
     return samples
 
 
-def cap_per_source(samples: list[Sample], limit: int | None) -> list[Sample]:
+def cap_per_source(samples: list[LabelledImage], limit: int | None) -> list[LabelledImage]:
     """At most `limit` evenly spaced samples per (source, class), in file order: a cheaper, still per-source run."""
     if limit is None:
         return samples
@@ -95,7 +87,7 @@ def cap_per_source(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [samples[index] for index in sorted(kept)]
 
 
-def spectral_predictions(samples: list[Sample], cache: Path, C: float, seed: int,
+def spectral_predictions(samples: list[LabelledImage], cache: Path, C: float, seed: int,
                          spec: SpectralSpec = SpectralSpec(),
                          augmentation: TrainAugment = TrainAugment()) -> HeldOutPredictions:
     """Cached spectral features, then the recipe refitted per held-out source."""
@@ -106,7 +98,7 @@ def spectral_predictions(samples: list[Sample], cache: Path, C: float, seed: int
     return holdout_predictions(views, tests, labels, sources, spec, C, folds)
 
 
-def fingerprint_predictions(samples: list[Sample], weights: Path, cache: Path) -> HeldOutPredictions:
+def fingerprint_predictions(samples: list[LabelledImage], weights: Path, cache: Path) -> HeldOutPredictions:
     """The shipped FingerprintNet's P(class) per condition (cached by weight checksum); no refit per fold."""
     from core.weights import sha256_file
     from detector.fingerprint_net import FingerprintNet

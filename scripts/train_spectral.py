@@ -19,9 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from evaluate_sources import (DEFAULT_CACHE, InputError, cap_per_source, list_face_set, spectral_predictions,
-                              write_table)
+from evaluate_sources import DEFAULT_CACHE, cap_per_source, list_face_set, spectral_predictions, write_table
 
+from core.errors import InputError
 from core.images import ImageError
 from core.source_holdout import MAX_REAL_FALSE_POSITIVE_RATE, table_markdown
 from detector.spectral import SpectralDetector, SpectralSpec, TrainAugment, dataset_features

@@ -17,14 +17,18 @@ import pytest
 from PIL import Image
 
 import pipeline as P
+from branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
+from core.branch import Branch, register_branch, unregister_branch
+from core.evidence import BranchEvidence
 from core.weights import WeightUnavailableError
+from encoder.align import AlignedFace
 
 DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
-                 "evidence", "faces", "warnings", "timings_ms", "models"}
+                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
 @lru_cache(maxsize=1)
-def _tiny_models(svm_dir: str) -> dict[str, P.LoadedModel]:
+def _tiny_models(svm_dir: str) -> dict:
     from attribution.latent_svm import LatentAttributor
     from core.device import Precision, prepare_model
     from detector.clip_probe import ClipProbe
@@ -44,32 +48,72 @@ def _tiny_models(svm_dir: str) -> dict[str, P.LoadedModel]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
-    return {
-        "clip_probe": P.LoadedModel(ClipProbe.tiny(precision=fp32), {"clip-probe-tiny": P.RANDOM_WEIGHTS}),
-        "fingerprint_net": P.LoadedModel(fingerprint, {"fingerprintnet-tiny": P.RANDOM_WEIGHTS}),
-        "e4e": P.LoadedModel(Encoder4Editing.random_init(e4e_config, fp32), {"e4e-tiny": P.RANDOM_WEIGHTS}),
-        "latent_svm": P.LoadedModel(LatentAttributor.load(svm_path), {"latent-svm-tiny": P.RANDOM_WEIGHTS}),
-    }
+    return {"clip_probe": ClipProbe.tiny(precision=fp32), "fingerprint_net": fingerprint,
+            "e4e": Encoder4Editing.random_init(e4e_config, fp32), "latent_svm": LatentAttributor.load(svm_path)}
 
 
-def tiny_loaders(tmp_dir: Path, **replace: P.Loader) -> dict[str, P.Loader]:
-    """Loaders of tiny random models (the real dlib aligner stays: it ships in a pip package)."""
+def tiny_branches(tmp_dir: Path, **replace: Branch) -> dict[str, Branch]:
+    """The shipped branch classes around tiny random models (the real dlib aligner stays: it ships in a pip
+    package)."""
     models = _tiny_models(str(tmp_dir))
-    loaders = {name: (lambda config, precision, model=model: model) for name, model in models.items()}
-    loaders.update(replace)
-    return loaders
+    branches = {
+        "clip_probe": ClipProbeBranch(models["clip_probe"], {"clip-probe-tiny": P.RANDOM_WEIGHTS}),
+        "fingerprint_net": FingerprintBranch(models["fingerprint_net"], {"fingerprintnet-tiny": P.RANDOM_WEIGHTS}),
+        "latent_svm": LatentBranch(models["e4e"], models["latent_svm"],
+                                   {"e4e-tiny": P.RANDOM_WEIGHTS, "latent-svm-tiny": P.RANDOM_WEIGHTS}),
+    }
+    branches.update(replace)
+    return branches
 
 
-def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, **replace: P.Loader) -> P.Pipeline:
+def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, face_finder: FaceFinder | None = None,
+                  **replace: Branch) -> P.Pipeline:
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size)
-    return P.Pipeline(config, tiny_loaders(tmp_dir, **replace))
+    return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder)
 
 
-def missing(name: str) -> P.Loader:
-    def loader(config: P.PipelineConfig, precision) -> P.LoadedModel:
-        raise WeightUnavailableError(name, "it is not in the local cache and downloads are disabled",
-                                     "the Hub", f"python scripts/download_weights.py --name {name}")
-    return loader
+class Missing:
+    """A branch whose weight is not on disk: loading raises the registry's error."""
+
+    models: dict = {}
+    warning = skill = None
+
+    def __init__(self, name: str, weight: str, level: str = "image"):
+        self.name, self.weight, self.level = name, weight, level
+
+    def required_weights(self, context) -> list[str]:
+        return [self.weight]
+
+    def load(self, context) -> None:
+        raise WeightUnavailableError(self.weight, "it is not in the local cache and downloads are disabled",
+                                     "the Hub", f"python scripts/download_weights.py --name {self.weight}")
+
+    def run(self, inputs):
+        raise AssertionError("a branch that failed to load must never run")
+
+
+class CentreFaceFinder(FaceFinder):
+    """Stands in for dlib: one 'face' per image (or `per_image` of them), the centre square resized to 256 px, so
+    the face-level branches run without the development face set."""
+
+    def __init__(self, per_image: int = 1):
+        super().__init__(aligner=object(), models={"centre-face-finder": "test"})
+        self.per_image = per_image
+
+    def find(self, images, names):
+        return [[centre_face(image, index) for index in range(self.per_image)] for image in images]
+
+
+def centre_face(image: np.ndarray, index: int = 0) -> AlignedFace:
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((256, 256))
+    pixels = np.asarray(crop if index == 0 else crop.rotate(90 * index))
+    box = (left, top, left + side, top + side)
+    landmarks = np.zeros((68, 2), np.float32)
+    quad = np.array([[left, top], [left, top + side], [left + side, top + side], [left + side, top]], np.float32)
+    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, alignment_error=0.01, score=1.0)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -83,19 +127,10 @@ def tiny_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
 
 
-def small_face_file(faces_dir: Path, directory: Path) -> Path:
-    """A real StyleGAN2 face shrunk to 256 px (PNG): dlib still finds it and every model runs in a fraction of the
-    time of the 1024 px original."""
-    source = sorted((faces_dir / "stylegan2").iterdir())[0]
-    target = directory / "stylegan2-face-256.png"
-    if not target.exists():
-        Image.open(source).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS).save(target)
-    return target
-
-
 @pytest.fixture(scope="module")
-def face_file(faces_dir: Path, tiny_dir: Path) -> Path:
-    return small_face_file(faces_dir, tiny_dir)
+def face_file(real_face: Path) -> Path:
+    """A real photograph with one frontal face (tests/data, public domain): dlib finds it in a bare clone."""
+    return real_face
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +147,18 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     data = json.loads(json.dumps(verdict.to_dict()))
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.LABELS)
-    assert all(data["evidence"][branch]["probabilities"] is not None for branch in P.BRANCHES), data["evidence"]
+    assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "latent_svm"}
     face = data["faces"][0]
-    assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_quality"] >= 0
-    assert {"load", "clip_probe", "fingerprint_net", "align", "e4e", "latent_svm", "total"} <= set(data["timings_ms"])
+    assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
+    assert face["label"] == data["label"] and face["primary"] is True
+    assert {"load", "clip_probe", "fingerprint_net", "align", "latent_svm", "total"} <= set(data["timings_ms"])
     assert data["models"]["dlib-landmarks-68"] and "e4e-tiny" in data["models"]
     assert data["width"] == Image.open(face_file).width
 
 
 def test_missing_weight_turns_only_that_branch_off_with_the_fetch_command(tiny_dir, faceless_png):
-    pipe = tiny_pipeline(tiny_dir, clip_probe=missing("clip-vit-l14-openai"))
+    pipe = tiny_pipeline(tiny_dir, clip_probe=Missing("clip_probe", "clip-vit-l14-openai"))
     verdict = pipe.analyze_one(faceless_png)
     clip = verdict.evidence["clip_probe"]
     assert clip["probabilities"] is None
@@ -143,7 +180,7 @@ class _Exploding:
 
 
 def test_runtime_error_in_a_branch_is_recorded_for_the_image_that_caused_it_only(tiny_dir):
-    pipe = tiny_pipeline(tiny_dir, fingerprint_net=lambda c, p: P.LoadedModel(_Exploding(), {"exploding": "x"}))
+    pipe = tiny_pipeline(tiny_dir, fingerprint_net=FingerprintBranch(_Exploding(), {"exploding": "x"}))
     rng = np.random.default_rng(1)
     good, bad = (png_bytes(rng.integers(0, 255, (128, w, 3), dtype=np.uint8)) for w in (128, 200))
     first, second = pipe.analyze([good, bad], names=["good.png", "bad.png"])
@@ -180,11 +217,12 @@ def test_models_load_once_and_results_stream_in_input_order(tiny_dir):
     calls = []
     model = _tiny_models(str(tiny_dir))["fingerprint_net"]
 
-    def counting(config, precision):
-        calls.append(1)
-        return model
+    class Counting(FingerprintBranch):
+        def _build(self, context):
+            calls.append(context.batch_size)
+            return model
 
-    pipe = tiny_pipeline(tiny_dir, batch_size=2, fingerprint_net=counting)
+    pipe = tiny_pipeline(tiny_dir, batch_size=2, fingerprint_net=Counting())
     rng = np.random.default_rng(2)
     sources = [png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) for _ in range(3)] + [b"junk"]
     names = [f"img{i}" for i in range(4)]
@@ -210,14 +248,14 @@ def test_gated_attribution_skips_the_latent_branch_for_images_judged_real(tiny_d
         def predict_proba(self, images):
             return np.tile([[0.97, 0.01, 0.01, 0.01]], (len(images), 1))
 
-    loaders = tiny_loaders(tiny_dir, clip_probe=missing("clip-vit-l14-openai"),
-                           fingerprint_net=lambda c, p: P.LoadedModel(Real(), {"real": "x"}))
+    branches = tiny_branches(tiny_dir, clip_probe=Missing("clip_probe", "clip-vit-l14-openai"),
+                             fingerprint_net=FingerprintBranch(Real(), {"real": "x"}))
     config = P.PipelineConfig(device="cpu", dtype="fp32", gate_attribution=True,
-                              fusion=P.FusionConfig(fingerprint_detect_weight=1.0))
-    verdict = P.Pipeline(config, loaders).analyze_one(str(face_file))
+                              fusion=P.FusionConfig(trust_unmeasured=("fingerprint_net",)))
+    verdict = P.Pipeline(config, branches).analyze_one(str(face_file))
     assert verdict.label == "real"
     assert "gate_attribution" in verdict.evidence["latent_svm"]["reason"]
-    assert "e4e" not in verdict.timings_ms
+    assert "latent_svm" not in verdict.timings_ms
 
 
 def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir, monkeypatch, tmp_path):
@@ -225,13 +263,14 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
 
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tiny = _tiny_models(str(tiny_dir))["clip_probe"].model
+    tiny = _tiny_models(str(tiny_dir))["clip_probe"]
     monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
     rng = np.random.default_rng(3)
     image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-    refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", fingerprint_net=False, latent_svm=False))
+    only_clip = ("fingerprint_net", "latent_svm")
+    refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip))
     assert "clip-vit-l14-openai" in refused.analyze_one(image).evidence["clip_probe"]["reason"]
-    allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", fingerprint_net=False, latent_svm=False,
+    allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip,
                                           random_weights_ok=True))
     verdict = allowed.analyze_one(image)
     assert verdict.models == {"clip_probe": P.RANDOM_WEIGHTS}
@@ -241,15 +280,16 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
 def test_status_names_missing_weights_and_how_to_fetch_them(monkeypatch, tmp_path):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pipe = P.Pipeline(P.PipelineConfig(fingerprint_weights=str(tmp_path / "absent.safetensors"),
-                                       clip_probe=False))
+    pipe = P.Pipeline(P.PipelineConfig(
+        branch_options={"fingerprint_net": {"weights": str(tmp_path / "absent.safetensors")}},
+        disabled_branches=("clip_probe",)))
     status = {s.branch: s for s in pipe.status()}
     assert status["clip_probe"].enabled is False and "turned off" in status["clip_probe"].reason
     assert status["fingerprint_net"].ready is False
     latent = status["latent_svm"]
     assert latent.ready is False and latent.weights["e4e-ffhq"] == "missing"
     assert "python scripts/download_weights.py --name e4e-ffhq" in latent.fix
-    assert any("train_svm.py" in fix for fix in latent.fix)
+    assert "python scripts/download_weights.py --name ganorigin-svm --trust-foreign-pickle" in latent.fix
 
 
 def test_csv_rows_carry_every_column_for_verdicts_and_failures(tiny_dir, faceless_png):
@@ -260,3 +300,93 @@ def test_csv_rows_carry_every_column_for_verdicts_and_failures(tiny_dir, faceles
     assert face["file"] == "face.webp" and face["label"] in P.LABELS and face["error"] == ""
     assert float(face["p_real"]) + float(face["fake_probability"]) == pytest.approx(1.0, abs=1e-5)
     assert junk["label"] == "" and junk["error"].startswith("junk.bin: not an image file")
+
+
+def test_every_branch_runs_end_to_end_without_the_face_set(tiny_dir):
+    rng = np.random.default_rng(5)
+    image = png_bytes(rng.integers(0, 255, (160, 200, 3), dtype=np.uint8))
+    verdict = tiny_pipeline(tiny_dir, face_finder=CentreFaceFinder()).analyze_one(image, name="noise.png",
+                                                                                  with_pictures=True)
+    assert all(evidence["probabilities"] is not None for evidence in verdict.evidence.values()), verdict.evidence
+    assert verdict.faces[0]["box"] == [20, 0, 180, 160]
+    assert verdict.label in P.LABELS and verdict.models["centre-face-finder"] == "test"
+    assert verdict.pictures.aligned_face.shape == (256, 256, 3) and len(verdict.pictures.faces) == 1
+
+
+class Toy:
+    """A branch the pipeline has never heard of: registered, it must show up in every verdict."""
+
+    name, level, warning, skill = "toy", "image", None, None
+    models = {"toy-weights": "0" * 64}
+
+    def required_weights(self, context) -> list[str]:
+        return []
+
+    def load(self, context) -> None:
+        self.batch_size = context.batch_size
+
+    def run(self, inputs):
+        return [BranchEvidence({"real": 0.25, "fake": 0.75}) for _ in inputs]
+
+
+def test_a_registered_toy_branch_reaches_the_verdict_without_editing_the_pipeline(tiny_dir, faceless_png):
+    register_branch("toy", Toy)
+    try:
+        pipe = tiny_pipeline(tiny_dir)
+        verdict = pipe.analyze_one(faceless_png)
+        status = {s.branch: s for s in pipe.status()}
+    finally:
+        unregister_branch("toy")
+    assert verdict.evidence["toy"] == {"probabilities": {"real": 0.25, "fake": 0.75}, "label": None, "reason": None,
+                                       "out_of_distribution": None, "fake_probability": None,
+                                       "skill_notes": ["no real/fake skill: none measured on held-out sources"]}
+    assert verdict.models["toy-weights"] == "0" * 64 and "toy" in verdict.timings_ms
+    assert status["toy"].ready is True
+    assert "toy" not in P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32")).branches
+
+
+def test_each_weight_file_is_hashed_at_most_once_across_load_and_status(monkeypatch, tmp_path):
+    import core.weights as W
+
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(W, "_HASHES", {})
+    hashed = []
+    real_digest = W._digest
+    monkeypatch.setattr(W, "_digest", lambda path: hashed.append(Path(path).name) or real_digest(path))
+    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32"))
+    pipe.load_all()
+    pipe.status()
+    statuses = {s.branch: s for s in pipe.status()}
+    assert statuses["fingerprint_net"].ready is True
+    assert hashed, "the shipped FingerprintNet and dlib weights should have been verified"
+    assert len(hashed) == len(set(hashed)), f"hashed more than once: {hashed}"
+
+
+def test_every_face_of_a_group_photo_gets_its_own_answer_and_the_cap_warns(tiny_dir):
+    rng = np.random.default_rng(6)
+    image = png_bytes(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    pipe = tiny_pipeline(tiny_dir, face_finder=CentreFaceFinder(per_image=3))
+    verdict = pipe.analyze_one(image, name="group.png")
+    assert len(verdict.faces) == 3
+    assert sum(face["primary"] for face in verdict.faces) == 1
+    for face in verdict.faces:
+        assert face["evidence"]["latent_svm"]["probabilities"] is not None
+        assert face["label"] in P.LABELS
+    assert any("3 faces analysed" in w for w in verdict.warnings)
+    drawn = pipe.analyze_one(image, name="group.png", with_pictures=True).pictures
+    assert len(drawn.faces) == 3 and drawn.faces_overview.shape == (128, 128, 3)
+    assert not np.array_equal(drawn.faces_overview, np.asarray(Image.open(io.BytesIO(image))))
+    capped = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", max_faces=2), tiny_branches(tiny_dir),
+                        CentreFaceFinder(per_image=3)).analyze_one(image, name="group.png")
+    assert len(capped.faces) == 2 and any("only the 2 largest were analysed" in w for w in capped.warnings)
+
+
+def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
+    from image_record import FAKE_COLOUR, LABEL_COLOURS, faces_overview
+
+    picture = faces_overview(np.zeros((200, 300, 3), np.uint8), [(10, 20, 110, 120), (150, 30, 250, 130)],
+                             ["real", "stylegan2"])
+    assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
+    assert tuple(picture[129, 200]) == FAKE_COLOUR
+    assert tuple(picture[180, 5]) == (0, 0, 0)

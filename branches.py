@@ -1,0 +1,228 @@
+"""The branches GANTrace ships, each wrapping a stage model behind `core.branch.Branch`, registered in one place.
+
+Why a module of its own: a branch may combine stages that must not import each other (the latent branch is e4e
+from `encoder` plus the SVM from `attribution`), so the wiring lives here, above the stages and below the
+pipeline. Every branch loads offline unless `BranchContext.download` is set, reports the weights it used, and
+can be handed an already built model (tests inject tiny ones through the same code path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.branch import BranchContext, register_branch
+from core.evidence import BranchEvidence
+from core.weights import WeightUnavailableError, sha256_file, weight_sha256, resolve
+
+RANDOM_WEIGHTS = "random-init"
+CLIP_WEIGHTS = ("clip-vit-l14-openai", "ufd-probe")
+E4E_WEIGHTS = "e4e-ffhq"
+LANDMARK_WEIGHTS = "dlib-landmarks-68"
+DEFAULT_ATTRIBUTOR = "ganorigin-svm"
+
+
+class ModelBranch:
+    """What every shipped branch shares: an optional injected model, the weights used and a caveat to repeat."""
+
+    name = ""
+    level = "image"
+
+    def __init__(self, model: Any = None, models: dict[str, str] | None = None, warning: str | None = None):
+        self.model = model
+        self._models = dict(models or {})
+        self._warning = warning
+
+    @property
+    def models(self) -> dict[str, str]:
+        return dict(self._models)
+
+    @property
+    def warning(self) -> str | None:
+        return self._warning
+
+    @property
+    def skill(self) -> dict | None:
+        return getattr(self.model, "metadata", {}).get("skill") if self.model is not None else None
+
+    def load(self, context: BranchContext) -> None:
+        if self.model is None:
+            self.model = self._build(context)
+
+    def _build(self, context: BranchContext) -> Any:
+        raise NotImplementedError
+
+    def _random_fallback(self, context: BranchContext, err: WeightUnavailableError, what: str) -> None:
+        """Benchmarks only: say loudly that the output is meaningless, or re-raise the missing weight."""
+        if not context.random_weights_ok:
+            raise err
+        self._models[self.name] = RANDOM_WEIGHTS
+        self._warning = (f"{self.name} uses RANDOM weights (benchmark mode; {err.weight} is missing): "
+                         f"{what} is meaningless")
+
+
+class ClipProbeBranch(ModelBranch):
+    """UniversalFakeDetect: CLIP ViT-L/14 features through a linear probe, P(fake)."""
+
+    name = "clip_probe"
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return [] if self._models else list(CLIP_WEIGHTS)
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.clip_probe import ClipProbe, ClipProbeConfig
+
+        config = ClipProbeConfig(batch_size=context.batch_size, **context.options)
+        try:
+            model = ClipProbe.from_registry(config, context.precision, download=context.download)
+        except WeightUnavailableError as err:
+            self._random_fallback(context, err, "its P(fake)")
+            return ClipProbe.random_init(config, context.precision)
+        self._models.update(model.weights_sha256)
+        return model
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
+        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}) for p in self.model.predict_proba(inputs)]
+
+
+class FingerprintBranch(ModelBranch):
+    """FingerprintNet: P(real / progan / stylegan2 / stylegan3) from spatial and spectral cues, with Grad-CAM."""
+
+    name = "fingerprint_net"
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return [] if self._models else [str(context.options.get("weights", "fingerprintnet-small"))]
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.fingerprint_net import FingerprintNet
+
+        name = str(context.options.get("weights", "fingerprintnet-small"))
+        path = Path(name)
+        if path.suffix == ".safetensors" or path.is_file():
+            if not path.is_file():
+                raise WeightUnavailableError(name, "no such file", "the path given as the FingerprintNet weights")
+            self._models[path.name] = sha256_file(path)
+            return FingerprintNet.from_pretrained(path, context.precision)
+        path = resolve(name, download=context.download)
+        self._models[name] = weight_sha256(name, path)
+        return FingerprintNet.from_pretrained(path, context.precision)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
+        classes = tuple(self.model.classes)
+        return [BranchEvidence(dict(zip(classes, map(float, row)))) for row in self.model.predict_proba(inputs)]
+
+    def explain(self, image: np.ndarray) -> np.ndarray:
+        """Grad-CAM of the predicted class over the image: where the network looked."""
+        from detector.gradcam import gradcam, overlay
+
+        return overlay(image, gradcam(self.model, [image])[0])
+
+
+class LatentBranch(ModelBranch):
+    """GANOrigin's method: the aligned face inverted by e4e into W+, attributed by a calibrated linear SVM."""
+
+    name = "latent_svm"
+    level = "face"
+
+    def __init__(self, encoder: Any = None, attributor: Any = None, models: dict[str, str] | None = None):
+        super().__init__(attributor, models)
+        self.encoder = encoder
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        if self._models:
+            return []
+        return [E4E_WEIGHTS, str(context.options.get("artifact") or DEFAULT_ATTRIBUTOR)]
+
+    def load(self, context: BranchContext) -> None:
+        if self.model is None:
+            self.model = self._load_attributor(context)
+        if self.encoder is None:
+            self.encoder = self._load_encoder(context)
+
+    def _load_attributor(self, context: BranchContext) -> Any:
+        """The artifact named in the options (a path or hf://OWNER/NAME), else GANOrigin's converted classifier."""
+        from attribution.latent_svm import LatentAttributor, resolve_attributor
+
+        artifact = context.options.get("artifact")
+        path = resolve_attributor(artifact, download=context.download)
+        if not path.is_file():
+            raise WeightUnavailableError("latent-svm", f"{path} does not exist; pass the path of an artifact "
+                                         "written by scripts/train_svm.py")
+        model = LatentAttributor.load(path, trust_foreign=bool(context.options.get("trust_foreign", False)))
+        self._models[str(artifact) if artifact else DEFAULT_ATTRIBUTOR] = sha256_file(path)
+        return model
+
+    @property
+    def origin(self) -> str | None:
+        """Where the attribution model came from, for the status panel (None before it loads)."""
+        return self.model.origin if self.model is not None else None
+
+    def _load_encoder(self, context: BranchContext) -> Any:
+        from encoder.e4e import E4EConfig, Encoder4Editing
+
+        try:
+            encoder = Encoder4Editing.from_registry(context.precision, download=context.download)
+        except WeightUnavailableError as err:
+            self._random_fallback(context, err, "the latent evidence")
+            return Encoder4Editing.random_init(E4EConfig.ffhq(), context.precision)
+        self._models[E4E_WEIGHTS] = encoder.weights_sha256 or RANDOM_WEIGHTS
+        return encoder
+
+    def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
+        latents = self.encoder.encode([face.image for face in inputs], batch_size=max(len(inputs), 1),
+                                      add_latent_avg=self.model.latent_avg_added)
+        probabilities, labels = self.model.predict_with_proba(latents)
+        classes = [str(c) for c in self.model.classes_]
+        return [BranchEvidence(dict(zip(classes, map(float, row))), label=str(label))
+                for row, label in zip(probabilities, labels)]
+
+
+class FaceFinder:
+    """dlib detection + FFHQ alignment, shared by every face-level branch (faces are found once per image)."""
+
+    def __init__(self, aligner: Any = None, models: dict[str, str] | None = None):
+        self.aligner = aligner
+        self._models = dict(models or {})
+
+    @property
+    def models(self) -> dict[str, str]:
+        return dict(self._models)
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return [] if self._models else [LANDMARK_WEIGHTS]
+
+    def load(self, context: BranchContext) -> None:
+        if self.aligner is None:
+            from encoder.align import FaceAligner
+
+            path = resolve(LANDMARK_WEIGHTS, download=context.download)
+            self.aligner = FaceAligner(predictor_path=path)
+            self._models[LANDMARK_WEIGHTS] = weight_sha256(LANDMARK_WEIGHTS, path)
+
+    def find(self, images: Sequence[np.ndarray], names: Sequence[str]) -> list[list | NoFace]:
+        """Every image's aligned faces, largest first, or `NoFace` with the detector's reason."""
+        from encoder.align import NoFaceError
+
+        return [NoFace(str(out)) if isinstance(out, NoFaceError) else out
+                for out in self.aligner.align_batch(images, names)]
+
+
+@dataclass(frozen=True)
+class NoFace:
+    """An image in which no face was found: not a failure, a fact the verdict reports."""
+
+    message: str
+
+
+def register_default_branches() -> None:
+    """The shipped branches, in the order the verdict lists their evidence."""
+    register_branch(ClipProbeBranch.name, ClipProbeBranch)
+    register_branch(FingerprintBranch.name, FingerprintBranch)
+    register_branch(LatentBranch.name, LatentBranch)
+
+
+register_default_branches()
