@@ -86,7 +86,13 @@ class ClipProbeBranch(ModelBranch):
         return model
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}) for p in self.model.predict_proba(inputs)]
+        """P(fake); an image smaller than the probe's crop is zero-padded as UFD does, which the probe never saw in
+        training, so such a reading is flagged as out of its distribution."""
+        crop = self.model.config.crop_size
+        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}, out_of_distribution=(
+            f"the image is {image.shape[1]}×{image.shape[0]} px, under the {crop} px crop the probe reads, so it "
+            "judged a zero-padded image" if min(image.shape[:2]) < crop else None))
+            for image, p in zip(inputs, self.model.predict_proba(inputs))]
 
 
 class FingerprintBranch(ModelBranch):

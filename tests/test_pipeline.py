@@ -398,3 +398,16 @@ def test_a_float_image_converted_at_intake_says_so_in_the_verdict(tiny_dir, tmp_
     Image.fromarray(ramp[..., 0], mode="F").save(path)
     verdict = tiny_pipeline(tiny_dir).analyze_one(str(path), name="float.tiff")
     assert verdict.warnings[0] == "float.tiff: 32-bit float pixels in 0–1 were scaled ×255 to 8 bits"
+
+
+def test_an_image_smaller_than_the_clip_crop_is_flagged_and_the_verdict_uncertain(tiny_dir):
+    pipe = tiny_pipeline(tiny_dir)
+    crop = pipe.branches["clip_probe"].model.config.crop_size
+    rng = np.random.default_rng(7)
+    small = png_bytes(rng.integers(0, 255, (crop - 20, crop - 10, 3), dtype=np.uint8))
+    verdict = pipe.analyze_one(small, name="small.png")
+    note = verdict.evidence["clip_probe"]["out_of_distribution"]
+    assert note.startswith(f"the image is {crop - 10}×{crop - 20} px, under the {crop} px crop")
+    assert verdict.uncertain and verdict.uncertain[0] == f"clip_probe: {note}"
+    large = pipe.analyze_one(png_bytes(rng.integers(0, 255, (crop + 8, crop + 8, 3), dtype=np.uint8)))
+    assert large.evidence["clip_probe"]["out_of_distribution"] is None
