@@ -267,7 +267,7 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
     monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
     rng = np.random.default_rng(3)
     image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-    only_clip = ("fingerprint_net", "latent_svm")
+    only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
     refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip))
     assert "clip-vit-l14-openai" in refused.analyze_one(image).evidence["clip_probe"]["reason"]
     allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip,
