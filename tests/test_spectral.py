@@ -221,3 +221,10 @@ def test_train_spectral_ood_only_adds_the_record_without_touching_the_weights(tm
     card = out.with_suffix(".md").read_text()
     assert card.count("## Out-of-distribution signal") == 1
     assert card.index("## Out-of-distribution signal") < card.index("## Limits")
+
+
+def test_train_spectral_ood_only_exits_2_naming_a_missing_artifact(tmp_path, capsys):
+    module = _load_script("train_spectral")
+    data = _face_folder(tmp_path / "faces")
+    assert module.main([str(data), "--out", str(tmp_path / "none" / "spectral"), "--ood-only"]) == 2
+    assert "spectral.npz: missing" in capsys.readouterr().err
