@@ -16,6 +16,10 @@ like.
 It is the fast, explainable baseline every learned branch must beat under the leave-one-source-out protocol, and
 it ships without pickle: weights are plain arrays in an .npz, the feature spec, classes, threshold and measured
 skill in a JSON beside it.
+
+Its out-of-distribution signal is the root-mean-square of the standardised features (what the linear model
+reads): an image whose spectrum lies farther from the training images than OOD_QUANTILE of the training views
+gets a sentence that fusion turns into an 'uncertain' verdict, because a linear model extrapolates confidently.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.images import load_image
-from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, leave_one_source_out
+from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, leave_one_source_out, source_folds
 from detector.fingerprint_data import AugmentConfig, augment, downscale, jpeg_reencode
 from detector.fingerprint_net import crop_origins
 
@@ -41,6 +45,10 @@ FILE_FORMAT = "gantrace-spectral"
 FILE_VERSION = 1
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _LOG_FLOOR = 1e-5
+OOD_STATISTIC = "rms standardised DCT features"
+OOD_QUANTILE = 0.99
+OOD_GROUPS = {"real": "real photos", "known_gan": "progan / stylegan2 / stylegan3",
+              "other_gan_diffusion": "other_gan / diffusion (outside the known classes)"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,16 @@ class TrainAugment:
     blur_sigma: tuple[float, float] = (0.3, 1.0)
     noise_prob: float = 0.2
     noise_sigma: tuple[float, float] = (1.0, 3.0)
+
+
+def standardised_rms(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(N,) root-mean-square of each row's z-scores: one number for how unlike the training spectra a row is."""
+    return np.sqrt(np.mean(((features - mean) / scale) ** 2, axis=1))
+
+
+def ood_threshold(views: np.ndarray, mean: np.ndarray, scale: np.ndarray, quantile: float = OOD_QUANTILE) -> float:
+    """The `quantile` of the training views' standardised RMS: above it, an image is rarer than the training set."""
+    return float(np.quantile(standardised_rms(views.reshape(-1, views.shape[-1]), mean, scale), quantile))
 
 
 def dct_log_spectrum(gray: np.ndarray) -> np.ndarray:
@@ -227,6 +245,7 @@ class SpectralDetector:
         self.threshold = threshold
         self.metadata = metadata or {}
         self.skill: dict | None = None
+        self.ood: dict | None = None
 
     @classmethod
     def fit_features(cls, views: np.ndarray, labels: Sequence[str], spec: SpectralSpec, C: float = 0.1,
@@ -268,6 +287,20 @@ class SpectralDetector:
         """{'fake': (N,) P(fake), 'attribution': (N, 3) over attribution_classes} for RGB uint8 images."""
         return self.predict_features(image_features(images, self.spec))
 
+    def out_of_distribution(self, images: Sequence[np.ndarray]) -> list[str | None]:
+        """Per image, why its spectrum lies outside the training data (a sentence), or None when it does not or
+        the artifact carries no `ood` record."""
+        return self.out_of_distribution_features(image_features(images, self.spec))
+
+    def out_of_distribution_features(self, features: np.ndarray) -> list[str | None]:
+        """`out_of_distribution` from precomputed features, for callers that also predict from them."""
+        if self.ood is None:
+            return [None] * len(features)
+        threshold, quantile = float(self.ood["threshold"]), float(self.ood["quantile"])
+        return [f"its DCT spectrum is farther from the training images than {quantile:.0%} of them "
+                f"(RMS z {value:.1f} > {threshold:.1f})" if value > threshold else None
+                for value in standardised_rms(features, self.binary.mean, self.binary.scale)]
+
     @property
     def attribution_classes(self) -> tuple[str, ...]:
         return self.attribution.classes if self.attribution is not None else ()
@@ -298,6 +331,8 @@ class SpectralDetector:
         document = {"format": FILE_FORMAT, "version": FILE_VERSION, "spec": asdict(self.spec),
                     "binary_classes": list(self.binary.classes), "attribution_classes": list(self.attribution_classes),
                     "threshold": self.threshold, "skill": skill, "metadata": metadata or {}}
+        if self.ood is not None:
+            document["ood"] = self.ood
         path.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -321,6 +356,7 @@ class SpectralDetector:
             raise ValueError(f"{path}: weights have {binary.mean.shape[0]} features, the spec needs {spec.dim}")
         detector = cls(spec, binary, attribution, float(document["threshold"]), document.get("metadata"))
         detector.skill = document.get("skill")
+        detector.ood = document.get("ood")
         return detector
 
 
@@ -337,6 +373,45 @@ def holdout_predictions(views: np.ndarray, tests: dict[str, np.ndarray], labels:
         return Scores(result["fake"], result.get("attribution"))
 
     return leave_one_source_out(labels, sources, fit, score, conditions=tuple(tests), folds=folds)
+
+
+def holdout_ood(views: np.ndarray, tests: dict[str, np.ndarray], labels: Sequence[str], sources: Sequence[str],
+                quantile: float = OOD_QUANTILE, folds=None) -> dict:
+    """How often the out-of-distribution signal fires on each held-out source, per test condition.
+
+    Per fold the scaler and the threshold come from the other sources' training views only (as the shipped
+    artifact's come from every source), then the held-out source's test features are flagged or not. A source
+    holding several kinds of image (real, known GAN, other generator) gives one row per kind; a group's rate is
+    the mean over its rows, so each source weighs the same.
+    """
+    labels, sources = np.asarray(labels), np.asarray(sources)
+    groups = np.where(labels == REAL, "real", np.where(np.isin(labels, KNOWN_GANS), "known_gan", "other_gan_diffusion"))
+    rows = []
+    for source, train, test in folds if folds is not None else source_folds(sources):
+        scaler = StandardScaler().fit(views[train].reshape(-1, views.shape[-1]))
+        threshold = ood_threshold(views[train], scaler.mean_, scaler.scale_, quantile)
+        for group in OOD_GROUPS:
+            members = test[groups[test] == group]
+            if len(members):
+                rows.append({"source": source, "group": group, "n": int(len(members)), "threshold": threshold,
+                             "rate": {name: float(np.mean(standardised_rms(features[members], scaler.mean_,
+                                                                           scaler.scale_) > threshold))
+                                      for name, features in tests.items()}})
+    summary = {name: {group: float(np.mean([r["rate"][name] for r in rows if r["group"] == group]))
+                      for group in OOD_GROUPS if any(r["group"] == group for r in rows)} for name in tests}
+    return {"quantile": quantile, "rows": rows, "summary": summary,
+            "sources": {group: sum(r["group"] == group for r in rows) for group in OOD_GROUPS}}
+
+
+def ood_record(views: np.ndarray, head: LinearHead, holdout: dict, quantile: float = OOD_QUANTILE) -> dict:
+    """The artifact's `ood` block: the threshold from every training view under the shipped scaler, and how often
+    the same rule fired on held-out sources (`holdout_ood`), per group and test condition."""
+    return {"statistic": OOD_STATISTIC, "quantile": quantile,
+            "threshold": ood_threshold(views, head.mean, head.scale, quantile),
+            "fitted_on": f"{views.shape[0] * views.shape[1]} training views under the real-vs-fake head's scaler",
+            "holdout": {"protocol": "leave-one-source-out", "sources": holdout["sources"],
+                        **{"firing_rate" + ("" if name == "clean" else f"_{name}"): rates
+                           for name, rates in holdout["summary"].items()}}}
 
 
 def dataset_features(paths: Sequence[Path], spec: SpectralSpec, augmentation: TrainAugment, seed: int = 0,

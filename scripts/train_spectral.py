@@ -4,9 +4,12 @@ For every candidate regularisation strength the recipe is evaluated leave-one-so
 sources, test on the held-out one; clean, JPEG q75, 0.5× downscale). The strength whose worse of clean / JPEG q75
 mean-over-sources AUC is highest is kept, the threshold is the one chosen on its held-out scores, and the final
 heads are refitted on every source. Writes OUT.npz (weights), OUT.json (spec, threshold, skill) and OUT.md (model
-card with the per-source table).
+card with the per-source table). The out-of-distribution record (threshold on the RMS of the standardised
+features, and how often it fires on held-out sources) is written with them; --ood-only adds or refreshes just
+that record in an existing OUT.json and OUT.md from the cached features, leaving the weights untouched.
 
-    python scripts/train_spectral.py ../shared/data/faces --out artifacts/spectral-dct
+    python scripts/train_spectral.py ../shared/data/faces --out artifacts/spectral-dct --per-source 60
+    python scripts/train_spectral.py ../shared/data/faces --out artifacts/spectral-dct --per-source 60 --ood-only
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from evaluate_sources import DEFAULT_CACHE, cap_per_source, list_face_set, spect
 from core.errors import InputError
 from core.images import ImageError
 from core.source_holdout import MAX_REAL_FALSE_POSITIVE_RATE, table_markdown
-from detector.spectral import SpectralDetector, SpectralSpec, TrainAugment, dataset_features
+from detector.spectral import (OOD_GROUPS, SpectralDetector, SpectralSpec, TrainAugment, dataset_features,
+                               holdout_ood, ood_record)
 
 VOTE_AUC = 0.85
 VOTE_REAL_FPR = 0.15
 VOTE_ATTRIBUTION = 0.70
 MEETS, BELOW = "meets the bar", "below the bar — must not vote"
+OOD_HEADING = "## Out-of-distribution signal"
+LIMITS_HEADING = "## Limits"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-source", type=int, default=None,
                         help="use at most this many images per source and class (evenly spaced)")
+    parser.add_argument("--ood-only", action="store_true",
+                        help="only (re)compute the out-of-distribution record of the existing OUT artifact")
     return parser.parse_args(argv)
 
 
@@ -69,6 +77,42 @@ def verdict_lines(skill: dict) -> list[str]:
                      f"{attribution['accuracy_jpeg75']:.3f} JPEG q75 over {attribution['gan_sources']} held-out GAN "
                      f"sources (bar ≥ {VOTE_ATTRIBUTION}): {MEETS if ok else BELOW}.")
     return lines
+
+
+def ood_section(record: dict, holdout: dict) -> str:
+    """The model card's out-of-distribution section: the rule, the summary and the per-source firing rates."""
+    conditions = list(holdout["summary"])
+    lines = [OOD_HEADING, "",
+             f"An image is flagged when the RMS of its standardised DCT features (z-scores under the real-vs-fake "
+             f"head's scaler, i.e. what the linear model reads) exceeds {record['threshold']:.3f}, the "
+             f"{record['quantile']:.0%} quantile over {record['fitted_on']}; fusion then calls the verdict "
+             "uncertain when this branch votes. A spectrum inside that range is no evidence of a known generator: "
+             "compare the other_gan / diffusion row with the rest before reading a silent flag as reassurance. "
+             "Held out (leave-one-source-out: scaler and threshold fitted on the "
+             "other sources' training views, the held-out source's test images flagged or not), mean firing rate "
+             "over sources:", "",
+             "| group | sources | " + " | ".join(conditions) + " |", "|---|---:|" + "---:|" * len(conditions)]
+    for group, description in OOD_GROUPS.items():
+        rates = " | ".join(f"{holdout['summary'][c].get(group, float('nan')):.3f}" for c in conditions)
+        lines.append(f"| {description} | {holdout['sources'][group]} | {rates} |")
+    lines += ["", "| source | group | n | threshold | " + " | ".join(conditions) + " |",
+              "|---|---|---:|---:|" + "---:|" * len(conditions)]
+    for row in holdout["rows"]:
+        rates = " | ".join(f"{row['rate'][c]:.2f}" for c in conditions)
+        lines.append(f"| {row['source']} | {row['group']} | {row['n']} | {row['threshold']:.2f} | {rates} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_ood_section(card: str, section: str) -> str:
+    """The card with its out-of-distribution section replaced, or inserted before the limits when absent."""
+    if OOD_HEADING in card:
+        head, rest = card.split(OOD_HEADING, 1)
+        following = rest.find("\n## ")
+        return head + section + ("" if following < 0 else "\n" + rest[following + 1:])
+    if LIMITS_HEADING in card:
+        head, tail = card.split(LIMITS_HEADING, 1)
+        return head + section + "\n" + LIMITS_HEADING + tail
+    return card.rstrip("\n") + "\n\n" + section
 
 
 def model_card(out: Path, document: dict, C: float, candidates: dict[float, float], n_images: int,
@@ -113,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         samples = cap_per_source(list_face_set(args.data), args.per_source)
+        if args.ood_only:
+            return add_ood(args, samples)
         documents = {}
         for C in args.C:
             predictions = spectral_predictions(samples, args.cache, C, args.seed)
             documents[C] = write_table(predictions, args.report / f"C{C:g}", f"spectral C={C:g}", args.max_real_fpr)
             print(f"C={C:g}: {json.dumps(documents[C]['skill'])}", file=sys.stderr)
-        views, _ = dataset_features([s.path for s in samples], SpectralSpec(), TrainAugment(), args.seed,
-                                    args.cache / f"spectral-features-seed{args.seed}.npz")
+        views, tests = cached_features(args, samples)
     except (InputError, ImageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -128,13 +173,42 @@ def main(argv: list[str] | None = None) -> int:
     document = documents[best]
     detector = SpectralDetector.fit_features(views, [s.label for s in samples], SpectralSpec(), best)
     detector.threshold = document["table"]["threshold"]
+    holdout = holdout_ood(views, tests, [s.label for s in samples], [s.group for s in samples])
+    detector.ood = ood_record(views, detector.binary, holdout)
     metadata = {"trained_on": f"{args.data.name}: {len(samples)} images", "C": best, "selection": candidates,
                 "augmentation": asdict(TrainAugment()), "seed": args.seed,
                 "created": datetime.date.today().isoformat()}
     detector.save(args.out, skill=document["skill"], metadata=metadata)
     card = model_card(args.out, document, best, candidates, len(samples), args.per_source)
-    args.out.with_suffix(".md").write_text(card, encoding="utf-8")
+    args.out.with_suffix(".md").write_text(with_ood_section(card, ood_section(detector.ood, holdout)), encoding="utf-8")
     print(json.dumps(document["skill"], indent=2))
+    return 0
+
+
+def cached_features(args: argparse.Namespace, samples: list) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Training views and test features of the shipped spec, from the cache that the held-out runs filled."""
+    return dataset_features([s.path for s in samples], SpectralSpec(), TrainAugment(), args.seed,
+                            args.cache / f"spectral-features-seed{args.seed}.npz")
+
+
+def add_ood(args: argparse.Namespace, samples: list) -> int:
+    """Write the `ood` record into OUT.json and its section into OUT.md; the weights (.npz) are not rewritten."""
+    config = args.out.with_suffix(".json")
+    try:
+        detector = SpectralDetector.from_pretrained(args.out)
+    except (OSError, ValueError) as err:
+        raise InputError(str(err)) from err
+    if detector.spec != SpectralSpec():
+        raise InputError(f"{config}: spec {detector.spec} is not the current recipe's; retrain instead")
+    views, tests = cached_features(args, samples)
+    holdout = holdout_ood(views, tests, [s.label for s in samples], [s.group for s in samples])
+    record = ood_record(views, detector.binary, holdout)
+    document = json.loads(config.read_text(encoding="utf-8"))
+    document["ood"] = record
+    config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    card = args.out.with_suffix(".md")
+    card.write_text(with_ood_section(card.read_text(encoding="utf-8"), ood_section(record, holdout)), encoding="utf-8")
+    print(json.dumps(record, indent=2))
     return 0
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, image_features, training_views)
+from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, holdout_ood, image_features,
+                               training_views)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1, resize=None)
@@ -156,3 +157,74 @@ def test_evaluate_sources_exits_2_naming_the_missing_provenance_file(tmp_path, c
     (tmp_path / "real").mkdir()
     assert module.main([str(tmp_path), "--branch", "spectral", "--out", str(tmp_path / "out")]) == 2
     assert "provenance.csv: missing" in capsys.readouterr().err
+
+
+def _ood_detector() -> tuple[SpectralDetector, np.ndarray]:
+    """A tiny detector whose scaler is centred on one natural texture, with that texture."""
+    detector = SpectralDetector.tiny()
+    rng = np.random.default_rng(8)
+    usual = _natural(rng)
+    spread = image_features([_natural(rng) for _ in range(6)], detector.spec).std(axis=0)
+    detector.binary.mean = image_features([usual], detector.spec)[0]
+    detector.binary.scale = np.maximum(spread, 1e-3).astype(np.float32)
+    return detector, usual
+
+
+def test_out_of_distribution_flags_a_far_spectrum_and_not_the_training_mean():
+    detector, usual = _ood_detector()
+    flat = np.full((72, 72, 3), 128, np.uint8)
+    assert detector.out_of_distribution([usual, flat]) == [None, None]  # no ood record: never flags
+    detector.ood = {"statistic": "rms standardised DCT features", "quantile": 0.99, "threshold": 3.0}
+    at_mean, far = detector.out_of_distribution([usual, flat])
+    assert at_mean is None
+    assert far.startswith("its DCT spectrum is farther from the training images than 99% of them (RMS z ")
+    assert far.endswith(" > 3.0)") and float(far.split("RMS z ")[1].split(" >")[0]) > 3.0
+
+
+def test_ood_record_survives_save_and_load(tmp_path):
+    detector, usual = _ood_detector()
+    detector.ood = {"statistic": "rms standardised DCT features", "quantile": 0.99, "threshold": 0.0}
+    detector.save(tmp_path / "spectral")
+    loaded = SpectralDetector.from_pretrained(tmp_path / "spectral.npz")
+    assert loaded.ood == detector.ood
+    assert loaded.out_of_distribution([_natural(np.random.default_rng(9))])[0] is not None
+
+
+def test_holdout_ood_fires_on_the_source_unlike_the_others():
+    rng = np.random.default_rng(0)
+    labels = ["real"] * 20 + ["progan"] * 20 + ["stylegan2"] * 20 + ["diffusion"] * 20
+    sources = ["a"] * 20 + ["b"] * 20 + ["c"] * 20 + ["d"] * 20
+    views = rng.normal(size=(80, 3, 8))
+    tests = {"clean": rng.normal(size=(80, 8))}
+    tests["clean"][60:] += 4.0  # source "d" tests far from every training view
+    holdout = holdout_ood(views, tests, labels, sources)
+    assert holdout["summary"]["clean"]["other_gan_diffusion"] == 1.0
+    assert holdout["summary"]["clean"]["real"] < 0.2 and holdout["summary"]["clean"]["known_gan"] < 0.2
+    assert holdout["sources"] == {"real": 1, "known_gan": 2, "other_gan_diffusion": 1}
+
+
+def test_train_spectral_ood_only_adds_the_record_without_touching_the_weights(tmp_path):
+    module = _load_script("train_spectral")
+    data = _face_folder(tmp_path / "faces")
+    out = tmp_path / "art" / "spectral"
+    common = [str(data), "--out", str(out), "--cache", str(tmp_path / "cache"), "--report", str(tmp_path / "rep")]
+    assert module.main([*common, "--C", "1.0"]) == 0
+    weights = (out.with_suffix(".npz")).read_bytes()
+    document = json.loads(out.with_suffix(".json").read_text())
+    del document["ood"]
+    out.with_suffix(".json").write_text(json.dumps(document))
+    assert module.main([*common, "--ood-only"]) == 0
+    assert module.main([*common, "--ood-only"]) == 0
+    assert out.with_suffix(".npz").read_bytes() == weights
+    refreshed = json.loads(out.with_suffix(".json").read_text())
+    assert refreshed["skill"] == document["skill"] and refreshed["ood"]["quantile"] == 0.99
+    card = out.with_suffix(".md").read_text()
+    assert card.count("## Out-of-distribution signal") == 1
+    assert card.index("## Out-of-distribution signal") < card.index("## Limits")
+
+
+def test_train_spectral_ood_only_exits_2_naming_a_missing_artifact(tmp_path, capsys):
+    module = _load_script("train_spectral")
+    data = _face_folder(tmp_path / "faces")
+    assert module.main([str(data), "--out", str(tmp_path / "none" / "spectral"), "--ood-only"]) == 2
+    assert "spectral.npz: missing" in capsys.readouterr().err
