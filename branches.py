@@ -154,10 +154,13 @@ class SpectralBranch(ModelBranch):
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
         """P(real) plus P(fake) shared out over the architectures, its fake score re-centred on the artifact's
-        held-out threshold so that 0.5 is its own decision point."""
+        held-out threshold so that 0.5 is its own decision point; a spectrum far from the training data is said."""
         from attribution.fusion import recentre
+        from detector.spectral import image_features
 
-        scores = self.model.predict_proba(inputs)
+        features = image_features(inputs, self.model.spec)
+        scores = self.model.predict_features(features)
+        notes = self.model.out_of_distribution_features(features)
         classes = self.model.attribution_classes
         evidence = []
         for index, raw in enumerate(scores["fake"]):
@@ -167,7 +170,7 @@ class SpectralBranch(ModelBranch):
                 probabilities.update({c: p_fake * float(p) for c, p in zip(classes, scores["attribution"][index])})
             else:
                 probabilities["fake"] = p_fake
-            evidence.append(BranchEvidence(probabilities))
+            evidence.append(BranchEvidence(probabilities, out_of_distribution=notes[index]))
         return evidence
 
 

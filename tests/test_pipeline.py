@@ -411,3 +411,19 @@ def test_an_image_smaller_than_the_clip_crop_is_flagged_and_the_verdict_uncertai
     assert verdict.uncertain and verdict.uncertain[0] == f"clip_probe: {note}"
     large = pipe.analyze_one(png_bytes(rng.integers(0, 255, (crop + 8, crop + 8, 3), dtype=np.uint8)))
     assert large.evidence["clip_probe"]["out_of_distribution"] is None
+
+
+def test_the_spectral_branch_reports_the_shipped_artifact_and_its_out_of_distribution_note(tiny_dir):
+    from branches import SpectralBranch
+
+    rng = np.random.default_rng(8)
+    noise = png_bytes(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8))
+    spectral = SpectralBranch()
+    verdict = tiny_pipeline(tiny_dir, spectral_dct=spectral).analyze_one(noise, name="noise.png")
+    evidence = verdict.evidence["spectral_dct"]
+    assert set(evidence["probabilities"]) == {"real", "progan", "stylegan2", "stylegan3"}
+    assert sum(evidence["probabilities"].values()) == pytest.approx(1.0)
+    assert evidence["fake_probability"] is None and evidence["skill_notes"][0].startswith("no real/fake skill")
+    assert len(verdict.models["spectral-dct"]) == 64
+    assert evidence["out_of_distribution"] == spectral.model.out_of_distribution(
+        [np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"))])[0]
