@@ -29,6 +29,7 @@ import sys
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from core.images import ImageError, list_images, load_image
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
+from ray_backend import RayOptions, RayWorkerError, add_ray_arguments, map_ordered, ray_options
 
 TINY_WARNING = ("tiny-random encoder: RANDOM weights, the latents carry no information about the faces; "
                 "use them for plumbing tests only, never to train a model you will use")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (InputError, ShardSettingsError, WeightUnavailableError, CheckpointError) as err:
+    except (InputError, ShardSettingsError, WeightUnavailableError, CheckpointError, RayWorkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -107,6 +109,10 @@ def _run(args: argparse.Namespace) -> int:
     for flag in ("copies", "batch_size", "workers", "shard_size"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    try:
+        ray = ray_options(args)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     items, source = _read_inputs(Path(args.input))
     classes = sorted({item.label for item in items})
     augment = _augment_config(args)
@@ -138,7 +144,9 @@ def _run(args: argparse.Namespace) -> int:
     open_shard_folder(out, settings)
     remove_partial_files(out)
 
-    if not _write_missing_shards(out, items, augment, encoder, args):
+    written = _write_shards_on_ray(out, items, augment, encoder_info, args, ray) if ray is not None else \
+        _write_missing_shards(out, items, augment, encoder, args)
+    if not written:
         print(f"stopped after {args.stop_after_shards} shard(s) as asked; re-run to resume", file=sys.stderr)
         return 3
     return _finish(out, items, classes, num_shards, encoder_info, str(Path(args.input).resolve()))
@@ -150,9 +158,8 @@ def _write_missing_shards(out: Path, items: list[InputImage], augment: Resolutio
 
     With --workers > 1 the next shard's images are aligned in the pool while this shard is being encoded.
     """
-    num_shards = -(-len(items) // args.shard_size)
-    slices = [range(i * args.shard_size, min((i + 1) * args.shard_size, len(items))) for i in range(num_shards)]
-    todo = [i for i in range(num_shards) if not (out / shard_name(i)).is_file()]
+    slices = _shard_rows(len(items), args.shard_size)
+    todo = [i for i in range(len(slices)) if not (out / shard_name(i)).is_file()]
     worker_args = (AlignConfig(), augment, args.seed, args.copies)
     pool = ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=worker_args) \
         if args.workers > 1 else None
@@ -177,6 +184,47 @@ def _write_missing_shards(out: Path, items: list[InputImage], augment: Resolutio
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     return True
+
+
+def _shard_rows(count: int, shard_size: int) -> list[range]:
+    """The input rows of each shard: consecutive slices of the sorted input list."""
+    return [range(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
+
+
+def _write_shards_on_ray(out: Path, items: list[InputImage], augment: ResolutionAugmentConfig, encoder_info: dict,
+                         args: argparse.Namespace, ray: RayOptions) -> bool:
+    """Like _write_missing_shards, with whole shards built on Ray actors and written here, in order."""
+    slices = _shard_rows(len(items), args.shard_size)
+    todo = [i for i in range(len(slices)) if not (out / shard_name(i)).is_file()]
+    limit = len(todo) if args.stop_after_shards is None else min(args.stop_after_shards, len(todo))
+    written = 0
+    with tqdm(total=len(items), unit="img", desc="extract", initial=len(items) - sum(len(slices[i]) for i in todo)) \
+            as bar:
+        shards = map_ordered(partial(_ShardWorker, items, augment, encoder_info, args), todo[:limit], ray)
+        for index, arrays in zip(todo, shards):
+            write_shard(out / shard_name(index), arrays)
+            bar.update(len(slices[index]))
+            written += 1
+    return written == len(todo)
+
+
+class _ShardWorker:
+    """Builds whole shards on a Ray actor exactly as the local run does; the encoder and aligner load once."""
+
+    def __init__(self, items: list[InputImage], augment: ResolutionAugmentConfig, encoder_info: dict,
+                 args: argparse.Namespace):
+        self.encoder, info = _load_encoder(args, select_precision(args.device, args.dtype))
+        if info != encoder_info:
+            raise InputError(f"this node's encoder ({info['kind']}, weights {info['weights_sha256']}) is not the "
+                             f"driver's ({encoder_info['kind']}, weights {encoder_info['weights_sha256']})")
+        _init_worker(AlignConfig(), augment, args.seed, args.copies)
+        self.items, self.args = items, args
+        self.slices = _shard_rows(len(items), args.shard_size)
+
+    def __call__(self, index: int) -> dict[str, np.ndarray]:
+        rows = self.slices[index]
+        results = (_prepare_image(i, self.items[i]) for i in rows)
+        return _build_shard(rows, self.items, results, self.encoder, self.args, tqdm(disable=True))
 
 
 def _build_shard(rows: range, items: list[InputImage], results, encoder: Encoder4Editing,
@@ -376,6 +424,7 @@ def _parser() -> argparse.ArgumentParser:
                              "the GIL (results do not depend on it)")
     parser.add_argument("--shard-size", type=int, default=128, help="source images per shard (default 128)")
     parser.add_argument("--float32", action="store_true", help="store latents as float32 (default float16)")
+    add_ray_arguments(parser)
     # Test hook, hidden from --help: end the run after N new shards, as a kill between two shards would.
     parser.add_argument("--stop-after-shards", type=int, default=None, help=argparse.SUPPRESS)
     return parser

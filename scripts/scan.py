@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 import pipeline as P
 from core.images import IMAGE_SUFFIXES, list_images
+from ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[Path]:
@@ -120,8 +121,8 @@ class _StopFlag:
 
 
 def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
-         stop: _StopFlag | None = None) -> tuple[Counter, bool]:
-    """Analyse every file not yet in `out`, appending CSV rows and JSONL verdicts.
+         stop: _StopFlag | None = None, ray: RayOptions | None = None) -> tuple[Counter, bool]:
+    """Analyse every file not yet in `out`, appending CSV rows and JSONL verdicts (on Ray when `ray` is given).
 
     Returns the counts by outcome (labels, "error", "skipped" = already done) and whether every file is done.
     """
@@ -140,7 +141,7 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
             writer.writeheader()
             csv_handle.flush()
         processed = 0
-        for result in _results(pipe, todo, stop):
+        for result in _results(pipe, todo, stop, ray):
             processed += 1
             json_handle.write(json.dumps(result.to_dict()) + "\n")
             json_handle.flush()
@@ -152,7 +153,11 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True,
     return counts, processed == len(todo)
 
 
-def _results(pipe: P.Pipeline, todo: list[Path], stop: _StopFlag | None) -> Iterator[P.Result]:
+def _results(pipe: P.Pipeline, todo: list[Path], stop: _StopFlag | None,
+             ray: RayOptions | None) -> Iterator[P.Result]:
+    if ray is not None:
+        yield from analyze_on_ray(pipe, [str(p) for p in todo], ray, lambda: stop is not None and stop.requested)
+        return
     size = pipe.config.batch_size
     for start in range(0, len(todo), size):
         if stop is not None and stop.requested:
@@ -174,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-attribution", action="store_true",
                         help="attribute only images the detectors call fake (faster; misses more fakes)")
     parser.add_argument("--no-progress", action="store_true")
+    add_ray_arguments(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    try:
+        ray = ray_options(args)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         files = expand_inputs(args.inputs, args.recursive)
     except FileNotFoundError as err:
@@ -191,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = _StopFlag()
     previous = signal.signal(signal.SIGINT, stop)
     try:
-        counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop)
-    except ValueError as err:
+        counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop, ray=ray)
+    except (ValueError, RayWorkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
