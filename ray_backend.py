@@ -116,8 +116,8 @@ def map_ordered(make_worker: Callable[[], Callable[[Any], Any]], tasks: Sequence
         rows = [{"index": index, "task": pickle.dumps(task)} for index, task in enumerate(tasks)]
         dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), _MAX_BLOCKS)).map_batches(
             _Actor, fn_constructor_args=(make_worker,), batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=options.actors), num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
-            zero_copy_batch=True)
+            compute=ray.data.ActorPoolStrategy(size=options.actors), num_cpus=options.cpus_per_actor,
+            num_gpus=options.gpus_per_actor, zero_copy_batch=True)
         expected = 0
         try:
             for row in dataset.iter_rows():

@@ -5,6 +5,7 @@ be compared across commits and machines:
 
     python scripts/benchmark.py --stage detector
     python scripts/benchmark.py --stage encoder --batch-sizes 1 8 --dtypes fp32 bf16
+    python scripts/benchmark.py --stage scan --backend ray --dtypes bf16     # vs --backend local: Ray's overhead
 """
 
 from __future__ import annotations
@@ -366,6 +367,68 @@ def bench_pipeline(args: argparse.Namespace) -> Iterator[dict]:
 STAGES["pipeline"] = bench_pipeline
 
 
+def bench_scan(args: argparse.Namespace) -> Iterator[dict]:
+    """A scan as scan.py runs it (the offline default pipeline), on the local backend or on a local Ray.
+
+    The same files either way: the first --images faces of ../shared/data/faces (every class, sorted), or seeded
+    256² noise written to a temporary folder when the face set is absent. The clock runs from building the
+    pipeline to the last verdict, so Ray's start-up (Ray itself, then each actor importing torch and loading the
+    models) counts; `steady_images_per_s` leaves out everything before the first verdict.
+    """
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    import pipeline as P
+    from core.images import list_images
+    from ray_backend import RayOptions, analyze_on_ray
+
+    faces = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+    folders = sorted(p for p in faces.iterdir() if p.is_dir()) if faces.is_dir() else []
+    files = [str(p) for folder in folders for p in list_images(folder)][:args.images]
+    with tempfile.TemporaryDirectory(prefix="gantrace-bench-scan-") as temp:
+        if len(files) < args.images:
+            rng = np.random.default_rng(0)
+            files = []
+            for index in range(args.images):
+                files.append(str(Path(temp) / f"noise-{index:04d}.png"))
+                Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(files[-1])
+            source = f"{len(files)} seeded 256² noise images (the face set was not found)"
+        else:
+            source = f"the first {len(files)} images of {faces}"
+        for dtype in args.dtypes:
+            batch_size = max(args.batch_sizes)
+            start = time.perf_counter()
+            config = P.PipelineConfig.for_artifacts(device=args.device, dtype=dtype, batch_size=batch_size,
+                                                    fingerprint="fingerprintnet-small")
+            pipe = P.Pipeline(config)
+            pipe.load_all()
+            if args.backend == "ray":
+                results = analyze_on_ray(pipe, files, RayOptions(actors=args.ray_actors))
+            else:
+                results = pipe.analyze_iter(files, names=files)
+            first = None
+            count = 0
+            for result in results:
+                count += 1
+                if first is None:
+                    first = (time.perf_counter(), count)
+            end = time.perf_counter()
+            steady = (count - first[1]) / (end - first[0]) if end > first[0] else None
+            yield {"stage": "scan", "backend": args.backend, "dtype": dtype, "batch_size": batch_size,
+                   "images": count, "images_per_s": round(count / (end - start), 3),
+                   "steady_images_per_s": None if steady is None else round(steady, 3),
+                   "seconds_to_first_verdict": round(first[0] - start, 1), "seconds": round(end - start, 1),
+                   "ray_actors": args.ray_actors if args.backend == "ray" else None, "source": source,
+                   "threads": torch.get_num_threads()}
+
+
+STAGES["scan"] = bench_scan
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", required=True, choices=sorted(STAGES) + ["machine"])
@@ -373,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions after one warm-up")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="scan stage: run on this process or on a local Ray (Ray Data actors)")
+    parser.add_argument("--ray-actors", type=int, default=2, help="scan stage on Ray: actors, one CPU each")
+    parser.add_argument("--images", type=int, default=40, help="scan stage: how many files")
     args = parser.parse_args(argv)
     emit(machine_record())
     if args.stage != "machine":

@@ -8,7 +8,8 @@ Every image is decoded by core.images, its largest face is FFHQ-aligned (dlib), 
 (resized to a size drawn from --resolutions, JPEG re-encoded at a quality drawn from --jpeg-quality, resized back
 to 256; each draw seeded by (--seed, image, copy)), then encoded by e4e in batches. Shards go to --out with a
 manifest.json; a re-run resumes (finished shards are skipped, and shards are byte-identical to an uninterrupted
-run); a re-run with different settings into the same --out is refused.
+run); a re-run with different settings into the same --out is refused. With --ray the shards are built by Ray
+actors and written here, byte-identical to a local run's (README "Scale out on Ray").
 
 Exit status and messages:
   0  done; images that cannot be used are skipped and listed in OUT/failures.json with the reason
@@ -144,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     open_shard_folder(out, settings)
     remove_partial_files(out)
 
-    written = _write_shards_on_ray(out, items, augment, encoder_info, args, ray) if ray is not None else \
+    written = _write_shards_on_ray(out, items, augment, settings, args, ray) if ray is not None else \
         _write_missing_shards(out, items, augment, encoder, args)
     if not written:
         print(f"stopped after {args.stop_after_shards} shard(s) as asked; re-run to resume", file=sys.stderr)
@@ -191,7 +192,7 @@ def _shard_rows(count: int, shard_size: int) -> list[range]:
     return [range(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]
 
 
-def _write_shards_on_ray(out: Path, items: list[InputImage], augment: ResolutionAugmentConfig, encoder_info: dict,
+def _write_shards_on_ray(out: Path, items: list[InputImage], augment: ResolutionAugmentConfig, settings: dict,
                          args: argparse.Namespace, ray: RayOptions) -> bool:
     """Like _write_missing_shards, with whole shards built on Ray actors and written here, in order."""
     slices = _shard_rows(len(items), args.shard_size)
@@ -200,7 +201,7 @@ def _write_shards_on_ray(out: Path, items: list[InputImage], augment: Resolution
     written = 0
     with tqdm(total=len(items), unit="img", desc="extract", initial=len(items) - sum(len(slices[i]) for i in todo)) \
             as bar:
-        shards = map_ordered(partial(_ShardWorker, items, augment, encoder_info, args), todo[:limit], ray)
+        shards = map_ordered(partial(_ShardWorker, items, augment, settings, args), todo[:limit], ray)
         for index, arrays in zip(todo, shards):
             write_shard(out / shard_name(index), arrays)
             bar.update(len(slices[index]))
@@ -209,14 +210,24 @@ def _write_shards_on_ray(out: Path, items: list[InputImage], augment: Resolution
 
 
 class _ShardWorker:
-    """Builds whole shards on a Ray actor exactly as the local run does; the encoder and aligner load once."""
+    """Builds whole shards on a Ray actor exactly as the local run does; the encoder and aligner load once.
 
-    def __init__(self, items: list[InputImage], augment: ResolutionAugmentConfig, encoder_info: dict,
+    The node must compute what the manifest (written by the driver) says: the same encoder weights, device type
+    and dtype; otherwise the actor fails with both sides named.
+    """
+
+    def __init__(self, items: list[InputImage], augment: ResolutionAugmentConfig, settings: dict,
                  args: argparse.Namespace):
-        self.encoder, info = _load_encoder(args, select_precision(args.device, args.dtype))
-        if info != encoder_info:
+        precision = select_precision(args.device, args.dtype)
+        here = {"device": precision.device.type, "dtype": precision.dtype_name}
+        if here != settings["precision"]:
+            raise InputError(f"this node computes on {here}, the driver recorded {settings['precision']}; pass "
+                             "--device/--dtype that resolve the same on the driver and on every worker")
+        self.encoder, info = _load_encoder(args, precision)
+        wanted = settings["encoder"]
+        if info != wanted:
             raise InputError(f"this node's encoder ({info['kind']}, weights {info['weights_sha256']}) is not the "
-                             f"driver's ({encoder_info['kind']}, weights {encoder_info['weights_sha256']})")
+                             f"driver's ({wanted['kind']}, weights {wanted['weights_sha256']})")
         _init_worker(AlignConfig(), augment, args.seed, args.copies)
         self.items, self.args = items, args
         self.slices = _shard_rows(len(items), args.shard_size)

@@ -3,6 +3,7 @@
     python scripts/scan.py photos/ --out results.csv
     python scripts/scan.py "cases/**/*.jpg" suspect.png --out case12.csv --device cpu --batch-size 8
     python scripts/scan.py archive/ --recursive --out archive.csv      # re-run the same command to resume
+    python scripts/scan.py archive/ --recursive --out archive.csv --ray auto   # the same rows, on a Ray cluster
 
 The CSV has the columns of `pipeline.CSV_COLUMNS` (file, sha256, label, is_fake, fake_probability, p_<label>...,
 warnings, error); `results.jsonl` beside it holds every full Verdict. A file that cannot be analysed gets a row

@@ -20,7 +20,7 @@ import torch
 
 from core.weights import WeightUnavailableError
 from ray_backend import RayOptions, RayWorkerError, map_ordered, ray_session
-from test_extract_latents import FAST, _copy_faces, _shard_bytes, extract
+from test_extract_latents import FAST, _copy_faces, _script, _shard_bytes, extract
 from test_pipeline import png_bytes
 from test_scan import SCRIPT, rows, scan
 
@@ -31,6 +31,7 @@ SCAN_FLAGS = ["--batch-size", "2", "--device", "cpu", "--dtype", "fp32", "--no-p
 
 @pytest.fixture(scope="module")
 def ray_address():
+    _script()  # puts scripts/ on sys.path, which the local Ray's workers import from
     with ray_session(RayOptions(local_cpus=2)):
         yield ray.get_runtime_context().gcs_address
 
