@@ -10,7 +10,8 @@ The UI only renders what `pipeline.Pipeline` returns; nothing here decides anyth
 
     python app.py                       # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
     python app.py --host 0.0.0.0 --port 8080 --attribution artifacts/latent-svm.joblib
-    GANTRACE_DOWNLOAD=1 python app.py   # fetch missing registered weights at start (what the Hugging Face Space does)
+    python app.py --offline             # never touch the network (also HF_HUB_OFFLINE=1); by default missing
+                                        # registered weights are fetched at start, each with a bounded time-out
 
 API: `Client(url).predict(handle_file("face.jpg"), api_name="/analyze")` returns the Verdict JSON.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import re
 import sys
 import shutil
@@ -31,16 +31,14 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
+from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
+from cli import add_pipeline_arguments, config_from_args
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
 QUEUE_SIZE = 32
 RESULTS_MAX_AGE_S = 3600
 UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
-LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3",
-               "unknown": "Unknown generator"}
-BRANCH_NAMES = {"clip_probe": "CLIP probe (UFD)", "fingerprint_net": "FingerprintNet",
-                "latent_svm": "Latent SVM (e4e W+)"}
 BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
 BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
 INTRO = """# GANTrace
@@ -93,7 +91,8 @@ def verdict_card(verdict: dict) -> str:
     lines = [f"### {headline}",
              f"{_escape(verdict['file'])} · {verdict['width']}×{verdict['height']} px · "
              f"{len(verdict['faces'])} face(s) · sha256 `{verdict['sha256'][:16]}…`"]
-    said = [f"- {row[0]}: {row[3]}" + (f", P(fake) {row[2]}" if row[2] else "")
+    said = [f"- {row[0]}: {row[3]}" + (f", {row[2]}" if row[2].startswith("no ") else
+                                        f", P(fake) {row[2]}" if row[2] else "")
             for row in branch_rows(verdict) if row[1] == "yes"]
     if said:
         lines.append("**What each branch says on its own**\n" + "\n".join(said))
@@ -115,11 +114,12 @@ def branch_rows(verdict: dict) -> list[list[str]]:
             rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
         p_fake = evidence.get("fake_probability")
+        no_skill = any(note.startswith("no real/fake skill") for note in evidence.get("skill_notes") or [])
         top = max(probs, key=probs.get)
         own = evidence.get("label")
         top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "")
-        rows.append([BRANCH_NAMES.get(branch, branch), "yes", "" if p_fake is None else f"{p_fake:.3f}", top_text,
-                     ""])
+        p_text = "no real/fake skill" if no_skill else ("" if p_fake is None else f"{p_fake:.3f}")
+        rows.append([BRANCH_NAMES.get(branch, branch), "yes", p_text, top_text, ""])
     return rows
 
 
@@ -141,6 +141,12 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
     out = new_results_path()
     out.write_text(P.write_csv(results), encoding="utf-8")
     return rows, str(out)
+
+
+def report_download(verdict: dict, pictures: P.EvidencePictures | None) -> gr.DownloadButton:
+    """The last verdict's evidence report (evidence_report.py) as a download; kept an hour, like batch CSVs."""
+    path = write_report(verdict, pictures, new_results_path().parent)
+    return gr.DownloadButton(value=str(path), interactive=True)
 
 
 def new_results_path(root: Path | None = None) -> Path:
@@ -182,6 +188,7 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                     upload = gr.File(label="Face image (original file, analysed byte for byte)",
                                      file_types=UPLOAD_TYPES, type="filepath", elem_id="upload")
                     run = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                    report = gr.DownloadButton("Download report", interactive=False, elem_id="report")
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
                     bars = gr.Label(label="Probabilities", num_top_classes=len(LABEL_NAMES), elem_id="bars")
@@ -214,6 +221,9 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                                 api_name="analyze", api_description="Verdict JSON for one image file")
         analysed.success(render_verdict, [verdict_json, pictures], panels, api_visibility="private")
         analysed.failure(render_failure, None, panels, api_visibility="private")
+        gr.on([run.click, upload.upload], lambda: gr.DownloadButton(value=None, interactive=False), None, report,
+              api_visibility="private", queue=False)
+        analysed.success(report_download, [verdict_json, pictures], report, api_visibility="private")
         batch_run.click(lambda paths: analyze_batch(pipe, paths), batch_files, [batch_table, batch_csv],
                         api_name="analyze_batch")
         refresh.click(lambda: status_markdown(pipe), None, status, api_visibility="private")
@@ -234,20 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None, help="interface to bind (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--attribution", type=Path, default=os.environ.get("GANTRACE_ATTRIBUTION") or None,
-                        help="latent SVM artifact from scripts/train_svm.py (default: env GANTRACE_ATTRIBUTION)")
-    parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
-    parser.add_argument("--download", action="store_true",
-                        default=os.environ.get("GANTRACE_DOWNLOAD", "").lower() in ("1", "true", "yes"),
-                        help="let the registry download missing weights (default: env GANTRACE_DOWNLOAD=1)")
+    add_pipeline_arguments(parser)
     args = parser.parse_args(argv)
-    config = P.PipelineConfig.for_artifacts(device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              attribution=args.attribution, fingerprint=args.fingerprint,
-                              download=args.download)
-    pipe = P.Pipeline(config)
+    pipe = P.Pipeline(config_from_args(args))
     for status in pipe.load_all():
         state = "ready" if status.ready else f"OFF ({status.reason})"
         print(f"{status.branch}: {state}", file=sys.stderr)

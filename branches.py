@@ -23,9 +23,7 @@ RANDOM_WEIGHTS = "random-init"
 CLIP_WEIGHTS = ("clip-vit-l14-openai", "ufd-probe")
 E4E_WEIGHTS = "e4e-ffhq"
 LANDMARK_WEIGHTS = "dlib-landmarks-68"
-NO_ARTIFACT = "latent-svm artifact"
-TRAIN_SVM_HINT = ("train one with scripts/extract_latents.py and scripts/train_svm.py, then pass its path "
-                  "(--attribution PATH, or branch_options['latent_svm']['artifact'])")
+DEFAULT_ATTRIBUTOR = "ganorigin-svm"
 
 
 class ModelBranch:
@@ -46,6 +44,10 @@ class ModelBranch:
     @property
     def warning(self) -> str | None:
         return self._warning
+
+    @property
+    def skill(self) -> dict | None:
+        return getattr(self.model, "metadata", {}).get("skill") if self.model is not None else None
 
     def load(self, context: BranchContext) -> None:
         if self.model is None:
@@ -133,12 +135,7 @@ class LatentBranch(ModelBranch):
     def required_weights(self, context: BranchContext) -> list[str]:
         if self._models:
             return []
-        artifact = context.options.get("artifact")
-        return [E4E_WEIGHTS, str(artifact) if artifact else NO_ARTIFACT]
-
-    def fix_hint(self, weight: str) -> str | None:
-        """How to get a weight the registry does not know: the attribution artifact is trained per project."""
-        return TRAIN_SVM_HINT if weight == NO_ARTIFACT else None
+        return [E4E_WEIGHTS, str(context.options.get("artifact") or DEFAULT_ATTRIBUTOR)]
 
     def load(self, context: BranchContext) -> None:
         if self.model is None:
@@ -147,18 +144,22 @@ class LatentBranch(ModelBranch):
             self.encoder = self._load_encoder(context)
 
     def _load_attributor(self, context: BranchContext) -> Any:
-        from attribution.latent_svm import LatentAttributor
+        """The artifact named in the options (a path or hf://OWNER/NAME), else GANOrigin's converted classifier."""
+        from attribution.latent_svm import LatentAttributor, resolve_attributor
 
         artifact = context.options.get("artifact")
-        if not artifact:
-            raise WeightUnavailableError("latent-svm", "no attribution artifact was given; " + TRAIN_SVM_HINT)
-        path = Path(artifact)
+        path = resolve_attributor(artifact, download=context.download)
         if not path.is_file():
             raise WeightUnavailableError("latent-svm", f"{path} does not exist; pass the path of an artifact "
                                          "written by scripts/train_svm.py")
         model = LatentAttributor.load(path, trust_foreign=bool(context.options.get("trust_foreign", False)))
-        self._models[path.name] = sha256_file(path)
+        self._models[str(artifact) if artifact else DEFAULT_ATTRIBUTOR] = sha256_file(path)
         return model
+
+    @property
+    def origin(self) -> str | None:
+        """Where the attribution model came from, for the status panel (None before it loads)."""
+        return self.model.origin if self.model is not None else None
 
     def _load_encoder(self, context: BranchContext) -> Any:
         from encoder.e4e import E4EConfig, Encoder4Editing

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from attribution.fusion import FusionConfig, Fused, branch_fake_probability, fuse
+from attribution.fusion import (ARCHITECTURES, FusionConfig, Fused, Skills, attribution_refusal, branch_fake_probability, fuse,
+                                real_vs_fake_refusal)
 from core.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
@@ -67,16 +68,16 @@ class ImageRecord:
         self.aligned = found[:max_faces]
         self.face_evidence = [{} for _ in self.aligned]
         for index, face in enumerate(self.aligned):
-            if face.quality > max_error:
-                self.face_warnings.append(f"face {index}: alignment is poor (error {face.quality:.3f} > "
+            if face.alignment_error > max_error:
+                self.face_warnings.append(f"face {index}: alignment is poor (error {face.alignment_error:.3f} > "
                                           f"{max_error}); its latent evidence is less reliable")
 
-    def fuse(self, config: FusionConfig) -> None:
+    def fuse(self, config: FusionConfig, skills: Skills) -> None:
         """Fuse each face with the image-level evidence; the image answers for its most suspicious face."""
         if not self.aligned:
-            self.fused = fuse(self.evidence, config)
+            self.fused = fuse(self.evidence, config, skills)
             return
-        self.face_fused = [fuse({**self.evidence, **own}, config) for own in self.face_evidence]
+        self.face_fused = [fuse({**self.evidence, **own}, config, skills) for own in self.face_evidence]
         scores = [-1.0 if f.fake_probability is None else f.fake_probability for f in self.face_fused]
         self.primary = int(np.argmax(scores))
         self.fused = self.face_fused[self.primary]
@@ -86,7 +87,7 @@ class ImageRecord:
                                       "the most suspicious (highest P(fake), largest on ties); every face's own "
                                       "answer is in `faces`")
 
-    def result(self, total_ms: float, branch_names: Sequence[str]) -> Result:
+    def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills, config: FusionConfig) -> Result:
         """The Verdict (or Failure); warnings and models in a fixed order whatever the threads' timing."""
         if self.image is None:
             return Failure(file=self.name, error=self.error or f"{self.name}: could not be analysed")
@@ -98,21 +99,23 @@ class ImageRecord:
             file=self.name, sha256=self.image.sha256, width=self.image.width, height=self.image.height,
             is_fake=fused.is_fake, fake_probability=_rounded(fused.fake_probability), label=fused.label,
             probabilities=_rounded_all(fused.probabilities),
-            evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")))
-                      for name in branch_names},
-            faces=[self._face_record(i) for i in range(len(self.aligned))], warnings=self.warnings
+            evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
+                                             skills.get(name), config) for name in branch_names},
+            faces=[self._face_record(i, skills, config) for i in range(len(self.aligned))], warnings=self.warnings
             + self.face_warnings + fused.warnings, timings_ms=timings,
-            models=dict(sorted({**self.models, **self.face_models}.items())), pictures=self.pictures)
+            models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
+            pictures=self.pictures)
 
-    def _face_record(self, index: int) -> dict:
+    def _face_record(self, index: int, skills: Skills, config: FusionConfig) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]
-        error = round(float(face.quality), 4)
+        error = round(float(face.alignment_error), 4)
         return {"box": [int(v) for v in face.box],
                 "landmarks": np.round(np.asarray(face.landmarks, dtype=np.float64), 1).tolist(),
                 "alignment_error": error, "alignment_quality": error, "primary": index == self.primary,
                 "label": fused.label, "is_fake": fused.is_fake, "fake_probability": _rounded(fused.fake_probability),
                 "probabilities": _rounded_all(fused.probabilities),
-                "evidence": {name: _evidence_record(name, evidence)
+                "uncertain": fused.uncertain,
+                "evidence": {name: _evidence_record(name, evidence, skills.get(name), config)
                              for name, evidence in self.face_evidence[index].items()}}
 
 
@@ -126,11 +129,38 @@ def make_pictures(items: list[ImageRecord],
         with timed() as watch:
             faces = [face.image for face in item.aligned]
             pictures = EvidencePictures(aligned_face=faces[item.primary] if faces else None, faces=faces)
+            if faces:
+                pictures.faces_overview = _picture(item, "faces overview", lambda: faces_overview(
+                    item.image.pixels, [face.box for face in item.aligned], [f.label for f in item.face_fused]))
             pictures.spectrum = _picture(item, "spectrum picture", lambda: spectrum_picture(item.image.pixels))
             if explainer is not None and item.evidence.get(explainer[0], BranchEvidence()).ran:
                 pictures.gradcam = _picture(item, "Grad-CAM", lambda: explainer[1](item.image.pixels))
         item.pictures = pictures
         item.timings["pictures"] = watch.seconds * 1000
+
+
+LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0)}
+FAKE_COLOUR = (198, 40, 40)
+
+
+def faces_overview(pixels: np.ndarray, boxes: Sequence[Sequence[int]], labels: Sequence[str]) -> np.ndarray:
+    """The image with every analysed face boxed and numbered from 1 (largest first), green when judged real, red
+    when judged made by a known GAN, orange for an unknown generator or no decision."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.fromarray(pixels).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 300))
+    font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 40)))
+    for number, (box, label) in enumerate(zip(boxes, labels), start=1):
+        colour = LABEL_COLOURS.get(label, FAKE_COLOUR)
+        x0, y0, x1, y1 = (int(v) for v in box)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=width)
+        tag = draw.textbbox((x0, y0), str(number), font=font)
+        pad = width + 2
+        draw.rectangle((tag[0], tag[1], tag[2] + 2 * pad, tag[3] + 2 * pad), fill=colour)
+        draw.text((x0 + pad, y0 + pad), str(number), fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
 
 
 def _picture(item: ImageRecord, what: str, draw: Callable[[], np.ndarray]) -> np.ndarray | None:
@@ -141,9 +171,18 @@ def _picture(item: ImageRecord, what: str, draw: Callable[[], np.ndarray]) -> np
         return None
 
 
-def _evidence_record(name: str, evidence: BranchEvidence) -> dict:
-    """A branch's evidence as JSON, with the P(fake) fusion reads from it, so no reader recomputes it."""
-    return {**evidence.to_dict(), "fake_probability": _rounded(branch_fake_probability(name, evidence))}
+def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, config: FusionConfig) -> dict:
+    """A branch's evidence as JSON with what fusion made of it: its P(fake) only when it has the skill to vote
+    on real vs fake, and `skill_notes` saying which votes its measured skill withholds (or that it is unmeasured),
+    so no reader recomputes or over-reads it."""
+    p_fake = branch_fake_probability(name, evidence)
+    refusal = real_vs_fake_refusal(name, skill, config) if p_fake is not None else None
+    attributes = any(arch in (evidence.probabilities or {}) for arch in ARCHITECTURES)
+    notes = [note for note in (refusal, attribution_refusal(name, skill, config) if attributes else None) if note]
+    if not (skill or {}).get("real_vs_fake") and not (skill or {}).get("attribution") and evidence.ran and not notes:
+        notes = ["skill on held-out sources not measured"]
+    p_fake = None if refusal else p_fake
+    return {**evidence.to_dict(), "fake_probability": _rounded(p_fake), "skill_notes": notes}
 
 
 def _rounded(value: float | None) -> float | None:

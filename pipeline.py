@@ -77,17 +77,6 @@ class PipelineConfig:
     limits: ImageLimits = field(default_factory=ImageLimits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
-    @classmethod
-    def for_artifacts(cls, fingerprint: str | None = None, attribution: str | Path | None = None,
-                      trust_foreign: bool = False, **fields: Any) -> PipelineConfig:
-        """The config the command lines build: the artifact flags land in the branches' options."""
-        options: dict[str, dict[str, Any]] = {}
-        if fingerprint:
-            options["fingerprint_net"] = {"weights": str(fingerprint)}
-        if attribution:
-            options["latent_svm"] = {"artifact": str(attribution), "trust_foreign": trust_foreign}
-        return cls(branch_options=options, **fields)
-
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
@@ -105,6 +94,7 @@ class BranchStatus:
     reason: str | None
     weights: dict[str, str]
     fix: list[str]
+    origin: str | None = None
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -188,7 +178,7 @@ class Pipeline:
                     state = weight_status(weight, registry) if weight in registry else _path_state(weight)
                     weights[weight] = state
                     if state != "present":
-                        fix.append(_fix_command(weight, registry, component))
+                        fix.append(_fix_command(weight, registry))
                         if part not in self._loaded and not self.config.random_weights_ok:
                             problems.append(f"{weight} is {state}")
                 weights.update(component.models)
@@ -199,7 +189,8 @@ class Pipeline:
                 ready = False if problems else (True if all(p in self._loaded for p, _ in parts) else None)
             statuses.append(BranchStatus(branch=name, enabled=enabled, ready=ready,
                                          reason="; ".join(dict.fromkeys(problems)) or None,
-                                         weights=weights, fix=list(dict.fromkeys(fix))))
+                                         weights=weights, fix=list(dict.fromkeys(fix)),
+                                         origin=getattr(branch, "origin", None)))
         return statuses
 
     # -- running ---------------------------------------------------------------------------------------------------
@@ -220,14 +211,15 @@ class Pipeline:
                         self._run_image_branches(image_level, good)
                         faces.result()
                 self._run_face_branches(good)
+                skills = self._skills()
                 for item in good:
                     with timed() as watch:
-                        item.fuse(self.config.fusion)
+                        item.fuse(self.config.fusion, skills)
                     item.timings["fusion"] = watch.seconds * 1000
                 if with_pictures:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
-        return [item.result(total_ms=share, branch_names=list(self.branches)) for item in items]
+        return [item.result(share, list(self.branches), self._skills(), self.config.fusion) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -297,7 +289,7 @@ class Pipeline:
         """With gate_attribution: the images the image-level branches did not call real; the others say why."""
         wanted = []
         for item in items:
-            if fuse(item.evidence, self.config.fusion).is_fake is False:
+            if fuse(item.evidence, self.config.fusion, self._skills()).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
             else:
                 wanted.append(item)
@@ -309,6 +301,10 @@ class Pipeline:
             if name in self._loaded and hasattr(branch, "explain"):
                 return name, branch.explain
         return None
+
+    def _skills(self) -> dict[str, dict | None]:
+        """Each loaded branch's recorded skill, for fusion."""
+        return {name: branch.skill for name, branch in self.branches.items() if name in self._loaded}
 
     def _enabled(self, level: str | None = None) -> list[str]:
         return [name for name, branch in self.branches.items() if name not in self.config.disabled_branches
@@ -372,12 +368,9 @@ def _path_state(weight: str) -> str:
     return "not configured"
 
 
-def _fix_command(weight: str, registry: dict, component: Any) -> str:
+def _fix_command(weight: str, registry: dict) -> str:
     if weight in registry:
         return registry[weight].fetch_command
-    hint = getattr(component, "fix_hint", lambda _: None)(weight)
-    if hint:
-        return hint
     if "/" in weight or Path(weight).suffix:
         return f"{weight} does not exist; give the path of an existing file"
     return f"{weight} is not in artifacts/weights.json: register the trained artifact there or pass a file path"

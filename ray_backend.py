@@ -166,15 +166,16 @@ class PipelineWorker:
     the actor fails instead with the node's own reasons (the registry's one-line message for a missing weight).
     """
 
-    def __init__(self, make_pipeline: Callable[[], Pipeline], ready: Collection[str]):
+    def __init__(self, make_pipeline: Callable[[], Pipeline], ready: Collection[str], with_pictures: bool = False):
         self.pipeline = make_pipeline()
+        self.with_pictures = with_pictures
         statuses = self.pipeline.load_all()
         differ = [s for s in statuses if bool(s.ready) != (s.branch in ready)]
         if differ:
             raise RayWorkerError("; ".join(_difference(s) for s in differ))
 
     def __call__(self, files: list[str]) -> list[Result]:
-        return self.pipeline.analyze(files, names=files)
+        return self.pipeline.analyze(files, names=files, with_pictures=self.with_pictures)
 
 
 def _difference(status: BranchStatus) -> str:
@@ -183,7 +184,7 @@ def _difference(status: BranchStatus) -> str:
     return f"{status.branch} cannot run here: {status.reason}"
 
 
-def analyze_on_ray(pipe: Pipeline, files: Sequence[str], options: RayOptions,
+def analyze_on_ray(pipe: Pipeline, files: Sequence[str], options: RayOptions, with_pictures: bool = False,
                    should_stop: Callable[[], bool] | None = None) -> Iterator[Result]:
     """Verdicts (or Failures) for `files` in order, computed on Ray in `pipe`'s batches, named as given.
 
@@ -193,7 +194,7 @@ def analyze_on_ray(pipe: Pipeline, files: Sequence[str], options: RayOptions,
     ready = frozenset(status.branch for status in pipe.status() if status.ready)
     size = pipe.config.batch_size
     chunks = [list(files[start:start + size]) for start in range(0, len(files), size)]
-    worker = partial(PipelineWorker, partial(Pipeline, pipe.config), ready)
+    worker = partial(PipelineWorker, partial(Pipeline, pipe.config), ready, with_pictures)
     for results in map_ordered(worker, chunks, options, should_stop):
         yield from results
 

@@ -21,13 +21,15 @@ from attribution.fusion import LABELS
 class EvidencePictures:
     """Pictures an analyst looks at; RGB uint8 arrays, None when the branch behind them did not run.
 
-    aligned_face is the face the verdict is about (`Verdict.faces[primary]`); faces holds every analysed face.
+    aligned_face is the face the verdict is about (`Verdict.faces[primary]`); faces holds every analysed face;
+    faces_overview is the image with each analysed face boxed, numbered and coloured by its own label.
     """
 
     aligned_face: np.ndarray | None = None
     spectrum: np.ndarray | None = None
     gradcam: np.ndarray | None = None
     faces: list[np.ndarray] = field(default_factory=list)
+    faces_overview: np.ndarray | None = None
 
 
 @dataclass
@@ -36,7 +38,9 @@ class Verdict:
 
     With several faces, each entry of `faces` carries its own label, probabilities and face-level evidence; the
     image-level fields describe the most suspicious face (highest P(fake), the largest face on ties), so the
-    image is called fake when any face is, and a single-face image reads exactly as before.
+    image is called fake when any face is, and a single-face image reads exactly as before. `uncertain` lists why
+    the verdict should not be read as confident (near the decision point, detectors disagree, an input outside a
+    voting branch's training data); empty when it can.
     `timings_ms` holds each stage's share of its batch's wall time and `total`, the image's share of the whole
     batch; alignment runs beside the image-level branches, so the stages can add up to more than `total`.
     """
@@ -54,6 +58,7 @@ class Verdict:
     warnings: list[str]
     timings_ms: dict[str, float]
     models: dict[str, str]
+    uncertain: list[str] = field(default_factory=list)
     pictures: EvidencePictures | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:

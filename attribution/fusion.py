@@ -6,18 +6,27 @@ dataclass, and are unit-tested without any model.
 
 The rules (defaults in `FusionConfig`):
 
-* **P(fake)** is the weighted mean of the detectors that ran: the CLIP probe's P(fake), FingerprintNet's
-  1 − P(real) (weight 0 by default, see `FusionConfig`) and, when its classes include "real", the latent SVM's
-  1 − P(real). The mean is taken in
+* **Measured skill decides who votes.** Every artifact may carry the skill measured under the leave-one-source-out
+  protocol (`skills[branch]`, see `real_vs_fake_refusal`): a branch votes on real vs fake only when its held-out
+  ROC AUC reaches `min_real_vs_fake_auc` and it calls at most `max_real_false_positive_rate` of held-out real
+  photos fake (clean and after JPEG q75 when both are recorded), and on the architecture only when its held-out
+  attribution accuracy reaches `min_attribution_accuracy`. A branch with no figure for a task votes on it only when
+  `trust_unmeasured` names it: by default UFD's probe (a published detector whose skill on our held-out faces is
+  not measured yet) and the latent SVM (its artifact is the user's own); the verdict says "not measured".
+* **P(fake)** is the weighted mean of the detectors that may vote: the CLIP probe's P(fake), FingerprintNet's
+  1 − P(real) and, when its classes include "real", the latent SVM's 1 − P(real). The mean is taken in
   probability space so one over-confident branch cannot veto the others. The operating point `fake_threshold`
   (0.5 by default) is applied as a logit shift, so that the reported `fake_probability` is always ≥ 0.5 exactly
-  when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85": review D7).
+  when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85").
 * **P(architecture | fake)** is the weighted mean of the attribution branches' distributions over the known
   architectures (ProGAN, StyleGAN2, StyleGAN3), each renormalised after dropping its non-architecture classes.
 * **Open set**: the generator is "unknown" when the latent SVM's own open-set rule says so, when the top fused
   architecture probability is below `min_architecture_probability`, or when FingerprintNet's top class
   probability is below `fingerprint_min_confidence`. Then the whole fake mass is reported as "unknown"; the
   branches' architecture guesses stay visible in their evidence.
+* **Uncertain**: a verdict is marked uncertain, with the reasons in `Fused.uncertain`, when P(fake) is near the
+  decision point, when the voting detectors disagree, or when a voting branch says the image lies outside what it
+  was trained on (`BranchEvidence.out_of_distribution`).
 * **Consistency**: `probabilities` has every label and sums to 1; `probabilities["real"] = 1 − fake_probability`;
   `label == "real"` exactly when `is_fake` is false; otherwise `label` is the most probable non-real label.
   `contradictions()` checks these and the tests drive it with random evidence.
@@ -47,10 +56,8 @@ class FusionConfig:
 
     fake_threshold: operating point on the combined detector score. 0.5 is UFD's and FingerprintNet's own
         decision point; tune it on held-out data, never on the test set.
-    clip_weight, fingerprint_detect_weight, latent_detect_weight: weights of each detector in the P(fake) mean.
-        FingerprintNet's is 0 by default: the shipped fingerprintnet-small scores real-vs-fake at chance on
-        held-out sources (ROC AUC 0.46, artifacts/fingerprintnet-small.md), so alone it would decide at random;
-        its output stays visible in `evidence`. Raise it for a FingerprintNet validated on held-out sources.
+    clip_weight, fingerprint_detect_weight, latent_detect_weight: weights of each detector in the P(fake) mean,
+        for the branches whose measured skill lets them vote (see the module docstring).
     fingerprint_attribution_weight, latent_attribution_weight: weights in the P(architecture) mean.
     min_architecture_probability: below this the best known architecture is not a fit ("unknown"). With three
         classes chance is 1/3; 0.5 asks for a clear majority.
@@ -58,11 +65,16 @@ class FusionConfig:
         means the image looks like none of its classes, an open-set signal.
     uncertain_margin: P(fake) this close to 0.5 earns a warning that the verdict is uncertain.
     disagreement: detectors whose P(fake) differ by more than this earn a warning naming them.
+    min_real_vs_fake_auc, max_real_false_positive_rate: the bar a branch's held-out (leave-one-source-out) skill
+        must clear to vote on real vs fake. AUC 0.85 is what the classical spectral baselines reach on held-out
+        face sources; a detector that calls more than one real photo in ten fake does more harm than good.
+    min_attribution_accuracy: the bar for voting on the architecture (chance among three is 0.33).
+    trust_unmeasured: branches that may vote without any skill record.
     """
 
     fake_threshold: float = 0.5
     clip_weight: float = 1.0
-    fingerprint_detect_weight: float = 0.0
+    fingerprint_detect_weight: float = 1.0
     latent_detect_weight: float = 1.0
     fingerprint_attribution_weight: float = 1.0
     latent_attribution_weight: float = 1.0
@@ -70,6 +82,10 @@ class FusionConfig:
     fingerprint_min_confidence: float = 0.5
     uncertain_margin: float = 0.1
     disagreement: float = 0.5
+    min_real_vs_fake_auc: float = 0.85
+    max_real_false_positive_rate: float = 0.10
+    min_attribution_accuracy: float = 0.70
+    trust_unmeasured: tuple[str, ...] = (CLIP_PROBE, LATENT_SVM)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fake_threshold < 1.0:
@@ -82,13 +98,45 @@ class FusionConfig:
 
 @dataclass
 class Fused:
-    """The decision part of a verdict: what the pipeline copies into `Verdict`."""
+    """The decision part of a verdict: what the pipeline copies into `Verdict` (`uncertain`: why the verdict
+    should not be taken as confident; empty when it can)."""
 
     is_fake: bool | None
     fake_probability: float | None
     label: str
     probabilities: dict[str, float | None]
     warnings: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+
+
+Skills = Mapping[str, Mapping | None]
+
+
+def real_vs_fake_refusal(branch: str, skill: Mapping | None, config: FusionConfig) -> str | None:
+    """Why a branch with this skill record may not vote on real vs fake; None when it may."""
+    record = (skill or {}).get("real_vs_fake") or {}
+    if record.get("auc") is None:
+        return None if branch in config.trust_unmeasured else "no real/fake skill: none measured on held-out sources"
+    problems = []
+    for suffix, when in (("", ""), ("_jpeg75", " after JPEG q75")):
+        auc, fpr = record.get("auc" + suffix), record.get("real_false_positive_rate" + suffix)
+        if auc is not None and auc < config.min_real_vs_fake_auc:
+            problems.append(f"held-out AUC {auc:.2f}{when} < {config.min_real_vs_fake_auc:.2f}")
+        if fpr is not None and fpr > config.max_real_false_positive_rate:
+            problems.append(f"calls {fpr:.0%} of held-out real photos fake{when} "
+                            f"(> {config.max_real_false_positive_rate:.0%})")
+    return "no real/fake skill: " + "; ".join(problems) if problems else None
+
+
+def attribution_refusal(branch: str, skill: Mapping | None, config: FusionConfig) -> str | None:
+    """Why a branch with this skill record may not vote on the architecture; None when it may."""
+    record = (skill or {}).get("attribution") or {}
+    if record.get("accuracy") is None:
+        return None if branch in config.trust_unmeasured else "no attribution skill: none measured on held-out sources"
+    problems = [f"held-out attribution accuracy {value:.2f}{when} < {config.min_attribution_accuracy:.2f}"
+                for key, when in (("accuracy", ""), ("accuracy_jpeg75", " after JPEG q75"))
+                if (value := record.get(key)) is not None and value < config.min_attribution_accuracy]
+    return "no attribution skill: " + "; ".join(problems) if problems else None
 
 
 def branch_fake_probability(branch: str, evidence: BranchEvidence) -> float | None:
@@ -103,13 +151,12 @@ def branch_fake_probability(branch: str, evidence: BranchEvidence) -> float | No
     return None
 
 
-def fake_probability(evidence: Mapping[str, BranchEvidence], config: FusionConfig) -> float | None:
-    """Weighted mean P(fake) of the detectors that ran, re-centred so the operating point maps to 0.5."""
+def fake_probability(evidence: Mapping[str, BranchEvidence], config: FusionConfig,
+                     skills: Skills | None = None) -> float | None:
+    """Weighted mean P(fake) of the detectors that may vote, re-centred so the operating point maps to 0.5."""
     total = weighted = 0.0
-    for branch, weight in _detector_weights(config).items():
-        p = branch_fake_probability(branch, evidence.get(branch, BranchEvidence()))
-        if p is None or weight == 0:
-            continue
+    for branch, p in _votes(evidence, config, skills).items():
+        weight = _detector_weights(config)[branch]
         total += weight
         weighted += weight * p
     if total == 0:
@@ -125,15 +172,15 @@ def recentre(probability: float, threshold: float) -> float:
     return 1.0 / (1.0 + math.exp(-(_logit(p) - _logit(threshold))))
 
 
-def architecture_distribution(evidence: Mapping[str, BranchEvidence],
-                              config: FusionConfig) -> dict[str, float] | None:
-    """Weighted mean P(architecture | fake) of the attribution branches, or None when none can say."""
+def architecture_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig,
+                              skills: Skills | None = None) -> dict[str, float] | None:
+    """Weighted mean P(architecture | fake) of the attribution branches that may vote, or None when none can."""
     weights = {FINGERPRINT_NET: config.fingerprint_attribution_weight, LATENT_SVM: config.latent_attribution_weight}
     total = 0.0
     mixed = dict.fromkeys(ARCHITECTURES, 0.0)
     for branch, weight in weights.items():
         dist = _architectures_only(evidence.get(branch, BranchEvidence()).probabilities)
-        if dist is None or weight == 0:
+        if dist is None or weight == 0 or attribution_refusal(branch, (skills or {}).get(branch), config):
             continue
         total += weight
         for arch in ARCHITECTURES:
@@ -144,7 +191,7 @@ def architecture_distribution(evidence: Mapping[str, BranchEvidence],
 
 
 def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict[str, float] | None,
-                     config: FusionConfig) -> list[str]:
+                     config: FusionConfig, skills: Skills | None = None) -> list[str]:
     """Why no known architecture fits (empty when one does); each reason is a sentence for the analyst."""
     if architectures is None:
         return ["no attribution branch produced an architecture estimate"]
@@ -157,7 +204,8 @@ def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict
         reasons.append(f"the most likely architecture, {best}, has P = {architectures[best]:.2f}, "
                        f"under the {config.min_architecture_probability:.2f} needed")
     fingerprint = evidence.get(FINGERPRINT_NET, BranchEvidence())
-    if fingerprint.ran and config.fingerprint_attribution_weight > 0 and fingerprint.probabilities:
+    if fingerprint.ran and config.fingerprint_attribution_weight > 0 \
+            and not attribution_refusal(FINGERPRINT_NET, (skills or {}).get(FINGERPRINT_NET), config):
         top_class, top = max(fingerprint.probabilities.items(), key=lambda item: item[1])
         if top < config.fingerprint_min_confidence:
             reasons.append(f"FingerprintNet is unsure (its top class, {top_class}, has P = {top:.2f}, under "
@@ -165,19 +213,23 @@ def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict
     return reasons
 
 
-def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = None) -> Fused:
-    """Turn the branches' evidence for one image into a consistent decision with the warnings behind it."""
+def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = None,
+         skills: Skills | None = None) -> Fused:
+    """Turn the branches' evidence for one image into a consistent decision with the warnings behind it.
+
+    `skills` maps a branch to the skill record of the artifact it ran (None or absent: unmeasured)."""
     config = config or FusionConfig()
-    warnings = _detector_warnings(evidence, config)
-    p_fake = fake_probability(evidence, config)
-    architectures = architecture_distribution(evidence, config)
-    reasons = open_set_reasons(evidence, architectures, config)
+    uncertain = _disagreement(evidence, config, skills) + _out_of_distribution(evidence, config, skills)
+    p_fake = fake_probability(evidence, config, skills)
+    architectures = architecture_distribution(evidence, config, skills)
+    reasons = open_set_reasons(evidence, architectures, config, skills)
 
     if p_fake is None:
-        warnings.append("no real-vs-fake detector with a non-zero weight ran, so real or fake cannot be decided; "
-                        "see `evidence` for each branch's own output and why the others did not run")
+        warnings = ["no real-vs-fake detector with the skill to vote ran, so real or fake cannot be decided; "
+                    "see `evidence` for each branch's own output and why the others did not run or vote"]
         return Fused(is_fake=None, fake_probability=None, label="unknown",
-                     probabilities=dict.fromkeys(LABELS, None), warnings=warnings)
+                     probabilities=dict.fromkeys(LABELS, None), warnings=warnings, uncertain=uncertain)
+    warnings = []
 
     probabilities = dict.fromkeys(LABELS, 0.0)
     probabilities["real"] = 1.0 - p_fake
@@ -194,10 +246,10 @@ def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = N
     if is_fake and reasons:
         warnings.append("generator unknown: " + "; ".join(reasons))
     if abs(p_fake - 0.5) < config.uncertain_margin:
-        warnings.append(f"P(fake) = {p_fake:.2f} is within {config.uncertain_margin:.2f} of the decision point: "
-                        "treat this verdict as uncertain")
+        uncertain.append(f"P(fake) = {p_fake:.2f} is within {config.uncertain_margin:.2f} of the decision point")
+    warnings += [f"uncertain: {reason}" for reason in uncertain]
     return Fused(is_fake=is_fake, fake_probability=p_fake, label=fake_label if is_fake else "real",
-                 probabilities=probabilities, warnings=warnings)
+                 probabilities=probabilities, warnings=warnings, uncertain=uncertain)
 
 
 def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
@@ -241,10 +293,27 @@ def _architectures_only(probabilities: dict[str, float] | None) -> dict[str, flo
     return {arch: float(probabilities.get(arch, 0.0)) / mass for arch in ARCHITECTURES}
 
 
-def _detector_warnings(evidence: Mapping[str, BranchEvidence], config: FusionConfig) -> list[str]:
+def _votes(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None
+           ) -> dict[str, float]:
+    """Each detector's P(fake), for the detectors that ran, have a weight and the measured skill to vote."""
     weights = _detector_weights(config)
-    opinions = {branch: p for branch in BRANCHES if weights[branch] > 0
-                and (p := branch_fake_probability(branch, evidence.get(branch, BranchEvidence()))) is not None}
+    return {branch: p for branch in BRANCHES if weights[branch] > 0
+            and not real_vs_fake_refusal(branch, (skills or {}).get(branch), config)
+            and (p := branch_fake_probability(branch, evidence.get(branch, BranchEvidence()))) is not None}
+
+
+def _out_of_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None
+                         ) -> list[str]:
+    """The out-of-distribution notes of the branches whose vote counts (a silent branch's doubt changes nothing)."""
+    voting = set(_votes(evidence, config, skills))
+    voting |= {b for b in (FINGERPRINT_NET, LATENT_SVM) if not attribution_refusal(b, (skills or {}).get(b), config)}
+    return [f"{branch}: {note}" for branch, item in evidence.items()
+            if branch in voting and (note := item.out_of_distribution)]
+
+
+def _disagreement(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None
+                  ) -> list[str]:
+    opinions = _votes(evidence, config, skills)
     if len(opinions) < 2:
         return []
     low = min(opinions, key=opinions.get)

@@ -9,9 +9,10 @@ settings, so:
 - the manifest records every setting that changes the latents; a re-run with different settings is refused.
 
 Shard arrays (one row per augmented face): `latents` (N×styles×dim, float16 or float32), `labels`, `groups`,
-`paths`, `sha256` (strings), `resolutions`, `jpeg_qualities` (0 = not re-encoded), `face_quality`; plus the
-images of the slice that gave no latent: `failed_paths`, `failed_labels`, `failed_kinds` (the error's type) and
-`failed_reasons` (its one-line message).
+`paths`, `sha256` (strings), `resolutions`, `jpeg_qualities` (0 = not re-encoded), `alignment_error` (of the
+face the copies come from, a fraction of the crop side, lower is better; older shards call it `face_quality`,
+and training reads neither); plus the images of the slice that gave no latent: `failed_paths`, `failed_labels`,
+`failed_kinds` (the error's type) and `failed_reasons` (its one-line message).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,14 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import TEMP_PREFIX, write_bytes_atomic, write_json_atomic
+
 FORMAT = "gantrace-latent-shards"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FAILURES_NAME = "failures.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-_TEMP_PREFIX = ".partial-"
 
-ROW_FIELDS = ("latents", "labels", "groups", "paths", "sha256", "resolutions", "jpeg_qualities", "face_quality")
+TRAINING_FIELDS = ("latents", "labels", "groups", "paths", "resolutions", "jpeg_qualities")
 FAILURE_FIELDS = ("failed_paths", "failed_labels", "failed_kinds", "failed_reasons")
 
 
@@ -96,14 +96,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def remove_partial_files(folder: Path) -> int:
     """Delete temp files a killed run left behind; they are never read, this only frees disk."""
-    stale = list(Path(folder).glob(f"{_TEMP_PREFIX}*"))
+    stale = list(Path(folder).glob(f"{TEMP_PREFIX}*"))
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    _write_atomic(Path(path), (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -115,7 +111,7 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             with archive.open(info, "w", force_zip64=True) as handle:
                 np.lib.format.write_array(handle, np.ascontiguousarray(value), allow_pickle=False)
-    _write_atomic(Path(path), buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def read_shard(path: Path) -> dict[str, np.ndarray]:
@@ -150,31 +146,13 @@ def load_latent_set(folder: Path, classes: list[str] | None = None) -> LatentSet
         unknown = sorted(set(classes) - set(known))
         if unknown:
             raise ValueError(f"classes {unknown} are not in {folder} (it has {known})")
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in ROW_FIELDS}
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in TRAINING_FIELDS}
     for index in range(expected):
         shard = read_shard(folder / shard_name(index))
         keep = np.isin(shard["labels"], classes) if classes is not None else slice(None)
-        for key in ROW_FIELDS:
+        for key in TRAINING_FIELDS:
             parts[key].append(shard[key][keep])
-    merged = {key: np.concatenate(values) for key, values in parts.items()}
-    return LatentSet(latents=merged["latents"], labels=merged["labels"], groups=merged["groups"],
-                     paths=merged["paths"], resolutions=merged["resolutions"],
-                     jpeg_qualities=merged["jpeg_qualities"], manifest=manifest)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """A reader (or a resumed run) sees either the old file or the complete new one, never a partial write."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), 0o644)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    return LatentSet(**{key: np.concatenate(values) for key, values in parts.items()}, manifest=manifest)
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

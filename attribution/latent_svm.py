@@ -1,25 +1,28 @@
 """Which GAN made a face, from its e4e W+ latent: a calibrated linear SVM with an open-set "unknown" answer.
 
-The method is GANOrigin's (a linear SVM on flattened W+), with its defects fixed (../shared/specs/ganorigin_review.md):
+The method is GANOrigin's (a linear SVM on flattened W+), with the defects of its published code fixed:
 - probabilities come from `CalibratedClassifierCV(LinearSVC, method="sigmoid")` inside a scikit-learn Pipeline
   after a StandardScaler, not from `SVC(probability=True)` (slow on 9,216-d data, and its internal Platt CV
   ignores groups);
 - every split respects groups: a face and its resolution-augmented copies are never on both sides of the
   train/validation split nor of a calibration fold, which would leak and make probabilities overconfident;
-- open set (D8): the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
+- open set: the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
   validation split, or when the latent is farther from every known class than almost all validation latents
   (details in `LatentAttributor`);
-- inference is deterministic: no augmentation at predict time (D3);
-- the artifact is a joblib file that records what features it expects (latent shape, whether latent_avg was
-  added, encoder sha256) and refuses to load files GANTrace did not write (S4; see `LatentAttributor.load`).
+- inference is deterministic: no augmentation at predict time (GANOrigin resizes at random when predicting);
+- the artifact records what features it expects (latent shape, whether latent_avg was added, encoder sha256) and
+  cannot run code when loaded: it is a `skops.io` file read with an explicit list of trusted types, so it can
+  be shared; older joblib artifacts still load under their checksum rule (see `LatentAttributor.load`).
 """
 
 from __future__ import annotations
 
-import os
+import importlib.metadata
+import json
+import math
 import platform
-import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +37,55 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from attribution.report import classification_metrics
-from core.weights import sha256_file
+from core.atomic import atomic_path, write_text_atomic
+from core.metrics import classification_metrics
+from core.weights import HUB_URI_PREFIX, WeightSpec, parse_hub_uri, resolve, resolve_hub_uri, sha256_file
 
+DEFAULT_ATTRIBUTOR = "ganorigin-svm"
+HUB_FILENAME = "latent_svm.skops"
 ARTIFACT_FORMAT = "gantrace-latent-svm"
 ARTIFACT_VERSION = 1
+SKOPS_VERSION = 2
 UNKNOWN = "unknown"
+
+# Every type a GANTrace .skops attributor may hold, and nothing else: the payload's containers, numpy arrays and
+# scalars, and the estimators of our two pipelines (StandardScaler -> CalibratedClassifierCV(LinearSVC) trained
+# here; StandardScaler -> SVC converted from GANOrigin). A file holding any other type is refused before skops
+# builds a single object, even a type skops itself would trust.
+TRUSTED_TYPES = frozenset({
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
+    "builtins.bool", "builtins.NoneType",
+    "numpy.ndarray", "numpy.dtype", "numpy.float16", "numpy.float32", "numpy.float64", "numpy.int32",
+    "numpy.int64", "numpy.str_", "numpy.bool_",
+    "sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.calibration.CalibratedClassifierCV", "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration", "sklearn.svm._classes.LinearSVC", "sklearn.svm._classes.SVC",
+})
 
 
 class ForeignArtifactError(RuntimeError):
     """A pickle/joblib file that GANTrace did not write (or that changed since): loading it would run its code."""
+
+
+def default_attributor_path(registry: dict[str, WeightSpec] | None = None) -> Path:
+    """The attributor used when none is given: GANOrigin's classifier once converted with the user's consent.
+
+    Never downloads or converts (that needs `download_weights.py --name ganorigin-svm --trust-foreign-pickle`);
+    until then it raises WeightUnavailableError whose message carries that command."""
+    return resolve(DEFAULT_ATTRIBUTOR, download=False, registry=registry)
+
+
+def resolve_attributor(source: str | Path | None, download: bool = True) -> Path:
+    """The attributor file an --attribution value names: a path, hf://OWNER/NAME[/FILE][@REVISION] (downloaded
+    through huggingface_hub, .skops only: a pickle from the Hub would run code), or None for the default."""
+    if source is None:
+        return default_attributor_path()
+    if not str(source).startswith(HUB_URI_PREFIX):
+        return Path(source)
+    _, filename, _ = parse_hub_uri(str(source), HUB_FILENAME)
+    if not filename.endswith(".skops"):
+        raise ForeignArtifactError(f"{source}: only .skops attributors are loaded from the Hub, not {filename}")
+    return resolve_hub_uri(str(source), HUB_FILENAME, download=download)
 
 
 def group_validation_split(labels: np.ndarray, groups: np.ndarray, validation_fraction: float,
@@ -163,13 +205,14 @@ class LatentAttributor(BaseEstimator):
 
         under = top < self.probability_threshold_
         over = distance > self.distance_threshold_
+        validation_metrics = classification_metrics(labels[validation], probabilities, self.classes_)
         self.metadata = {
             "classes": self.classes_.tolist(),
             "feature_spec": {"latent_shape": list(self.latent_shape_), "latent_dtype": self.latent_dtype_,
                              "flatten": "row-major (style row 0's values first)", **(feature_spec or {})},
             "settings": self.get_params(),
             "data": _data_summary(labels, groups, train, validation),
-            "validation": classification_metrics(labels[validation], probabilities, self.classes_),
+            "validation": validation_metrics,
             "open_set": {
                 "rule": (f"'{UNKNOWN}' when the top calibrated probability < {self.probability_threshold_:.4f} "
                          f"(the {1 - self.coverage:.0%} quantile of known-class validation latents) or the RMS "
@@ -181,6 +224,11 @@ class LatentAttributor(BaseEstimator):
                 "validation_rejected_by_distance": float(over.mean()),
                 "validation_rejected": float((under | over).mean()),
             },
+            "skill": {"attribution": {
+                "accuracy": validation_metrics["accuracy"],
+                "balanced_accuracy": validation_metrics["balanced_accuracy"], "n": validation_metrics["n"],
+                "protocol": "held-out groups (source images) of the training sources, closed set; not "
+                            "leave-one-source-out, so an upper bound for unseen sources"}},
             "calibration": {"method": "sigmoid", "folds": self.calibration_folds,
                             "splitter": "StratifiedGroupKFold on the training split", "ensemble": True},
             "versions": _versions(),
@@ -205,6 +253,16 @@ class LatentAttributor(BaseEstimator):
         unknown = (top < self.probability_threshold_) | (distance > self.distance_threshold_)
         return {"probabilities": probabilities, "top_probability": top, "distance": distance, "unknown": unknown}
 
+    @property
+    def origin(self) -> str:
+        """Where this attributor's model came from, in one line, for verdicts and the app's status panel."""
+        source = self.metadata.get("source")
+        if source:
+            return f"{source['name']}; from {source['origin']}; {self.metadata['open_set']['rule']}"
+        data = self.metadata.get("data", {})
+        return (f"trained by GANTrace (scripts/train_svm.py) on {data.get('rows')} latents of "
+                f"{', '.join(self.metadata['classes'])}; open set")
+
     def predict(self, latents: np.ndarray) -> list[str]:
         """The most probable class, or "unknown" by the open-set rule."""
         return self.predict_with_proba(latents)[1]
@@ -216,9 +274,31 @@ class LatentAttributor(BaseEstimator):
         labels = [UNKNOWN if unknown else str(name) for name, unknown in zip(best, scores["unknown"])]
         return scores["probabilities"], labels
 
+    @classmethod
+    def from_fitted(cls, pipeline: Pipeline, classes: list[str], latent_shape: tuple[int, ...], latent_dtype: str,
+                    metadata: dict[str, Any]) -> LatentAttributor:
+        """A closed-set attributor around a pipeline fitted elsewhere (GANOrigin's), so it is saved, loaded and
+        run exactly like one trained here; with no validation latents there is no open-set rule to set."""
+        model = cls()
+        model.pipeline_ = pipeline
+        model.classes_ = np.asarray(classes)
+        model.latent_shape_ = tuple(int(n) for n in latent_shape)
+        model.latent_dtype_ = np.dtype(latent_dtype).name
+        model.n_features_in_ = int(np.prod(model.latent_shape_))
+        model.class_means_ = None
+        model.probability_threshold_ = 0.0
+        model.distance_threshold_ = math.inf
+        model.metadata = {"classes": list(classes), "open_set": {"rule": "none (closed set)"}, "versions": _versions(),
+                          **metadata}
+        return model
+
     def save(self, path: Path) -> str:
-        """Write one joblib file (pipeline + open-set rule + metadata) and `<path>.sha256`; return the sha256."""
+        """Write the artifact and return its sha256: a `.skops` file (pipeline, open-set rule and metadata in one
+        file that runs no code when loaded: the format to share), or, for a `.joblib` path, the legacy pickle plus
+        its `<path>.sha256` sidecar, for GANTrace versions that read only that."""
         path = Path(path)
+        if path.suffix not in (".skops", ".joblib"):
+            raise ValueError(f"{path}: an attributor is saved as .skops (or legacy .joblib), not {path.suffix!r}")
         payload = {
             "format": ARTIFACT_FORMAT,
             "format_version": ARTIFACT_VERSION,
@@ -231,22 +311,26 @@ class LatentAttributor(BaseEstimator):
             "distance_threshold": self.distance_threshold_,
             "metadata": self.metadata,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".partial-{path.name}.")
-        os.close(handle)
-        try:
-            joblib.dump(payload, temp_name)
-            os.chmod(temp_name, 0o644)
-            digest = sha256_file(Path(temp_name))
-            os.replace(temp_name, path)
-        finally:
-            Path(temp_name).unlink(missing_ok=True)
-        _sidecar(path).write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+        if path.suffix == ".skops":
+            import skops.io  # here, not at the top: importing skops imports every scikit-learn estimator (seconds)
+
+            payload.update(format_version=SKOPS_VERSION, classes=[str(name) for name in self.classes_])
+            with atomic_path(path) as temp:
+                skops.io.dump(payload, temp)
+                return sha256_file(temp)
+        with atomic_path(path) as temp:
+            joblib.dump(payload, temp)
+            digest = sha256_file(temp)
+        write_text_atomic(_sidecar(path), f"{digest}  {path.name}\n")
         return digest
 
     @classmethod
     def load(cls, path: Path, trust_foreign: bool = False, expected_sha256: str | None = None) -> LatentAttributor:
-        """Load an artifact written by `save`, refusing files GANTrace did not write unless told to trust them.
+        """Load an artifact written by `save`: `.skops` safely by construction, legacy `.joblib` under its checksum.
+
+        A `.skops` file is refused, before any object is built, when it holds a type outside `TRUSTED_TYPES`
+        (the error names the file and the types); skops then loads it without running code, so a shared or
+        downloaded `.skops` attributor is safe to open. `expected_sha256` (a registry pin) is checked when given.
 
         joblib files are pickles: loading one executes whatever code its author put in it, and the check that the
         file is ours can only happen before unpickling. So, before anything is unpickled, the file's sha256 must
@@ -254,29 +338,35 @@ class LatentAttributor(BaseEstimator):
         `<path>.sha256` sidecar that `save` writes. A file with neither (GANOrigin's pickles, a download, a file
         edited since it was saved) is refused unless `trust_foreign=True`. The sidecar catches mistakes and
         tampering with the file alone; it is not a signature (whoever can replace both files can forge it), so
-        only load artifacts this project wrote or the registry pins. After loading, the payload must carry the
-        GANTrace format marker. A scikit-learn version different from the one that trained the model gives a
-        warning: probabilities may change, retrain with scripts/train_svm.py.
+        only load artifacts this project wrote or the registry pins.
+
+        Either way the payload must carry the GANTrace format marker. A scikit-learn version different from the
+        one that trained the model gives a warning: probabilities may change, retrain with scripts/train_svm.py.
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such latent-SVM artifact")
-        _check_provenance(path, trust_foreign, expected_sha256)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", InconsistentVersionWarning)
-            payload = joblib.load(path)
+        if path.suffix == ".skops":
+            payload = _load_skops(path, expected_sha256)
+            versions = (SKOPS_VERSION,)
+        else:
+            _check_provenance(path, trust_foreign, expected_sha256)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InconsistentVersionWarning)
+                payload = joblib.load(path)
+            versions = (ARTIFACT_VERSION,)
         if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
             raise ForeignArtifactError(f"{path}: not a GANTrace latent-SVM artifact (no '{ARTIFACT_FORMAT}' marker)")
-        if payload.get("format_version") != ARTIFACT_VERSION:
+        if payload.get("format_version") not in versions:
             raise ValueError(f"{path}: artifact format version {payload.get('format_version')}, this code reads "
-                             f"{ARTIFACT_VERSION}; retrain with scripts/train_svm.py")
+                             f"{versions[0]} in a {path.suffix} file; retrain with scripts/train_svm.py")
         trained_with = payload["metadata"]["versions"]["sklearn"]
         if trained_with != sklearn.__version__:
             warnings.warn(f"{path}: trained with scikit-learn {trained_with}, running {sklearn.__version__}; "
                           "probabilities may differ, retrain with scripts/train_svm.py", UserWarning, stacklevel=2)
         model = cls(**payload["params"])
         model.pipeline_ = payload["pipeline"]
-        model.classes_ = model.pipeline_.classes_
+        model.classes_ = np.asarray(payload.get("classes", model.pipeline_.classes_))
         model.latent_shape_ = tuple(payload["latent_shape"])
         model.latent_dtype_ = payload["latent_dtype"]
         model.n_features_in_ = int(np.prod(model.latent_shape_))
@@ -293,12 +383,48 @@ class LatentAttributor(BaseEstimator):
                              f"(N, {self.n_features_in_}), got {latents.shape}; encode with the encoder the model "
                              "was trained on (see metadata['feature_spec'])")
         flat = latents.reshape(len(latents), self.n_features_in_)
-        return flat.astype(self.latent_dtype_).astype(np.float32)
+        return flat.astype(self.latent_dtype_).astype(np.result_type(self.latent_dtype_, np.float32))
 
     def _distance(self, features: np.ndarray) -> np.ndarray:
+        if self.class_means_ is None:
+            return np.zeros(len(features))
         scaled = self.pipeline_.named_steps["scale"].transform(features)
         squared = np.stack([((scaled - mean) ** 2).mean(axis=1) for mean in self.class_means_], axis=1)
         return np.sqrt(squared.min(axis=1))
+
+
+def skops_types(path: Path) -> set[str]:
+    """Every type named in a skops file's schema ("module.Class"), read as JSON without building any object."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+        raise ForeignArtifactError(f"{path}: not a skops file ({err})") from None
+    found: set[str] = set()
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if "__class__" in node:
+                found.add(f"{node.get('__module__')}.{node['__class__']}")
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return found
+
+
+def _load_skops(path: Path, expected_sha256: str | None) -> Any:
+    import skops.io
+
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise ForeignArtifactError(f"{path}: sha256 {actual} is not the expected {expected_sha256}")
+    untrusted = sorted(skops_types(path) - TRUSTED_TYPES)
+    if untrusted:
+        raise ForeignArtifactError(f"{path}: refusing to load: it holds types GANTrace does not trust: "
+                                   f"{', '.join(untrusted)}")
+    return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
 
 
 def _check_provenance(path: Path, trust_foreign: bool, expected_sha256: str | None) -> None:
@@ -340,4 +466,4 @@ def _data_summary(labels: np.ndarray, groups: np.ndarray, train: np.ndarray, val
 
 def _versions() -> dict[str, str]:
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "joblib": joblib.__version__,
-            "python": platform.python_version()}
+            "skops": importlib.metadata.version("skops"), "python": platform.python_version()}

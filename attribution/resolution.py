@@ -3,8 +3,8 @@
 GANOrigin's idea is that the latent attribution must not learn image size or compression as a clue, so every
 training face is shown at many resolutions: it is resized to a drawn size (64 to 1024 px, antialiased), optionally
 JPEG re-encoded at that size (as a face published at that size would be), and resized back to the encoder's 256 px.
-GANOrigin also applied this random resize at inference, which made the same image give different answers (review
-defect D3); here inference goes through `prepare_for_inference`, which has no randomness at all.
+GANOrigin also applied this random resize at inference, which made the same image give different answers; here
+inference goes through `prepare_for_inference`, which has no randomness at all.
 
 Every random draw comes from a generator seeded by (seed, image index, copy index), so an augmented copy is the
 same whichever worker makes it and in whatever order: extraction is reproducible and resumable.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.arrays import check_rgb
 from core.images import encode_image
 
 ENCODER_INPUT_SIZE = 256
@@ -88,7 +89,7 @@ def draw_augmentation(rng: np.random.Generator, config: ResolutionAugmentConfig)
 def apply_augmentation(face: np.ndarray, augmentation: Augmentation, output_size: int = ENCODER_INPUT_SIZE
                        ) -> np.ndarray:
     """Resize a face to the drawn size (antialiased Lanczos), JPEG it there if asked, and resize to output_size."""
-    image = Image.fromarray(_check_rgb(face))
+    image = Image.fromarray(check_rgb(face, "face"))
     if image.size != (augmentation.resolution, augmentation.resolution):
         image = image.resize((augmentation.resolution, augmentation.resolution), Image.Resampling.LANCZOS)
     if augmentation.jpeg_quality is not None:
@@ -114,15 +115,10 @@ def prepare_for_inference(faces: Sequence[np.ndarray], output_size: int = ENCODE
     """The inference path: no randomness; a face already at output_size passes unchanged, others are resized."""
     prepared = []
     for face in faces:
-        face = _check_rgb(face)
+        face = check_rgb(face, "face")
         if face.shape[:2] != (output_size, output_size):
             resized = Image.fromarray(face).resize((output_size, output_size), Image.Resampling.LANCZOS)
             face = np.asarray(resized, dtype=np.uint8)
         prepared.append(face)
     return prepared
 
-
-def _check_rgb(face: np.ndarray) -> np.ndarray:
-    if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB face, got shape {face.shape} dtype {face.dtype}")
-    return np.ascontiguousarray(face)

@@ -63,6 +63,11 @@ class Branch(Protocol):
     def warning(self) -> str | None:
         """A caveat to repeat in every verdict this branch contributes to (e.g. random weights), or None."""
 
+    @property
+    def skill(self) -> dict | None:
+        """The skill its artifact records, measured on held-out sources (see attribution.fusion), or None when
+        unmeasured; fusion lets a branch vote on a task only as far as this record allows."""
+
 
 BranchFactory = Callable[[], Branch]
 _REGISTRY: dict[str, BranchFactory] = {}

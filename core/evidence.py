@@ -17,15 +17,19 @@ class BranchEvidence:
         latent SVM: their classes), or None when the branch did not run.
     label: the branch's own decision when it has an open-set rule (the latent SVM's `predict`), else None.
     reason: why the branch did not run (missing weights, no face, runtime error); None when it ran.
+    out_of_distribution: when the input lies outside what the branch was trained on (e.g. its features are
+        farther from the training data than almost all training images), the sentence saying so; else None.
     """
 
     probabilities: dict[str, float] | None = None
     label: str | None = None
     reason: str | None = None
+    out_of_distribution: str | None = None
 
     @property
     def ran(self) -> bool:
         return self.probabilities is not None
 
     def to_dict(self) -> dict:
-        return {"probabilities": self.probabilities, "label": self.label, "reason": self.reason}
+        return {"probabilities": self.probabilities, "label": self.label, "reason": self.reason,
+                "out_of_distribution": self.out_of_distribution}

@@ -1,47 +1,36 @@
-"""Training data for FingerprintNet: listing labelled images, a source-held-out split, and shortcut-removing
-augmentation.
+"""Training data for FingerprintNet: a source-held-out split of labelled images and shortcut-removing augmentation.
 
-The development face set differs by class in file format, JPEG quality and source dataset (see
-../shared/data/faces/README.md). A model trained on it naively learns those instead of the generator, and a
-validation split by file hides that. So: validation holds out whole sources (repos) per class, and every class gets
-the same random downscale and JPEG re-encoding during training.
+The development face set differs by class in file format, JPEG quality and source dataset. A model trained on it
+naively learns those instead of the generator, and a validation split by file hides that. So: validation holds
+out whole sources (repos) per class, and every class gets the same random downscale and JPEG re-encoding during
+training.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from core.images import ImageError, encode_image, list_images, load_image
+from core.datasets import LabelledImage
+from core.errors import InputError
+from core.images import ImageError, encode_image, load_image
 
 RESAMPLE_FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
 MAX_ENUMERATED_GROUPS = 12
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One labelled image; `group` is its source, `subgroup` a finer source unit used when a class has one source."""
-
-    path: Path
-    label: str
-    group: str
-    subgroup: str
-
-
 @dataclass
 class Split:
-    train: list[Sample]
-    val: list[Sample]
+    train: list[LabelledImage]
+    val: list[LabelledImage]
     held_out: dict[str, list[str]] = field(default_factory=dict)
     unit: dict[str, str] = field(default_factory=dict)
 
@@ -56,53 +45,7 @@ class AugmentConfig:
     flip: bool = True
 
 
-def samples_from_folders(root: Path, labels: Sequence[str]) -> list[Sample]:
-    """root/<label>/*.png…; without provenance every file is its own source, so the split can only be by file."""
-    samples = []
-    for label in labels:
-        folder = Path(root) / label
-        if folder.is_dir():
-            samples += [Sample(path, label, f"{label}/{path.name}", f"{label}/{path.name}")
-                        for path in list_images(folder)]
-    return samples
-
-
-def samples_from_csv(csv_path: Path, labels: Sequence[str]) -> list[Sample]:
-    """A CSV with columns path,label,group (paths relative to the CSV's folder)."""
-    csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    missing = {"path", "label", "group"} - set(rows[0] if rows else {})
-    if missing:
-        raise ValueError(f"{csv_path}: missing columns {sorted(missing)} (need path,label,group)")
-    return [Sample(csv_path.parent / row["path"], row["label"], row["group"], row["group"])
-            for row in rows if row["label"] in labels]
-
-
-def samples_from_provenance(csv_path: Path, labels: Sequence[str]) -> list[Sample]:
-    """The face set's provenance.csv: source = `repo`, finer unit = repo + folder of `path_in_repo`."""
-    csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [Sample(csv_path.parent / row["file"], row["class"], row["repo"],
-                   f"{row['repo']}:{PurePosixPath(row['path_in_repo']).parent}")
-            for row in rows if row["class"] in labels]
-
-
-def limit_per_class(samples: Sequence[Sample], limit: int) -> list[Sample]:
-    """At most `limit` samples per label, taken round-robin over sources so a small subset keeps several sources."""
-    kept = []
-    for label in dict.fromkeys(sample.label for sample in samples):
-        by_group: dict[str, list[Sample]] = {}
-        for sample in samples:
-            if sample.label == label:
-                by_group.setdefault(sample.group, []).append(sample)
-        interleaved = [s for row in itertools.zip_longest(*by_group.values()) for s in row if s is not None]
-        kept += interleaved[:limit]
-    return kept
-
-
-def split_by_source(samples: Sequence[Sample], labels: Sequence[str], seed: int,
+def split_by_source(samples: Sequence[LabelledImage], labels: Sequence[str], seed: int,
                     val_range: tuple[float, float] = (0.1, 0.4)) -> Split:
     """Hold out whole sources per class so that validation never shares a source with training.
 
@@ -115,7 +58,7 @@ def split_by_source(samples: Sequence[Sample], labels: Sequence[str], seed: int,
     for label in labels:
         members = [s for s in samples if s.label == label]
         if len(members) < 2:
-            raise ValueError(f"class {label!r} has {len(members)} image(s); at least 2 are needed to validate")
+            raise InputError(f"class {label!r} has {len(members)} image(s); at least 2 are needed to validate")
         rng = random.Random(f"{seed}:{label}")
         for unit in ("group", "subgroup", "file"):
             sizes = Counter(_unit_key(s, unit) for s in members)
@@ -129,7 +72,7 @@ def split_by_source(samples: Sequence[Sample], labels: Sequence[str], seed: int,
     return split
 
 
-def _unit_key(sample: Sample, unit: str) -> str:
+def _unit_key(sample: LabelledImage, unit: str) -> str:
     return str(sample.path) if unit == "file" else getattr(sample, unit)
 
 
@@ -153,14 +96,14 @@ def _choose_held_out(sizes: Counter, total: int, val_range: tuple[float, float],
     return chosen if count / total >= val_range[0] else set()
 
 
-def decode_samples(samples: Sequence[Sample], min_side: int = 0,
-                   desc: str = "decoding") -> tuple[list[Sample], list[np.ndarray], list[dict]]:
+def decode_samples(samples: Sequence[LabelledImage], min_side: int = 0, desc: str = "decoding",
+                   progress: bool = True) -> tuple[list[LabelledImage], list[np.ndarray], list[dict]]:
     """Decode every image once (through core.images) so training spends its CPU on the model, not on decoding.
 
     Files that cannot be decoded, or are smaller than `min_side`, are returned in the third list with the reason.
     """
     kept, pixels, bad = [], [], []
-    for sample in tqdm(samples, desc=desc, unit="img", mininterval=5):
+    for sample in tqdm(samples, desc=desc, unit="img", mininterval=5, disable=not progress):
         try:
             image = load_image(sample.path).pixels
         except ImageError as err:

@@ -1,7 +1,7 @@
 """FingerprintNet: a CNN that reads a generator's fingerprint from native-resolution crops of a face image.
 
 The GANFingerprint design (multi-scale ResNet features, a frequency path, self-attention, a fingerprint block
-with a high-pass branch), with the defects found in review fixed (see ../shared/specs/fingerprintnet_spec.md §7):
+with a high-pass branch), with the defects of the published code fixed:
 
 - A K-way head (default real, progan, stylegan2, stylegan3) that always returns (B, K) logits; P(fake) is
   1 − P(real). The embedding uses LayerNorm, so batch size 1 works in training too.
@@ -33,6 +33,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from core.arrays import check_rgb_batch
+from core.atomic import atomic_path, write_json_atomic
+from core.checkpoints import load_state_dict_strict
 from core.device import Precision, prepare_model, select_precision
 from core.weights import resolve
 from detector.spectrum import high_pass, log_spectrum
@@ -342,8 +345,7 @@ class FingerprintNet(nn.Module):
         self.eval()
         crops_by_size: dict[int, list[np.ndarray]] = {}
         owners_by_size: dict[int, list[int]] = {}
-        for index, image in enumerate(images):
-            _check_image(image, index)
+        for index, image in enumerate(check_rgb_batch(images, min_side=MIN_SIDE)):
             size = min(self.config.crop_size, image.shape[0], image.shape[1])
             for top, left in crop_origins(image.shape[0], image.shape[1], size, self.config.num_crops):
                 crops_by_size.setdefault(size, []).append(image[top:top + size, left:left + size])
@@ -360,20 +362,19 @@ class FingerprintNet(nn.Module):
         self.train(was_training)
         return (sums / counts[:, None]).astype(np.float32)
 
-    def predict_fake_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """P(fake) = 1 − P(real), shape (N,), for callers that only need the binary answer."""
-        return 1.0 - self.predict_proba(images)[:, self.classes.index("real")]
-
     def save(self, path: Path, metadata: dict | None = None) -> None:
         """Write float32 weights as safetensors and the config (plus optional metadata) as JSON with the same stem."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {key: (value.float() if value.is_floating_point() else value).detach().cpu().contiguous()
                    for key, value in self.state_dict().items()}
-        save_file(tensors, str(path), metadata={"format": FILE_FORMAT, "version": str(FILE_VERSION)})
-        document = {"format": FILE_FORMAT, "version": FILE_VERSION, "config": self.config.to_dict(),
-                    "metadata": metadata or {}}
-        path.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        with atomic_path(path) as temp:
+            save_file(tensors, str(temp), metadata={"format": FILE_FORMAT, "version": str(FILE_VERSION)})
+        write_json_atomic(path.with_suffix(".json"), {"format": FILE_FORMAT, "version": FILE_VERSION,
+                                                      "config": self.config.to_dict(), "metadata": metadata or {}})
+
+    def load_weights(self, path: Path) -> None:
+        """Load weights written by `save` into this model (same config): resuming or picking the best epoch."""
+        load_state_dict_strict(self, load_file(str(path)), str(path), "FingerprintNet weights")
 
     @classmethod
     def from_pretrained(cls, path: Path, precision: Precision | None = None) -> FingerprintNet:
@@ -387,26 +388,13 @@ class FingerprintNet(nn.Module):
             raise ValueError(f"{config_path}: not a {FILE_FORMAT} v{FILE_VERSION} config")
         model = cls(FingerprintConfig.from_dict(document["config"]))
         model.metadata = document.get("metadata", {})
-        load_checked(model, load_file(str(path)), str(path))
+        model.load_weights(path)
         return prepare_model(model, precision or select_precision())
 
     @classmethod
     def from_registry(cls, name: str = "fingerprintnet-small", precision: Precision | None = None) -> FingerprintNet:
         """The registered, checksum-verified checkpoint (raises core.weights.WeightUnavailableError when absent)."""
         return cls.from_pretrained(resolve(name), precision)
-
-
-def load_checked(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """load_state_dict(strict) with a message that names every missing, unexpected or mis-shaped key."""
-    expected = model.state_dict()
-    problems = [f"missing {key}" for key in expected if key not in tensors]
-    problems += [f"unexpected {key}" for key in tensors if key not in expected]
-    problems += [f"{key}: shape {tuple(tensors[key].shape)}, expected {tuple(value.shape)}"
-                 for key, value in expected.items() if key in tensors and tensors[key].shape != value.shape]
-    if problems:
-        raise ValueError(f"{source} does not fit this FingerprintNet config: " + "; ".join(problems[:10]) +
-                         (f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""))
-    model.load_state_dict(tensors, strict=True)
 
 
 def crop_origins(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
@@ -420,13 +408,6 @@ def crop_origins(height: int, width: int, size: int, num_crops: int) -> list[tup
 def to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
     """Equal-size H×W×3 uint8 crops → (B,3,H,W) float32 in [0,1]."""
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def _check_image(image: np.ndarray, index: int) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image {index}: expected an H×W×3 uint8 RGB array")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ValueError(f"image {index}: {image.shape[1]}×{image.shape[0]} is under the {MIN_SIDE}-pixel minimum")
 
 
 def _to_grid(features: torch.Tensor, grid: torch.Size) -> torch.Tensor:

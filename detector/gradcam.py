@@ -1,7 +1,7 @@
 """Grad-CAM for FingerprintNet: which regions of the image pushed it towards a class.
 
 Computed on the last spatial feature map (the fingerprint block's output, the map the classifier pools), not on
-the self-attention value projection that the original code picked by accident (spec §6): that path is scaled by
+the self-attention value projection that the original GANFingerprint code picked by accident: that path is scaled by
 a learned γ and shows only the attention residual. The gradient is that of the predicted (or requested) class's
 logit, so for an image called "stylegan2" the map shows evidence for stylegan2, not for "real".
 

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.arrays import check_rgb
+
 SPECTRUM_TILE = 256
 MAX_TILES = 16
 _LOG_FLOOR = 1e-4
@@ -39,7 +41,7 @@ def residual_spectrum(image: np.ndarray, tile: int = SPECTRUM_TILE) -> np.ndarra
     periodic peaks sharp while the noise of single tiles averages out. The result is tile×tile float32, with
     tile = min(tile, height, width); never resized, because resizing moves the peaks.
     """
-    pixels = _as_rgb(image)
+    pixels = check_rgb(image)
     height, width = pixels.shape[:2]
     size = min(tile, height, width)
     luma = torch.from_numpy(pixels.astype(np.float32) / 255.0) @ torch.tensor(_LUMA)
@@ -67,9 +69,3 @@ def _tile_origins(height: int, width: int, size: int) -> list[tuple[int, int]]:
     rows = np.unique(np.linspace(0, height - size, min(per_side, max(1, height // size))).round().astype(int))
     cols = np.unique(np.linspace(0, width - size, min(per_side, max(1, width // size))).round().astype(int))
     return [(int(y), int(x)) for y in rows for x in cols]
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB image, got shape {image.shape} and dtype {image.dtype}")
-    return image

@@ -1,13 +1,13 @@
 """Find faces and cut them out the way FFHQ was cut, because e4e only inverts faces aligned like its training set.
 
 Detection is dlib's HOG frontal-face detector; landmarks are dlib's 68-point predictor (registry weight
-`dlib-landmarks-68`). The crop is e4e's `utils/alignment.py` recipe (../shared/specs/e4e_spec.md §9), rewritten:
+`dlib-landmarks-68`). The crop is e4e's `utils/alignment.py` recipe (the FFHQ dataset script's), rewritten:
 
 * quad: centred just below the eyes, side max(2·eye distance, 1.8·eye-to-mouth distance), rotated with the face
-  (§9.2; `quad_from_landmarks`, `quad_from_68`, `quad_from_5` for other landmark sources, §9.4);
+  (`quad_from_68`; `quad_from_landmarks` takes eye centres and mouth corners from any landmark source);
 * resampling: shrink by an integer factor with LANCZOS, crop with a 10 % border, reflect-pad with blur and a fade
-  to the median colour when the quad leaves the image, then one bilinear QUAD warp to `output_size` (§9.3,
-  `warp_quad`). Pillow >= 10 names: LANCZOS, not the removed ANTIALIAS.
+  to the median colour when the quad leaves the image, then one bilinear QUAD warp to `output_size`
+  (`warp_quad`). Pillow >= 10 names: LANCZOS, not the removed ANTIALIAS.
 
 Departures from e4e, each on purpose: every face is returned, largest first (e4e keeps the last detection); no face
 raises `NoFaceError` (e4e crashes with UnboundLocalError); pixels come from `core.images` (EXIF orientation applied,
@@ -26,15 +26,14 @@ Take a face whose eye-to-mouth line is perpendicular to the eye line and whose t
 (a = eye distance) and the centre sits 0.1·b below the eye midpoint (b = 10a/9), so in the crop
   eyes at x = 1/2 ∓ (a/2)/(2s) = 0.375 and 0.625, y = 1/2 − 0.1b/(2s) = 17/36 ≈ 0.4722;
   mouth centre at x = 0.5, y = 1/2 + 0.9b/(2s) = 0.75.
-The quad fixes only the mouth *centre* (the corners' spread is the person's mouth width, not alignment), so quality
-compares the two eye centres and the midpoint of the mouth corners. A face with a different eye/mouth ratio lands
-slightly off these points by construction (ratio 1.0: mouth at y = 0.725): quality measures how FFHQ-like the crop
-is, not only whether the maths ran.
+The quad fixes only the mouth *centre* (the corners' spread is the person's mouth width, not alignment), so the
+alignment error compares the two eye centres and the midpoint of the mouth corners. A face with a different
+eye/mouth ratio lands slightly off these points by construction (ratio 1.0: mouth at y = 0.725): the error
+measures how FFHQ-like the crop is, not only whether the maths ran.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
+from core.arrays import check_rgb
 from core.weights import resolve
 
 LANDMARKS_WEIGHTS = "dlib-landmarks-68"
@@ -99,8 +99,8 @@ class AlignedFace:
     """One face: the FFHQ-aligned crop and where it came from in the original image.
 
     `box` is (x0, y0, x1, y1), half-open, clipped to the image; `landmarks` are dlib's 68 points (x, y) in original
-    pixel coordinates; `quad` is the crop's corners TL, BL, BR, TR in the same coordinates; `quality` is the mean
-    distance of the crop's eye centres and mouth centre to `CANONICAL_POINTS`, as a fraction of the crop side
+    pixel coordinates; `quad` is the crop's corners TL, BL, BR, TR in the same coordinates; `alignment_error` is the
+    mean distance of the crop's eye centres and mouth centre to `CANONICAL_POINTS`, as a fraction of the crop side
     (0.01 = 2.6 px at 256; lower is better); `score` is dlib's detection score (higher is more face-like).
     """
 
@@ -108,7 +108,7 @@ class AlignedFace:
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     quad: np.ndarray
-    quality: float
+    alignment_error: float
     score: float
 
 
@@ -142,18 +142,6 @@ def quad_from_68(landmarks: np.ndarray) -> np.ndarray:
                                landmarks[..., MOUTH_LEFT, :], landmarks[..., MOUTH_RIGHT, :])
 
 
-def quad_from_5(points: np.ndarray) -> np.ndarray:
-    """The crop square from 5-point landmarks (MTCNN / RetinaFace / insightface order), (5, 2) or (N, 5, 2).
-
-    Order: left eye, right eye, nose tip, left mouth corner, right mouth corner, "left" meaning image-left; the nose
-    is not used. CNN eye centres sit on the pupil rather than dlib's eyelid centroid: expect 1-3 % scale shifts.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    if points.shape[-2:] != (5, 2):
-        raise ValueError(f"5-point landmarks must have shape (5, 2) or (N, 5, 2), not {points.shape}")
-    return quad_from_landmarks(points[..., 0, :], points[..., 1, :], points[..., 3, :], points[..., 4, :])
-
-
 def warp_quad(image: np.ndarray, quad: np.ndarray, output_size: int = 256) -> np.ndarray:
     """Resample the square `quad` (TL, BL, BR, TR in pixel coordinates) of `image` to output_size² as e4e does.
 
@@ -161,7 +149,7 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, output_size: int = 256) -> np
     leaves the image, then a bilinear QUAD warp; pixel centres are at integer coordinates, hence `quad + 0.5` for
     Pillow, whose pixel centres are at half-integers. The side length is read off the top edge.
     """
-    image = _check_image(image, "image")
+    image = check_rgb(image)
     quad = np.array(quad, dtype=np.float64).reshape(4, 2)
     height, width = image.shape[:2]
     qsize = float(np.hypot(*(quad[3] - quad[0])))
@@ -191,29 +179,12 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, output_size: int = 256) -> np
     return np.asarray(warped, dtype=np.uint8)
 
 
-def points_to_crop(points: np.ndarray, quad: np.ndarray, output_size: int) -> np.ndarray:
-    """Image points (..., 2) in the crop's pixel coordinates (pixel centres at integers): the warp inverted.
-
-    The warp sends crop fractions (u, v) to TL + u·(TR − TL) + v·(BL − TL) + uv·(BR − BL − TR + TL); for
-    FFHQ's square quads the last term vanishes and this is the inverse affine map. Newton steps from the affine
-    solution handle any convex quad.
-    """
-    return _crop_fractions(points, quad) * output_size - 0.5
-
-
-def alignment_quality(landmarks: np.ndarray, quad: np.ndarray) -> float:
+def alignment_error(landmarks: np.ndarray, quad: np.ndarray) -> float:
     """Mean distance of the crop's eye centres and mouth centre to `CANONICAL_POINTS`, in crop sides."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     found = np.stack([landmarks[EYE_LEFT].mean(axis=0), landmarks[EYE_RIGHT].mean(axis=0),
                       (landmarks[MOUTH_LEFT] + landmarks[MOUTH_RIGHT]) * 0.5])
     return float(np.linalg.norm(_crop_fractions(found, quad) - CANONICAL_POINTS, axis=1).mean())
-
-
-def eye_line_angle(landmarks: np.ndarray) -> float:
-    """Angle in degrees of the line from the left to the right eye centre (0 = level, positive = clockwise)."""
-    landmarks = np.asarray(landmarks, dtype=np.float64)
-    dx, dy = landmarks[EYE_RIGHT].mean(axis=0) - landmarks[EYE_LEFT].mean(axis=0)
-    return math.degrees(math.atan2(dy, dx))
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -240,7 +211,7 @@ class FaceAligner:
 
     def align(self, image: np.ndarray, name: str = "image") -> list[AlignedFace]:
         """Every face in one RGB uint8 image, largest box first; NoFaceError when there is none."""
-        image = _check_image(image, name)
+        image = check_rgb(image, name)
         height, width = image.shape[:2]
         faces = []
         for (x0, y0, x1, y1), score in self._detect(image, name):
@@ -251,7 +222,7 @@ class FaceAligner:
             box = (max(int(round(x0)), 0), max(int(round(y0)), 0),
                    min(int(round(x1)), width), min(int(round(y1)), height))
             faces.append(AlignedFace(image=warp_quad(image, quad, self.config.output_size), box=box,
-                                     landmarks=landmarks, quad=quad, quality=alignment_quality(landmarks, quad),
+                                     landmarks=landmarks, quad=quad, alignment_error=alignment_error(landmarks, quad),
                                      score=score))
         return faces
 
@@ -296,14 +267,6 @@ class FaceAligner:
 def _rot90(v: np.ndarray) -> np.ndarray:
     """(x, y) -> (−y, x): a quarter turn that maps 'right' to 'down' in image coordinates."""
     return np.stack([-v[..., 1], v[..., 0]], axis=-1)
-
-
-def _check_image(image: np.ndarray, name: str) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"{name}: expected an H×W×3 uint8 RGB array (load it with core.images.load_image), "
-                         f"got shape {image.shape} dtype {image.dtype}")
-    return np.ascontiguousarray(image)
 
 
 def _shrunk_crop(picture: Image.Image, shrink: int, size: tuple[int, int], crop: tuple[int, int, int, int]

@@ -1,7 +1,7 @@
 """Encoder4Editing (e4e; Tov et al., SIGGRAPH 2021): an FFHQ-aligned face -> StyleGAN2 W+ (18x512), in one file.
 
-The network is the official `Encoder4Editing` (omertov/encoder4editing @99ea5057, see
-../shared/specs/e4e_spec.md) rebuilt from its description with the same module names, so the official checkpoint's
+The network is the official `Encoder4Editing` (github.com/omertov/encoder4editing @99ea5057) rebuilt from its
+description with the same module names, so the official checkpoint's
 `encoder.*` weights load with a strict key and shape check and no custom CUDA ops are needed:
 
 * trunk: the IR-SE-50 body of InsightFace (an input layer, then 3/4/14/3 `BottleneckIRSE` units of widths
@@ -53,6 +53,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from core.arrays import check_rgb_batch
+from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.weights import load_registry, resolve, sha256_file, weight_sha256
 
@@ -61,13 +63,8 @@ CHECKPOINT_PREFIX = "encoder."
 ENCODER_TYPE = "Encoder4Editing"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StateDictError):
     """Not an e4e checkpoint this architecture can load; the message names the source and the first bad key."""
-
-    def __init__(self, source: str, problem: str, key: str | None = None):
-        self.source = source
-        self.key = key
-        super().__init__(f"{source}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -346,11 +343,9 @@ class Encoder4Editing(nn.Module):
 
 def preprocess(faces: Sequence[np.ndarray], input_size: int = 256, first_index: int = 0) -> np.ndarray:
     """The official e4e test transform on a batch: PIL bilinear resize, /255, (x - 0.5)/0.5 -> N x 3 x S x S float32."""
+    faces = check_rgb_batch(faces, "face", first_index=first_index)
     batch = np.empty((len(faces), 3, input_size, input_size), dtype=np.float32)
     for offset, face in enumerate(faces):
-        if not isinstance(face, np.ndarray) or face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3:
-            described = f"shape {face.shape}, dtype {face.dtype}" if isinstance(face, np.ndarray) else type(face)
-            raise ValueError(f"face {first_index + offset}: expected an H x W x 3 uint8 RGB array, got {described}")
         if face.shape[:2] != (input_size, input_size):
             face = np.asarray(Image.fromarray(face).resize((input_size, input_size), Image.Resampling.BILINEAR))
         scaled = face.astype(np.float32) / np.float32(255)
@@ -373,7 +368,9 @@ def encoder_weights_from_checkpoint(checkpoint: Mapping, config: E4EConfig,
     start_from_latent_avg = _check_opts(checkpoint.get("opts"), config, source)
     state = {key[len(CHECKPOINT_PREFIX):]: value for key, value in checkpoint["state_dict"].items()
              if key.startswith(CHECKPOINT_PREFIX)}
-    _check_keys_and_shapes(state, config, source)
+    with torch.device("meta"):
+        expected = expected_shapes(Encoder4Editing(config))
+    check_state_dict(state, expected, source, "encoder weights", CHECKPOINT_PREFIX, CheckpointError)
     if start_from_latent_avg:
         latent_avg = _checked_latent_avg(checkpoint.get("latent_avg"), config, source)
     else:
@@ -398,32 +395,6 @@ def _check_opts(opts: object, config: E4EConfig, source: str) -> bool:
                                       "styles, which needs a StyleGAN2 of size 2^((n_styles + 2) / 2) "
                                       "(1024 for 18 styles)")
     return bool(opts["start_from_latent_avg"])
-
-
-def _check_keys_and_shapes(state: Mapping, config: E4EConfig, source: str) -> None:
-    with torch.device("meta"):
-        expected = {key: tuple(value.shape) for key, value in Encoder4Editing(config).state_dict().items()}
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    not_tensor = [key for key in state if key in expected and not isinstance(state[key], torch.Tensor)]
-    wrong_shape = [key for key in state if key in expected and key not in not_tensor
-                   and tuple(state[key].shape) != expected[key]]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s), first {CHECKPOINT_PREFIX}{missing[0]} "
-                        f"{list(expected[missing[0]])}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s), first {CHECKPOINT_PREFIX}{unexpected[0]}")
-    if not_tensor:
-        problems.append(f"{len(not_tensor)} non-tensor value(s), first {CHECKPOINT_PREFIX}{not_tensor[0]}")
-    if wrong_shape:
-        key = wrong_shape[0]
-        problems.append(f"{len(wrong_shape)} wrong shape(s), first {CHECKPOINT_PREFIX}{key} has "
-                        f"{list(state[key].shape)} where this architecture needs {list(expected[key])}")
-    if problems:
-        first = (missing + unexpected + not_tensor + wrong_shape)[0]
-        raise CheckpointError(source, "encoder weights do not match the e4e architecture: " + "; ".join(problems),
-                              key=CHECKPOINT_PREFIX + first)
 
 
 def _checked_latent_avg(latent_avg: object, config: E4EConfig, source: str) -> torch.Tensor:

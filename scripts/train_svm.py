@@ -6,49 +6,43 @@ group k-fold cross-validation on the rest (balanced accuracy of StandardScaler +
 is fitted
 on the rest with group-aware calibration folds, and the open-set thresholds are set on the validation part.
 
-Outputs: OUT (joblib) and OUT.sha256; the report folder (default: OUT without suffix + "_report") with
+Outputs: OUT, a .skops file (safe to share: it loads without running code) or, for an OUT ending in .joblib, the
+legacy pickle plus OUT.sha256; the report folder (default: OUT without suffix + "_report") with
 metrics.json (per-class precision/recall/F1, ECE, Brier, log loss, accuracy per augmentation resolution, CV
 mean ± std per C, the open-set rule and its known-class rejection rate), confusion_matrix.json/.png and
 reliability.png.
 
 Exit status: 0 done; 2 bad input (not a shard folder, unfinished extraction, unknown class, fewer than two
-classes, too few groups for the folds, OUT exists without --force).
+classes, too few groups for the folds, OUT exists without --force, OUT not .skops/.joblib).
+
+With --push-to-hub OWNER/NAME the .skops file and a model card are staged in OUT without suffix + "_hub" and
+uploaded as a Hub model repo (--dry-run: stage and list the files, upload nothing); anyone can then pass
+--attribution hf://OWNER/NAME to the app, scan.py or evaluate.py.
 
 Example:
-  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.joblib --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --classes progan stylegan2 stylegan3
+  python scripts/train_svm.py /tmp/latents --out /tmp/svm/latent_svm.skops --push-to-hub me/gantrace-svm --dry-run
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from sklearn.model_selection import cross_val_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
-from attribution.latent_shards import LatentSet, load_latent_set
-from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
-from attribution.report import accuracy_by_bins, plot_confusion_matrix, plot_reliability
-
-
-class InputError(ValueError):
-    """Bad command-line input; main() prints it as one line and exits with status 2."""
+from attribution.latent_shards import load_latent_set
+from attribution.latent_svm import LatentAttributor
+from attribution.latent_training import feature_spec, select_C, write_training_report
+from attribution.share import push_staged, stage_attributor
+from cli import EXIT_OK, run
+from core.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (InputError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run(lambda: _run(args), (FileNotFoundError, ValueError))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -56,6 +50,12 @@ def _run(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else out.with_name(out.stem + "_report")
     if out.exists() and not args.force:
         raise InputError(f"{out} exists; pass --force to overwrite it")
+    if out.suffix not in (".skops", ".joblib"):
+        raise InputError(f"{out}: the artifact must end in .skops (or legacy .joblib)")
+    if args.dry_run and not args.push_to_hub:
+        raise InputError("--dry-run only applies to --push-to-hub")
+    if args.push_to_hub and out.suffix != ".skops":
+        raise InputError(f"{out}: only a .skops artifact can be pushed to the Hub (a pickle would run code)")
     data = load_latent_set(Path(args.latents), args.classes)
     classes = sorted(set(data.labels.tolist()))
     if len(classes) < 2:
@@ -66,21 +66,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"WARNING: these latents come from the {encoder['warning']}", file=sys.stderr)
     print(f"{len(data.labels)} latents, {len(np.unique(data.groups))} groups, classes {classes}")
 
-    selection = _select_C(data, args)
+    class_weight = None if args.class_weight == "none" else args.class_weight
+    selection = select_C(data, args.C, class_weight, args.cv_folds, args.validation_fraction, args.seed)
     best_C = selection["chosen_C"]
     print(f"chosen C = {best_C} (group {args.cv_folds}-fold CV balanced accuracy "
           f"{selection['cv'][str(best_C)]['mean']:.3f} ± {selection['cv'][str(best_C)]['std']:.3f})")
 
-    attributor = LatentAttributor(C=best_C, class_weight=_class_weight(args), calibration_folds=args.calibration_folds,
+    attributor = LatentAttributor(C=best_C, class_weight=class_weight, calibration_folds=args.calibration_folds,
                                   validation_fraction=args.validation_fraction, coverage=args.coverage,
                                   distance_quantile=args.distance_quantile, random_state=args.seed)
-    attributor.fit(data.latents, data.labels, data.groups, feature_spec=_feature_spec(data))
+    attributor.fit(data.latents, data.labels, data.groups, feature_spec=feature_spec(data))
     attributor.metadata["model_selection"] = selection
+    attributor.metadata["data"]["inputs"] = data.manifest["settings"].get("inputs")
     if tiny:
         attributor.metadata["warning"] = "trained on tiny-random encoder latents: " + encoder["warning"]
     digest = attributor.save(out)
 
-    metrics = _report(attributor, data, selection, out, digest, report)
+    metrics = write_training_report(attributor, data, selection, out, digest, report)
     validation = metrics["validation"]
     open_set = metrics["open_set"]
     print(f"artifact: {out} (sha256 {digest})")
@@ -90,74 +92,20 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     if tiny:
         print("WARNING: tiny-random encoder latents: these numbers measure plumbing, not attribution quality")
-    return 0
-
-
-def _select_C(data: LatentSet, args: argparse.Namespace) -> dict[str, Any]:
-    """Group k-fold CV of StandardScaler + LinearSVC per C on the training part only (validation stays unseen)."""
-    train, _ = group_validation_split(data.labels, data.groups, args.validation_fraction, args.seed)
-    features = data.latents[train].reshape(len(train), -1).astype(np.float32)
-    folds = group_folds(data.labels[train], data.groups[train], args.cv_folds, args.seed)
-    results = {}
-    for C in args.C:
-        svm = LinearSVC(C=C, class_weight=_class_weight(args), max_iter=10000, random_state=args.seed)
-        model = Pipeline([("scale", StandardScaler()), ("svm", svm)])
-        scores = cross_val_score(model, features, data.labels[train], cv=folds, scoring="balanced_accuracy")
-        results[str(C)] = {"mean": float(scores.mean()), "std": float(scores.std()), "folds": scores.tolist()}
-    best = max(args.C, key=lambda C: (round(results[str(C)]["mean"], 6), -C))
-    return {"metric": "balanced accuracy (uncalibrated LinearSVC, StratifiedGroupKFold on the training part)",
-            "folds": args.cv_folds, "cv": results, "chosen_C": best}
-
-
-def _class_weight(args: argparse.Namespace) -> str | None:
-    return None if args.class_weight == "none" else args.class_weight
-
-
-def _feature_spec(data: LatentSet) -> dict[str, Any]:
-    """What the encoder side must reproduce at inference for these features to mean the same thing."""
-    settings = data.manifest["settings"]
-    return {"latent_avg_added": settings["encoder"]["latent_avg_added"],
-            "encoder": settings["encoder"]["kind"],
-            "encoder_weights_sha256": settings["encoder"]["weights_sha256"],
-            "encoder_precision": settings["precision"],
-            "preprocessing": settings["preprocessing"],
-            "shards_settings_sha256": data.manifest["settings_sha256"]}
-
-
-def _report(attributor: LatentAttributor, data: LatentSet, selection: dict[str, Any], out: Path, digest: str,
-            report: Path) -> dict[str, Any]:
-    report.mkdir(parents=True, exist_ok=True)
-    validation_rows = attributor.validation_index_
-    probabilities = attributor.predict_proba(data.latents[validation_rows])
-    correct = attributor.classes_[probabilities.argmax(axis=1)] == data.labels[validation_rows]
-    resolutions = data.resolutions[validation_rows]
-    low, high = int(resolutions.min()), int(resolutions.max())
-    edges = [2 ** k for k in range(int(math.log2(low)), int(math.log2(high)) + 2)]
-    metadata = attributor.metadata
-    metrics = {
-        "artifact": str(out), "sha256": digest, "classes": metadata["classes"],
-        "validation": {key: value for key, value in metadata["validation"].items() if key != "confusion_matrix"},
-        "accuracy_by_resolution": accuracy_by_bins(resolutions, correct, edges),
-        "model_selection": selection, "open_set": metadata["open_set"], "calibration": metadata["calibration"],
-        "data": metadata["data"], "feature_spec": metadata["feature_spec"], "versions": metadata["versions"],
-    }
-    if "warning" in metadata:
-        metrics["warning"] = metadata["warning"]
-    matrix = metadata["validation"]["confusion_matrix"]
-    (report / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (report / "confusion_matrix.json").write_text(json.dumps(matrix, indent=2) + "\n", encoding="utf-8")
-    plot_confusion_matrix(matrix["matrix"], matrix["labels"], report / "confusion_matrix.png",
-                          title="Latent SVM, validation (closed set)")
-    plot_reliability(metadata["validation"]["reliability"], report / "reliability.png",
-                     title=f"Latent SVM reliability (ECE {metadata['validation']['ece']:.3f})")
-    metrics["validation"] = metadata["validation"]
-    return metrics
+    if args.push_to_hub:
+        folder = out.with_name(out.stem + "_hub")
+        staged = stage_attributor(out, folder, args.push_to_hub, args.licence)
+        print(f"staged for {args.push_to_hub} in {folder}: {', '.join(path.name for path in staged)}")
+        if not args.dry_run:
+            print(f"pushed: {push_staged(folder, args.push_to_hub)}")
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("latents", help="shard folder written by extract_latents.py")
-    parser.add_argument("--out", required=True, help="artifact path (.joblib); OUT.sha256 is written beside it")
+    parser.add_argument("--out", required=True,
+                        help="artifact path: .skops (safe to share) or legacy .joblib (+ OUT.sha256)")
     parser.add_argument("--report", help="report folder (default: OUT without suffix + '_report')")
     parser.add_argument("--classes", nargs="+", help="train on these classes only (default: all in the shards)")
     parser.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1],
@@ -174,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="validation quantile of the distance to the nearest class mean used as ceiling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an existing artifact")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the .skops and a model card to this repo")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: stage and list, upload nothing")
+    parser.add_argument("--licence", default="other", help="licence id for the model card (default: other)")
     return parser
 
 

@@ -1,31 +1,72 @@
-"""Shared fixtures: the read-only ../shared folder (specs, face images), skipped with a message when absent."""
+"""Where tests find their data: committed fixtures in tests/data, and the optional development face set.
+
+Everything a test needs to run in a bare clone is in tests/data (see its PROVENANCE.md). Only the development face
+set lives outside the repository: GANTRACE_FACES names it, default ../shared/data/faces next to the repository.
+Tests that truly need it ask for `faces_dir`, which skips them with one message when it is absent.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+FACES_ENV = "GANTRACE_FACES"
 
 
-def _require(path: Path, what: str) -> Path:
-    if not path.exists():
-        pytest.skip(f"{what} not found at {path}: this test needs the project's ../shared folder")
-    return path
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return _require(SHARED_DIR, "the shared folder")
+def face_set_path() -> Path:
+    """The development face set's folder, whether or not it exists (GANTRACE_FACES, else ../shared/data/faces)."""
+    return Path(os.environ.get(FACES_ENV) or REPO_ROOT.parent / "shared" / "data" / "faces")
 
 
 @pytest.fixture(scope="session")
-def specs_dir() -> Path:
-    return _require(SHARED_DIR / "specs", "the specs folder")
+def data_dir() -> Path:
+    """tests/data: the e4e and UFD fidelity fixtures and the public-domain face, committed with the tests."""
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def real_face() -> Path:
+    """One real photograph with exactly one frontal face (300x300 JPEG), for tests that need any real face."""
+    return DATA_DIR / "astronaut_face.jpg"
+
+
+@pytest.fixture(scope="session")
+def face_classes(real_face: Path) -> Callable[[Path, int], Path]:
+    """Writes class folders alpha/ and beta/ of `per_class` distinct variants of the real face (smaller, mirrored,
+    brighter) under a root and returns it: labelled data for plumbing tests; the labels mean nothing."""
+
+    def write(root: Path, per_class: int = 2) -> Path:
+        face = Image.open(real_face).convert("RGB")
+        for index in range(2 * per_class):
+            side = face.width - 12 * index
+            variant = face.resize((side, side), Image.Resampling.LANCZOS).point(lambda v, k=index: min(255, v + 6 * k))
+            if index % 2:
+                variant = variant.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            folder = root / ("alpha", "beta")[index // per_class]
+            folder.mkdir(parents=True, exist_ok=True)
+            variant.save(folder / f"variant-{index}.png")
+        return root
+
+    return write
 
 
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
-    return _require(SHARED_DIR / "data" / "faces", "the development face set")
+    """The development face set; tests that need it skip with one message in a bare clone."""
+    path = face_set_path()
+    if not path.is_dir():
+        pytest.skip(f"needs the development face set at {path} (set {FACES_ENV}); absent in a bare clone")
+    return path
+
+
+@pytest.fixture(scope="session")
+def optional_faces_dir() -> Path | None:
+    """The development face set when present, else None: for tests that fall back to synthetic data."""
+    path = face_set_path()
+    return path if path.is_dir() else None

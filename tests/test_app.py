@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from pathlib import Path
 
 import gradio as gr
 import pytest
 
 import app
-from test_pipeline import DESIGN_FIELDS, png_bytes, small_face_file, tiny_pipeline
+from test_pipeline import DESIGN_FIELDS, png_bytes, tiny_pipeline
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -19,11 +18,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
     return tiny_pipeline(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture(scope="module")
-def face_file(faces_dir: Path, tmp_path_factory) -> Path:
-    return small_face_file(faces_dir, tmp_path_factory.mktemp("faces"))
 
 
 def verdict(**changes) -> dict:
@@ -69,9 +63,9 @@ def test_branch_table_shows_each_branch_own_opinion_and_open_set_label():
     assert rows["Latent SVM (e4e W+)"][3] == "stylegan2 (0.50), says unknown"
 
 
-def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, face_file):
-    data, pictures = app.analyze_upload(pipe, str(face_file))
-    assert set(data) == DESIGN_FIELDS and data["file"] == face_file.name
+def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
+    data, pictures = app.analyze_upload(pipe, str(real_face))
+    assert set(data) == DESIGN_FIELDS and data["file"] == real_face.name
     card, bars, aligned, spectrum, gradcam, table = app.render_verdict(data, pictures)
     assert aligned.shape == (256, 256, 3) and spectrum.ndim == 3
     assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 3
@@ -93,14 +87,14 @@ def test_faceless_upload_is_analysed_with_the_no_face_warning_in_the_card(pipe, 
     assert "wall.png: no face found" in app.verdict_card(data)
 
 
-def test_batch_handler_gives_a_table_and_a_csv_with_a_row_per_file(pipe, face_file, tmp_path):
+def test_batch_handler_gives_a_table_and_a_csv_with_a_row_per_file(pipe, real_face, tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"junk")
-    rows, csv_path = app.analyze_batch(pipe, [str(face_file), str(junk)])
+    rows, csv_path = app.analyze_batch(pipe, [str(real_face), str(junk)])
     assert rows[1][:2] == ["junk.jpg", "not analysed"] and "not an image file" in rows[1][3]
     with open(csv_path, newline="", encoding="utf-8") as handle:
         written = list(csv.DictReader(handle))
-    assert [r["file"] for r in written] == [face_file.name, "junk.jpg"]
+    assert [r["file"] for r in written] == [real_face.name, "junk.jpg"]
     assert written[0]["label"] and written[1]["error"]
 
 
@@ -125,16 +119,16 @@ def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     assert text.count("\n") == 4
 
 
-def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, face_file, tmp_path):
+def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, real_face, tmp_path):
     from gradio_client import Client, handle_file
 
     demo = app.build_demo(pipe)
     _, local_url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", max_file_size=app.MAX_FILE_SIZE)
     try:
         client = Client(local_url, verbose=False, analytics_enabled=False)
-        data = client.predict(handle_file(str(face_file)), api_name="/analyze")
+        data = client.predict(handle_file(str(real_face)), api_name="/analyze")
         assert set(data) == DESIGN_FIELDS
-        assert data["sha256"] == hashlib.sha256(face_file.read_bytes()).hexdigest()
+        assert data["sha256"] == hashlib.sha256(real_face.read_bytes()).hexdigest()
         assert data["label"] in app.LABEL_NAMES
         corrupt = tmp_path / "corrupt.jpg"
         corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
@@ -142,3 +136,14 @@ def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe,
             client.predict(handle_file(str(corrupt)), api_name="/analyze")
     finally:
         demo.close()
+
+
+def test_a_branch_without_real_fake_skill_shows_that_instead_of_a_probability():
+    evidence = dict(verdict()["evidence"])
+    evidence["fingerprint_net"] = {**evidence["fingerprint_net"], "fake_probability": None,
+                                   "skill_notes": ["no real/fake skill: held-out AUC 0.46 < 0.85"]}
+    skill_less = verdict(evidence=evidence)
+    rows = {row[0]: row for row in app.branch_rows(skill_less)}
+    assert rows["FingerprintNet"][2] == "no real/fake skill"
+    card = app.verdict_card(skill_less)
+    assert "- FingerprintNet: stylegan2 (0.70), no real/fake skill" in card and "P(fake) 0.900" not in card

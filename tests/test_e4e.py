@@ -1,7 +1,7 @@
 """Encoder4Editing: official key/shape compatibility, checkpoint loading, numerical fidelity and encode() behaviour.
 
 The fidelity test rebuilds the official encoder's function without its 1 GB weight file: every weight comes from
-the closed-form integer hash of ../shared/specs/e4e_encoder_fixture.json, and the output must match what the
+the closed-form integer hash of tests/data/e4e_encoder_fixture.json, and the output must match what the
 official code computed from the same weights (e4e_encoder_fixture_w_fp64.npy).
 """
 
@@ -82,13 +82,13 @@ def official_layout(model_state: dict, latent_avg: torch.Tensor, opts: dict | No
 
 
 @pytest.fixture(scope="module")
-def official_keys(specs_dir) -> dict:
-    return json.loads((specs_dir / "e4e_encoder_keys.json").read_text())
+def official_keys(data_dir) -> dict:
+    return json.loads((data_dir / "e4e_encoder_keys.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def fixture_spec(specs_dir) -> dict:
-    return json.loads((specs_dir / "e4e_encoder_fixture.json").read_text())
+def fixture_spec(data_dir) -> dict:
+    return json.loads((data_dir / "e4e_encoder_fixture.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +253,8 @@ def test_hash_reproduces_the_fixture_check_values(fixture_spec):
     np.testing.assert_array_equal(hash_uniform(5, 620), checks["hash_uniform(5, k=620)"])
 
 
-def test_full_size_encoder_reproduces_the_official_fixture(specs_dir, fixture_spec, hash_encoder):
-    expected_file = specs_dir / "e4e_encoder_fixture_w_fp64.npy"
+def test_full_size_encoder_reproduces_the_official_fixture(data_dir, fixture_spec, hash_encoder):
+    expected_file = data_dir / "e4e_encoder_fixture_w_fp64.npy"
     assert hashlib.sha256(expected_file.read_bytes()).hexdigest() == fixture_spec["full_output_file"]["sha256"]
     expected = np.load(expected_file)
     summary = fixture_spec["expected"]["float64"]
@@ -281,7 +281,7 @@ def test_preprocess_equals_the_official_torchvision_transform(faces):
 
 
 def test_encode_rejects_arrays_that_are_not_rgb_uint8(tiny_model, faces):
-    with pytest.raises(ValueError, match="face 1: expected an H x W x 3 uint8"):
+    with pytest.raises(ValueError, match="face 1: expected an H×W×3 uint8"):
         tiny_model.encode([faces[0], faces[1].astype(np.float32)])
 
 

@@ -1,24 +1,20 @@
-"""scripts/evaluate.py: metrics equal hand-computed values and sklearn's; perturbations reach core.images as files."""
+"""Evaluation (core.metrics, evaluation.py behind scripts/evaluate.py): metrics equal hand-computed values and
+sklearn's; perturbations reach core.images as files."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
 
+import evaluation
+from attribution.fusion import ARCHITECTURES
+from core.errors import InputError
 from core.images import load_image
+from core.metrics import attribution_metrics, detection_metrics, tpr_at_fpr
 from test_pipeline import png_bytes, tiny_pipeline
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
-_spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-evaluate = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = evaluate
-_spec.loader.exec_module(evaluate)
 
 # Five real and five fake scores, ranked: F .95, F .9, R .8, F .7, F .5, R .4, F .35, R .3, R .2, R .1
 IS_FAKE = [False] * 5 + [True] * 5
@@ -26,18 +22,18 @@ SCORES = [0.1, 0.2, 0.3, 0.4, 0.8, 0.35, 0.5, 0.7, 0.9, 0.95]
 
 
 def test_detection_metrics_match_hand_counts_and_sklearn():
-    metrics = evaluate.detection_metrics(IS_FAKE, SCORES)
+    metrics = detection_metrics(IS_FAKE, SCORES)
     assert metrics["roc_auc"] == pytest.approx(21 / 25) == roc_auc_score(IS_FAKE, SCORES)
     expected_ap = (1 / 1 + 2 / 2 + 3 / 4 + 4 / 5 + 5 / 7) / 5
     assert metrics["average_precision"] == pytest.approx(expected_ap) == average_precision_score(IS_FAKE, SCORES)
     assert metrics["tpr_at_fpr_1pct"] == pytest.approx(2 / 5)
     assert metrics["tpr_at_fpr_5pct"] == pytest.approx(2 / 5)
-    assert evaluate.tpr_at_fpr(IS_FAKE, SCORES, 0.2) == pytest.approx(4 / 5)
+    assert tpr_at_fpr(IS_FAKE, SCORES, 0.2) == pytest.approx(4 / 5)
     assert metrics["tpr_at_threshold"] == pytest.approx(4 / 5) and metrics["fpr_at_threshold"] == pytest.approx(1 / 5)
 
 
 def test_detection_metrics_without_both_classes_report_rates_but_no_auc():
-    metrics = evaluate.detection_metrics([True, True], [0.7, 0.2])
+    metrics = detection_metrics([True, True], [0.7, 0.2])
     assert metrics["roc_auc"] is None and metrics["tpr_at_threshold"] == 0.5
 
 
@@ -45,7 +41,7 @@ def test_attribution_metrics_count_unknown_and_real_as_errors_like_sklearn():
     true = ["progan", "progan", "progan", "stylegan2", "stylegan3"]
     predicted = ["progan", "progan", "unknown", "progan", "stylegan3"]
     closed = ["progan", "progan", "stylegan2", "progan", "stylegan3"]
-    metrics = evaluate.attribution_metrics(true, predicted, closed)
+    metrics = attribution_metrics(true, predicted, ARCHITECTURES, closed)
     assert metrics["accuracy"] == pytest.approx(3 / 5)
     assert metrics["balanced_accuracy"] == pytest.approx((2 / 3 + 0 + 1) / 3)
     assert metrics["closed_set_accuracy"] == pytest.approx(3 / 5)
@@ -55,26 +51,27 @@ def test_attribution_metrics_count_unknown_and_real_as_errors_like_sklearn():
 
 
 def test_open_set_rates_split_unknown_real_and_forced_answers():
-    rates = evaluate.open_set_rates(["unknown", "stylegan2", "real", "unknown"], [False, False, True, False])
+    rates = evaluation.open_set_rates(["unknown", "stylegan2", "real", "unknown"], [False, False, True, False])
     assert rates == {"n": 4, "unknown_rate": 0.5, "called_real_rate": 0.25, "known_class_rate": 0.25}
 
 
 def test_perturbations_give_files_core_images_reads_as_that_format():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, (256, 200, 3), dtype=np.uint8)
-    jpeg = load_image(evaluate.PERTURBATIONS["jpeg50"](pixels))
+    jpeg = load_image(evaluation.PERTURBATIONS["jpeg50"](pixels))
     assert jpeg.format == "JPEG" and (jpeg.width, jpeg.height) == (200, 256)
     assert np.abs(jpeg.pixels.astype(int) - pixels).mean() > 5
-    small = load_image(evaluate.PERTURBATIONS["down0.25"](np.concatenate([pixels, pixels[:, :56]], axis=1)))
+    small = load_image(evaluation.PERTURBATIONS["down0.25"](np.concatenate([pixels, pixels[:, :56]], axis=1)))
     assert small.format == "PNG" and (small.width, small.height) == (64, 64)
-    crop = load_image(evaluate.PERTURBATIONS["crop0.5"](pixels))
+    crop = load_image(evaluation.PERTURBATIONS["crop0.5"](pixels))
     assert np.array_equal(crop.pixels, pixels[64:192, 50:150])
 
 
 def test_dataset_without_a_real_folder_is_refused(tmp_path):
     (tmp_path / "stylegan2").mkdir()
-    with pytest.raises(ValueError, match="needs a 'real' folder"):
-        evaluate.collect_dataset(tmp_path, None, 0)
+    (tmp_path / "stylegan2" / "0.png").write_bytes(png_bytes(np.zeros((96, 96, 3), dtype=np.uint8)))
+    with pytest.raises(InputError, match="needs a 'real' class"):
+        evaluation.collect_dataset(tmp_path)
 
 
 def test_end_to_end_report_per_branch_and_condition(tmp_path):
@@ -86,8 +83,8 @@ def test_end_to_end_report_per_branch_and_condition(tmp_path):
             (data / cls / f"{index}.png").write_bytes(png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)))
     out = tmp_path / "report"
     pipe = tiny_pipeline(tmp_path / "models")
-    assert evaluate.main([str(data), "--out", str(out), "--sweep", "original", "jpeg75", "--limit-per-class", "2",
-                          "--no-progress"], pipe=pipe) == 0
+    items = evaluation.collect_dataset(data, limit=2)
+    evaluation.evaluate_dataset(pipe, items, ["original", "jpeg75"], out, str(data), progress=False)
     report = json.loads((out / "metrics.json").read_text())
     assert report["images_per_class"] == {"diffusion": 2, "progan": 2, "real": 2, "stylegan2": 2}
     assert set(report["conditions"]) == {"original", "jpeg75"}

@@ -1,10 +1,11 @@
-"""scripts/extract_latents.py on a few real faces (copied at runtime into tmp_path) with the tiny random encoder."""
+"""scripts/extract_latents.py, run as a user runs it, on variants of the committed real face (written into
+tmp_path) with the tiny random encoder."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,45 +15,28 @@ from PIL import Image
 
 from attribution.latent_shards import read_shard
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_latents.py"
 FAST = ["--encoder", "tiny-random", "--copies", "2", "--shard-size", "2", "--workers", "1",
-        "--device", "cpu", "--dtype", "fp32"]
+        "--device", "cpu", "--dtype", "fp32", "--threads", "1", "--no-progress"]
 
 
-def _script():
-    """Import the script as a module by name, so worker processes (fork or spawn) can find its functions."""
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    return importlib.import_module("extract_latents")
-
-
-def extract(*args) -> int:
-    return _script().main([str(a) for a in args])
-
-
-def _copy_faces(faces_dir: Path, root: Path) -> Path:
-    """Two class folders of two small (112 px) faces each; the labels are arbitrary, only plumbing counts."""
-    sources = sorted((faces_dir / "diffusion").glob("*dcface*"))[:4]
-    if len(sources) < 4:
-        pytest.skip(f"needs four dcface images in {faces_dir / 'diffusion'}")
-    for name, files in (("alpha", sources[:2]), ("beta", sources[2:])):
-        (root / name).mkdir(parents=True)
-        for file in files:
-            shutil.copy(file, root / name / file.name)
-    return root
+def extract(*args) -> subprocess.CompletedProcess:
+    """The script in its own process, as from a shell: its exit status and its messages."""
+    return subprocess.run([sys.executable, str(SCRIPT), *(str(a) for a in args)], capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture
-def faces(faces_dir: Path, tmp_path: Path) -> Path:
-    return _copy_faces(faces_dir, tmp_path / "faces")
+def faces(face_classes, tmp_path: Path) -> Path:
+    return face_classes(tmp_path / "faces", 2)
 
 
 @pytest.fixture(scope="module")
-def reference(faces_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+def reference(face_classes, tmp_path_factory) -> tuple[Path, Path]:
     """One uninterrupted extraction (inputs, shard folder) that the other tests compare against; never modified."""
     root = tmp_path_factory.mktemp("reference")
-    inputs = _copy_faces(faces_dir, root / "faces")
-    assert extract(inputs, "--out", root / "latents", *FAST) == 0
+    inputs = face_classes(root / "faces", 2)
+    assert extract(inputs, "--out", root / "latents", *FAST).returncode == 0
     return inputs, root / "latents"
 
 
@@ -82,7 +66,7 @@ def test_unreadable_and_faceless_files_are_skipped_and_recorded(faces, tmp_path)
     (faces / "alpha" / "broken.jpg").write_bytes(b"this is not a JPEG")
     Image.new("RGB", (128, 128), (128, 128, 128)).save(faces / "beta" / "blank.png")
     out = tmp_path / "latents"
-    assert extract(faces, "--out", out, *FAST) == 0
+    assert extract(faces, "--out", out, *FAST).returncode == 0
     failures = {f["path"]: f for f in json.loads((out / "failures.json").read_text())}
     assert failures["alpha/broken.jpg"]["kind"] == "NotAnImageError"
     assert failures["beta/blank.png"]["kind"] == "NoFaceError"
@@ -94,28 +78,29 @@ def test_unreadable_and_faceless_files_are_skipped_and_recorded(faces, tmp_path)
     assert "alpha/broken.jpg" not in paths and "beta/blank.png" not in paths
 
 
-def test_empty_class_folder_is_an_error(faces, tmp_path, capsys):
+def test_empty_class_folder_is_an_error(faces, tmp_path):
     (faces / "gamma").mkdir()
-    assert extract(faces, "--out", tmp_path / "latents", *FAST) == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    result = extract(faces, "--out", tmp_path / "latents", *FAST)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
     assert "gamma" in error and "no images" in error
     assert not (tmp_path / "latents").exists()
 
 
-def test_single_class_is_an_error(faces, tmp_path, capsys):
+def test_single_class_is_an_error(faces, tmp_path):
     shutil.rmtree(faces / "beta")
-    assert extract(faces, "--out", tmp_path / "latents", *FAST) == 2
-    assert "only one class" in capsys.readouterr().err
+    result = extract(faces, "--out", tmp_path / "latents", *FAST)
+    assert result.returncode == 2 and "only one class" in result.stderr
 
 
 def test_killed_and_resumed_run_gives_byte_identical_shards(reference, tmp_path):
     faces, whole = reference
     resumed = tmp_path / "resumed"
-    assert extract(faces, "--out", resumed, *FAST, "--stop-after-shards", "1") == 3
+    assert extract(faces, "--out", resumed, *FAST, "--stop-after-shards", "1").returncode == 3
     assert sorted(p.name for p in resumed.glob("shard-*.npz")) == ["shard-00000.npz"]
     first_written = (resumed / "shard-00000.npz").stat().st_mtime_ns
     (resumed / ".partial-shard-00001.npz.x1y2").write_bytes(b"half a shard, as a kill mid-write leaves")
-    assert extract(faces, "--out", resumed, *FAST) == 0
+    assert extract(faces, "--out", resumed, *FAST).returncode == 0
     assert (resumed / "shard-00000.npz").stat().st_mtime_ns == first_written
     assert _shard_bytes(resumed) == _shard_bytes(whole) and len(_shard_bytes(whole)) == 2
     assert not list(resumed.glob(".partial-*"))
@@ -125,22 +110,23 @@ def test_deleted_shard_is_rebuilt_identically(reference, tmp_path):
     faces, whole = reference
     out = shutil.copytree(whole, tmp_path / "latents")
     (out / "shard-00001.npz").unlink()
-    assert extract(faces, "--out", out, *FAST) == 0
+    assert extract(faces, "--out", out, *FAST).returncode == 0
     assert _shard_bytes(out) == _shard_bytes(whole)
 
 
 def test_parallel_workers_give_the_same_shards(reference, tmp_path):
     faces, serial = reference
     parallel = tmp_path / "parallel"
-    assert extract(faces, "--out", parallel, *FAST, "--workers", "2") == 0
+    assert extract(faces, "--out", parallel, *FAST, "--workers", "2").returncode == 0
     assert _shard_bytes(parallel) == _shard_bytes(serial)
 
 
-def test_rerun_with_different_settings_is_refused(reference, tmp_path, capsys):
+def test_rerun_with_different_settings_is_refused(reference, tmp_path):
     faces, whole = reference
     out = shutil.copytree(whole, tmp_path / "latents")
-    assert extract(faces, "--out", out, *FAST, "--seed", "1") == 2
-    error = capsys.readouterr().err
+    result = extract(faces, "--out", out, *FAST, "--seed", "1")
+    assert result.returncode == 2
+    error = result.stderr
     assert "different settings" in error and "seed" in error
     assert _shard_bytes(out) == _shard_bytes(whole)
 
@@ -151,6 +137,6 @@ def test_csv_input_keeps_the_given_groups(faces, tmp_path):
     table = faces / "inputs.csv"
     table.write_text("\n".join(rows) + "\n")
     out = tmp_path / "latents"
-    assert extract(table, "--out", out, *FAST) == 0
+    assert extract(table, "--out", out, *FAST).returncode == 0
     shard = read_shard(out / "shard-00001.npz")
     assert set(shard["groups"]) == {"source-beta"}

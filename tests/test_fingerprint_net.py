@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import torchvision
 
 from core.device import Precision
-from core.images import load_image, list_images
+from core.images import load_image
 from detector.fingerprint_net import (TORCHVISION_WIDTHS, FingerprintConfig, FingerprintNet, crop_origins,
                                       to_tensor)
 
@@ -197,9 +197,9 @@ def test_full_preset_trunk_has_torchvision_resnet34_keys_and_shapes():
     assert mismatched == ["conv1.weight"]
 
 
-def test_shipped_checkpoint_loads_from_the_registry_and_classifies_a_shared_face(faces_dir):
+def test_shipped_checkpoint_loads_from_the_registry_and_classifies_a_real_face(real_face):
     model = FingerprintNet.from_registry("fingerprintnet-small")
-    image = load_image(list_images(faces_dir / "stylegan2")[0]).pixels
+    image = load_image(real_face).pixels
     probabilities = model.predict_proba([image])
     assert probabilities.shape == (1, 4)
     assert model.classes == ("real", "progan", "stylegan2", "stylegan3")

@@ -7,6 +7,7 @@ import pytest
 
 from attribution.fusion import (
     ARCHITECTURES,
+    BRANCHES,
     CLIP_PROBE,
     FINGERPRINT_NET,
     LABELS,
@@ -14,9 +15,11 @@ from attribution.fusion import (
     BranchEvidence,
     FusionConfig,
     architecture_distribution,
+    attribution_refusal,
     contradictions,
     fake_probability,
     fuse,
+    real_vs_fake_refusal,
     recentre,
 )
 
@@ -37,7 +40,7 @@ def latent(progan: float, stylegan2: float, stylegan3: float, label: str | None 
 MISSING = BranchEvidence(reason="weight 'clip-vit-l14-openai' is unavailable")
 
 
-EQUAL = FusionConfig(fingerprint_detect_weight=1.0)
+EQUAL = FusionConfig(trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET, LATENT_SVM))
 
 
 def test_fake_probability_is_the_mean_of_clip_and_fingerprint_one_minus_real():
@@ -45,17 +48,65 @@ def test_fake_probability_is_the_mean_of_clip_and_fingerprint_one_minus_real():
     assert fake_probability(evidence, EQUAL) == pytest.approx((0.9 + 0.7) / 2)
 
 
-def test_by_default_fingerprint_net_does_not_decide_real_versus_fake():
-    """The shipped FingerprintNet is at chance on held-out real photos (its model card): evidence, not a vote."""
+WEAK_DETECTOR = {"protocol": "leave-one-source-out", "real_vs_fake": {"auc": 0.46, "real_false_positive_rate": 0.98},
+                 "attribution": {"accuracy": 0.59, "accuracy_jpeg75": 0.44}}
+STRONG_DETECTOR = {"protocol": "leave-one-source-out",
+                   "real_vs_fake": {"auc": 0.91, "real_false_positive_rate": 0.06, "auc_jpeg75": 0.88,
+                                    "real_false_positive_rate_jpeg75": 0.09},
+                   "attribution": {"accuracy": 0.81, "accuracy_jpeg75": 0.74}}
+
+
+def test_a_branch_whose_recorded_skill_is_below_the_bar_does_not_vote():
+    """FingerprintNet at chance on held-out real photos (its model card) is evidence, not a vote."""
     evidence = {CLIP_PROBE: clip(0.2), FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)}
-    assert fake_probability(evidence, FusionConfig()) == pytest.approx(0.2)
-    alone = fuse({FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)})
+    weak = {FINGERPRINT_NET: WEAK_DETECTOR}
+    assert fake_probability(evidence, FusionConfig(), weak) == pytest.approx(0.2)
+    assert fake_probability(evidence, FusionConfig(), {FINGERPRINT_NET: STRONG_DETECTOR}) == \
+        pytest.approx((0.2 + 0.95) / 2)
+    alone = fuse({FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)}, skills=weak)
     assert alone.is_fake is None and alone.label == "unknown"
+
+
+def test_skill_refusal_names_each_shortfall_clean_and_after_jpeg():
+    config = FusionConfig()
+    reason = real_vs_fake_refusal(FINGERPRINT_NET, WEAK_DETECTOR, config)
+    assert reason.startswith("no real/fake skill") and "AUC 0.46 < 0.85" in reason and "98%" in reason
+    assert real_vs_fake_refusal(FINGERPRINT_NET, STRONG_DETECTOR, config) is None
+    jpeg_fails = {"real_vs_fake": {**STRONG_DETECTOR["real_vs_fake"], "real_false_positive_rate_jpeg75": 0.3}}
+    assert "after JPEG q75" in real_vs_fake_refusal(FINGERPRINT_NET, jpeg_fails, config)
+    assert real_vs_fake_refusal(FINGERPRINT_NET, {"attribution": {"accuracy": 0.9}}, config).startswith("no real/fake skill")
+    assert real_vs_fake_refusal(CLIP_PROBE, None, config) is None
+    assert "none measured" in real_vs_fake_refusal(FINGERPRINT_NET, None, config)
+    assert "0.44 after JPEG q75 < 0.70" in attribution_refusal(FINGERPRINT_NET, WEAK_DETECTOR, config)
+
+
+def test_attribution_below_the_bar_leaves_the_architecture_to_the_others():
+    evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.1, 0.8, 0.05, 0.05),
+                LATENT_SVM: latent(0.1, 0.8, 0.1)}
+    fused = fuse(evidence, skills={FINGERPRINT_NET: WEAK_DETECTOR})
+    assert fused.label == "stylegan2"
+    assert architecture_distribution(evidence, FusionConfig(), {FINGERPRINT_NET: WEAK_DETECTOR}) == \
+        pytest.approx({"progan": 0.1, "stylegan2": 0.8, "stylegan3": 0.1})
+
+
+def test_out_of_distribution_input_turns_a_confident_verdict_uncertain():
+    confident = fuse({CLIP_PROBE: clip(0.97)})
+    assert confident.is_fake and confident.uncertain == []
+    odd = BranchEvidence({"real": 0.03, "fake": 0.97}, out_of_distribution="its spectrum is farther from the "
+                         "training images than 99.5% of them")
+    fused = fuse({CLIP_PROBE: odd})
+    assert fused.is_fake and fused.uncertain == ["clip_probe: its spectrum is farther from the training images "
+                                                 "than 99.5% of them"]
+    assert any(w.startswith("uncertain: clip_probe") for w in fused.warnings)
+    silent = fuse({CLIP_PROBE: clip(0.97), FINGERPRINT_NET: BranchEvidence(
+        {"real": 0.5, "progan": 0.5, "stylegan2": 0.0, "stylegan3": 0.0}, out_of_distribution="far")},
+        skills={FINGERPRINT_NET: WEAK_DETECTOR})
+    assert silent.uncertain == []
 
 
 def test_fake_probability_weights_come_from_the_config():
     evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.1, 0.5, 0.1)}
-    config = FusionConfig(clip_weight=3.0, fingerprint_detect_weight=1.0)
+    config = FusionConfig(clip_weight=3.0, trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET))
     assert fake_probability(evidence, config) == pytest.approx((3 * 0.9 + 0.7) / 4)
 
 
@@ -86,14 +137,14 @@ def test_high_threshold_never_reports_authentic_beside_a_high_fake_probability()
 
 def test_architecture_distribution_drops_real_and_renormalises_each_branch():
     evidence = {FINGERPRINT_NET: fingerprint(0.5, 0.0, 0.5, 0.0), LATENT_SVM: latent(0.0, 0.0, 1.0)}
-    dist = architecture_distribution(evidence, FusionConfig())
+    dist = architecture_distribution(evidence, EQUAL)
     assert dist == pytest.approx({"progan": 0.0, "stylegan2": 0.5, "stylegan3": 0.5})
 
 
 def test_confident_fake_is_attributed_to_the_agreed_architecture():
     evidence = {CLIP_PROBE: clip(0.95), FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05),
                 LATENT_SVM: latent(0.1, 0.8, 0.1)}
-    fused = fuse(evidence)
+    fused = fuse(evidence, EQUAL)
     assert fused.is_fake is True and fused.label == "stylegan2"
     assert fused.probabilities["unknown"] == 0.0
     assert fused.probabilities["stylegan2"] == pytest.approx(fused.fake_probability * (0.85 / 0.95 + 0.8) / 2)
@@ -118,7 +169,7 @@ def test_flat_architecture_distribution_is_unknown_not_forced_into_a_class():
 
 def test_unsure_fingerprint_net_makes_the_generator_unknown():
     evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.05, 0.4, 0.25)}
-    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0))
+    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0, trust_unmeasured=BRANCHES))
     assert fused.label == "unknown"
     assert any("FingerprintNet is unsure" in w for w in fused.warnings)
 
@@ -142,7 +193,7 @@ def test_no_detector_means_no_decision_and_a_warning():
     fused = fuse({CLIP_PROBE: MISSING, FINGERPRINT_NET: MISSING, LATENT_SVM: latent(0.1, 0.8, 0.1)})
     assert fused.is_fake is None and fused.fake_probability is None and fused.label == "unknown"
     assert set(fused.probabilities) == set(LABELS)
-    assert any("no real-vs-fake detector with a non-zero weight ran" in w for w in fused.warnings)
+    assert any("no real-vs-fake detector with the skill to vote ran" in w for w in fused.warnings)
 
 
 def test_disagreeing_detectors_and_a_near_threshold_score_are_flagged():

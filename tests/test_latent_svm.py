@@ -3,14 +3,14 @@ GANOrigin adapter on a trio built here the way GANOrigin's pickles are built."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.svm import SVC
+import skops.io
+from foreign_pickles import WritesFileWhenUnpickled, build_ganorigin_trio
+from sklearn.linear_model import LogisticRegression
 
 from attribution.ganorigin import GANOriginAttributor
 from attribution.latent_svm import UNKNOWN, ForeignArtifactError, LatentAttributor, group_validation_split
@@ -37,16 +37,6 @@ def _latents(n_images: int = 45, copies: int = 3, seed: int = 0, dtype=np.float1
 def fitted():
     latents, labels, groups = _latents()
     return LatentAttributor(C=0.1, calibration_folds=3).fit(latents, labels, groups), (latents, labels, groups)
-
-
-class _WritesFileWhenUnpickled:
-    """A stand-in for a malicious pickle: unpickling it creates a file (any code could run instead)."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __reduce__(self):
-        return Path.touch, (self.target,)
 
 
 def test_validation_split_never_puts_a_group_on_both_sides():
@@ -137,7 +127,59 @@ def test_unknown_cannot_be_a_training_class():
         LatentAttributor().fit(latents, labels, groups)
 
 
-def test_save_then_load_gives_identical_probabilities_and_metadata(fitted, tmp_path):
+def test_skops_artifact_is_one_file_that_loads_with_identical_probabilities_and_metadata(fitted, tmp_path):
+    model, (latents, _, _) = fitted
+    path = tmp_path / "svm.skops"
+    model.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["svm.skops"]
+    loaded = LatentAttributor.load(path)
+    assert np.array_equal(loaded.predict_proba(latents), model.predict_proba(latents))
+    assert loaded.predict(latents) == model.predict(latents)
+    assert loaded.distance_threshold_ == model.distance_threshold_
+    assert loaded.metadata == model.metadata
+    assert loaded.metadata["skill"]["attribution"]["accuracy"] == model.metadata["validation"]["accuracy"]
+    assert loaded.origin.startswith("trained by GANTrace") and f"on {len(latents)} latents" in loaded.origin
+    assert loaded.get_params() == model.get_params()
+
+
+def _tampered_skops(model: LatentAttributor, path: Path, extra: object) -> Path:
+    """A skops file shaped like ours with one more object in it; skops writes it without complaint."""
+    skops.io.dump({"format": "gantrace-latent-svm", "format_version": 2, "pipeline": model.pipeline_,
+                   "extra": extra}, path)
+    return path
+
+
+class _Canary:
+    """A type of nobody's: skops would rebuild it from its attributes if it were trusted."""
+
+    def __init__(self):
+        self.payload = "anything"
+
+
+def test_skops_artifact_with_an_untrusted_type_is_refused_naming_file_and_type(fitted, tmp_path):
+    model, _ = fitted
+    path = _tampered_skops(model, tmp_path / "shared.skops", _Canary())
+    with pytest.raises(ForeignArtifactError) as info:
+        LatentAttributor.load(path)
+    message = str(info.value)
+    assert str(path) in message and f"{__name__}._Canary" in message and "\n" not in message
+
+
+def test_skops_artifact_with_a_type_skops_trusts_but_we_do_not_use_is_refused(fitted, tmp_path):
+    model, _ = fitted
+    path = _tampered_skops(model, tmp_path / "shared.skops", LogisticRegression())
+    assert "sklearn.linear_model._logistic.LogisticRegression" not in skops.io.get_untrusted_types(file=path)
+    with pytest.raises(ForeignArtifactError, match="LogisticRegression"):
+        LatentAttributor.load(path)
+
+
+def test_unknown_artifact_suffix_is_refused(fitted, tmp_path):
+    model, _ = fitted
+    with pytest.raises(ValueError, match=".pkl"):
+        model.save(tmp_path / "svm.pkl")
+
+
+def test_legacy_joblib_artifact_still_loads_and_predicts_identically(fitted, tmp_path):
     model, (latents, _, _) = fitted
     path = tmp_path / "svm.joblib"
     digest = model.save(path)
@@ -159,11 +201,13 @@ def test_feature_spec_is_recorded_for_whoever_encodes_faces():
     assert spec["latent_dtype"] == "float16"
 
 
-def test_foreign_pickle_is_refused_before_it_is_unpickled(tmp_path):
+@pytest.mark.parametrize(("name", "reason"), [("foreign.joblib", "trust_foreign"),
+                                             ("renamed.skops", "not a skops file")])
+def test_foreign_pickle_is_refused_before_it_is_unpickled(tmp_path, name, reason):
     marker = tmp_path / "code-ran"
-    path = tmp_path / "foreign.joblib"
-    joblib.dump({"model": _WritesFileWhenUnpickled(marker)}, path)
-    with pytest.raises(ForeignArtifactError, match="trust_foreign"):
+    path = tmp_path / name
+    joblib.dump({"model": WritesFileWhenUnpickled(marker)}, path)
+    with pytest.raises(ForeignArtifactError, match=reason):
         LatentAttributor.load(path)
     assert not marker.exists()
 
@@ -207,33 +251,14 @@ def test_sklearn_version_mismatch_warns(fitted, tmp_path):
         LatentAttributor.load(path, trust_foreign=True)
 
 
-def _ganorigin_trio(tmp_path: Path, n_features: int = 9216) -> tuple[Path, Path, Path, np.ndarray]:
-    """GANOrigin's three pickles as published: StandardScaler, SVC(kernel='linear', probability=True) on encoded
-    labels, LabelEncoder over progan/stylegan2/stylegan3."""
-    rng = np.random.default_rng(0)
-    names = np.array(["progan", "stylegan2", "stylegan3"])[np.arange(30) % 3]
-    centres = rng.normal(0, 1, size=(3, n_features))
-    features = centres[np.arange(30) % 3] + rng.normal(0, 0.5, size=(30, n_features))
-    encoder = LabelEncoder().fit(names)
-    scaler = StandardScaler().fit(features)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
-        svm = SVC(kernel="linear", probability=True, random_state=0).fit(scaler.transform(features),
-                                                                          encoder.transform(names))
-    paths = tmp_path / "gan_attribution_model.pkl", tmp_path / "gan_scaler.pkl", tmp_path / "gan_label_encoder.pkl"
-    for part, path in zip((svm, scaler, encoder), paths):
-        joblib.dump(part, path)
-    return (*paths, features)
-
-
 def test_ganorigin_pickles_are_refused_without_opt_in(tmp_path):
-    model, scaler, encoder, _ = _ganorigin_trio(tmp_path)
+    model, scaler, encoder, _ = build_ganorigin_trio(tmp_path)
     with pytest.raises(ForeignArtifactError, match="trust_foreign"):
         GANOriginAttributor.load(model, scaler, encoder)
 
 
 def test_ganorigin_adapter_matches_the_published_recipe(tmp_path):
-    model_path, scaler_path, encoder_path, features = _ganorigin_trio(tmp_path)
+    model_path, scaler_path, encoder_path, features = build_ganorigin_trio(tmp_path)
     adapter = GANOriginAttributor.load(model_path, scaler_path, encoder_path, trust_foreign=True)
     latents = features.reshape(-1, 18, 512)
     svm, scaler, encoder = joblib.load(model_path), joblib.load(scaler_path), joblib.load(encoder_path)
@@ -245,19 +270,19 @@ def test_ganorigin_adapter_matches_the_published_recipe(tmp_path):
 
 
 def test_ganorigin_adapter_says_unknown_under_its_optional_floor(tmp_path):
-    model_path, scaler_path, encoder_path, features = _ganorigin_trio(tmp_path)
+    model_path, scaler_path, encoder_path, features = build_ganorigin_trio(tmp_path)
     adapter = GANOriginAttributor.load(model_path, scaler_path, encoder_path, trust_foreign=True,
                                        min_probability=1.01)
     assert set(adapter.predict(features[:3])) == {UNKNOWN}
 
 
 def test_ganorigin_scaler_of_the_wrong_size_is_refused(tmp_path):
-    paths = _ganorigin_trio(tmp_path, n_features=100)[:3]
+    paths = build_ganorigin_trio(tmp_path, n_features=100)[:3]
     with pytest.raises(ValueError, match="9216"):
         GANOriginAttributor.load(*paths, trust_foreign=True)
 
 
 def test_ganorigin_adapter_refuses_latents_of_the_wrong_shape(tmp_path):
-    adapter = GANOriginAttributor.load(*_ganorigin_trio(tmp_path)[:3], trust_foreign=True)
+    adapter = GANOriginAttributor.load(*build_ganorigin_trio(tmp_path)[:3], trust_foreign=True)
     with pytest.raises(ValueError, match="18, 512"):
         adapter.predict_proba(np.zeros((1, 18, 16)))

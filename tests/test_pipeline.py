@@ -24,7 +24,7 @@ from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
 DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
-                 "evidence", "faces", "warnings", "timings_ms", "models"}
+                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +76,7 @@ class Missing:
     """A branch whose weight is not on disk: loading raises the registry's error."""
 
     models: dict = {}
-    warning = None
+    warning = skill = None
 
     def __init__(self, name: str, weight: str, level: str = "image"):
         self.name, self.weight, self.level = name, weight, level
@@ -113,7 +113,7 @@ def centre_face(image: np.ndarray, index: int = 0) -> AlignedFace:
     box = (left, top, left + side, top + side)
     landmarks = np.zeros((68, 2), np.float32)
     quad = np.array([[left, top], [left, top + side], [left + side, top + side], [left + side, top]], np.float32)
-    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, quality=0.01, score=1.0)
+    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, alignment_error=0.01, score=1.0)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -127,19 +127,10 @@ def tiny_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny-models")
 
 
-def small_face_file(faces_dir: Path, directory: Path) -> Path:
-    """A real StyleGAN2 face shrunk to 256 px (PNG): dlib still finds it and every model runs in a fraction of the
-    time of the 1024 px original."""
-    source = sorted((faces_dir / "stylegan2").iterdir())[0]
-    target = directory / "stylegan2-face-256.png"
-    if not target.exists():
-        Image.open(source).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS).save(target)
-    return target
-
-
 @pytest.fixture(scope="module")
-def face_file(faces_dir: Path, tiny_dir: Path) -> Path:
-    return small_face_file(faces_dir, tiny_dir)
+def face_file(real_face: Path) -> Path:
+    """A real photograph with one frontal face (tests/data, public domain): dlib finds it in a bare clone."""
+    return real_face
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +251,7 @@ def test_gated_attribution_skips_the_latent_branch_for_images_judged_real(tiny_d
     branches = tiny_branches(tiny_dir, clip_probe=Missing("clip_probe", "clip-vit-l14-openai"),
                              fingerprint_net=FingerprintBranch(Real(), {"real": "x"}))
     config = P.PipelineConfig(device="cpu", dtype="fp32", gate_attribution=True,
-                              fusion=P.FusionConfig(fingerprint_detect_weight=1.0))
+                              fusion=P.FusionConfig(trust_unmeasured=("fingerprint_net",)))
     verdict = P.Pipeline(config, branches).analyze_one(str(face_file))
     assert verdict.label == "real"
     assert "gate_attribution" in verdict.evidence["latent_svm"]["reason"]
@@ -298,7 +289,7 @@ def test_status_names_missing_weights_and_how_to_fetch_them(monkeypatch, tmp_pat
     latent = status["latent_svm"]
     assert latent.ready is False and latent.weights["e4e-ffhq"] == "missing"
     assert "python scripts/download_weights.py --name e4e-ffhq" in latent.fix
-    assert any("train_svm.py" in fix for fix in latent.fix)
+    assert "python scripts/download_weights.py --name ganorigin-svm --trust-foreign-pickle" in latent.fix
 
 
 def test_csv_rows_carry_every_column_for_verdicts_and_failures(tiny_dir, faceless_png):
@@ -325,7 +316,7 @@ def test_every_branch_runs_end_to_end_without_the_face_set(tiny_dir):
 class Toy:
     """A branch the pipeline has never heard of: registered, it must show up in every verdict."""
 
-    name, level, warning = "toy", "image", None
+    name, level, warning, skill = "toy", "image", None, None
     models = {"toy-weights": "0" * 64}
 
     def required_weights(self, context) -> list[str]:
@@ -347,7 +338,8 @@ def test_a_registered_toy_branch_reaches_the_verdict_without_editing_the_pipelin
     finally:
         unregister_branch("toy")
     assert verdict.evidence["toy"] == {"probabilities": {"real": 0.25, "fake": 0.75}, "label": None, "reason": None,
-                                       "fake_probability": 0.75}
+                                       "out_of_distribution": None, "fake_probability": None,
+                                       "skill_notes": ["no real/fake skill: none measured on held-out sources"]}
     assert verdict.models["toy-weights"] == "0" * 64 and "toy" in verdict.timings_ms
     assert status["toy"].ready is True
     assert "toy" not in P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32")).branches
@@ -382,6 +374,19 @@ def test_every_face_of_a_group_photo_gets_its_own_answer_and_the_cap_warns(tiny_
         assert face["evidence"]["latent_svm"]["probabilities"] is not None
         assert face["label"] in P.LABELS
     assert any("3 faces analysed" in w for w in verdict.warnings)
+    drawn = pipe.analyze_one(image, name="group.png", with_pictures=True).pictures
+    assert len(drawn.faces) == 3 and drawn.faces_overview.shape == (128, 128, 3)
+    assert not np.array_equal(drawn.faces_overview, np.asarray(Image.open(io.BytesIO(image))))
     capped = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", max_faces=2), tiny_branches(tiny_dir),
                         CentreFaceFinder(per_image=3)).analyze_one(image, name="group.png")
     assert len(capped.faces) == 2 and any("only the 2 largest were analysed" in w for w in capped.warnings)
+
+
+def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
+    from image_record import FAKE_COLOUR, LABEL_COLOURS, faces_overview
+
+    picture = faces_overview(np.zeros((200, 300, 3), np.uint8), [(10, 20, 110, 120), (150, 30, 250, 130)],
+                             ["real", "stylegan2"])
+    assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
+    assert tuple(picture[129, 200]) == FAKE_COLOUR
+    assert tuple(picture[180, 5]) == (0, 0, 0)

@@ -1,8 +1,8 @@
-"""scripts/publish_space.py: exactly the allow-listed files, a valid Space front matter, nothing secret or large."""
+"""The Space bundle (space_bundle, behind scripts/publish_space.py): exactly the allow-listed files, a valid Space
+front matter, nothing secret or large."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,11 +11,9 @@ from pathlib import Path
 import gradio
 import pytest
 
+import space_bundle as publish
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "publish_space.py"
-_spec = importlib.util.spec_from_file_location("publish_space_script", SCRIPT)
-publish = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = publish
-_spec.loader.exec_module(publish)
 
 SPACE_COLOURS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 
@@ -41,7 +39,7 @@ def parse_front_matter(text: str) -> dict:
 def fake_repo(tmp_path: Path) -> Path:
     """A repository with the files a Space needs and every kind of file it must never get."""
     repo = tmp_path / "repo"
-    for relative in ("app.py", "pipeline.py", "core/__init__.py", "core/images.py", "detector/__init__.py",
+    for relative in ("app.py", "pipeline.py", "cli.py", "core/__init__.py", "core/images.py", "detector/__init__.py",
                      "encoder/__init__.py", "attribution/__init__.py", "attribution/fusion.py",
                      "tests/test_app.py", "scripts/scan.py", "core/__pycache__/images.cpython-311.pyc",
                      ".git/config", "runs/log.txt", "artifacts/fingerprintnet-small.safetensors",
@@ -63,7 +61,7 @@ def fake_repo(tmp_path: Path) -> Path:
 def test_staging_copies_exactly_the_allow_list(fake_repo, tmp_path):
     staged, missing = publish.stage(tmp_path / "space", publish.SpaceCard(), repo=fake_repo)
     assert [str(p) for p in staged] == sorted([
-        "README.md", "app.py", "pipeline.py", "requirements.txt", "artifacts/weights.json",
+        "README.md", "app.py", "cli.py", "pipeline.py", "requirements.txt", "artifacts/weights.json",
         "artifacts/fingerprintnet-small.json", "artifacts/fingerprintnet-small.md",
         "artifacts/fingerprintnet-small.safetensors", "attribution/__init__.py", "attribution/fusion.py",
         "core/__init__.py", "core/images.py", "detector/__init__.py", "encoder/__init__.py"])
@@ -118,9 +116,6 @@ def test_push_creates_a_gradio_space_and_uploads_the_staged_folder(fake_repo, tm
             calls["uploaded"] = sorted(str(p.relative_to(kwargs["folder_path"]))
                                        for p in Path(kwargs["folder_path"]).rglob("*") if p.is_file())
 
-        def add_space_variable(self, repo_id, key, value):
-            calls.setdefault("variables", {})[key] = value
-
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
@@ -130,7 +125,6 @@ def test_push_creates_a_gradio_space_and_uploads_the_staged_folder(fake_repo, tm
     assert calls["create"] == ("someone/gantrace", {"repo_type": "space", "space_sdk": "gradio", "exist_ok": True,
                                                     "private": False})
     assert calls["upload"]["repo_type"] == "space" and calls["uploaded"] == [str(p) for p in staged]
-    assert calls["variables"] == {"GANTRACE_DOWNLOAD": "1"}
 
 
 def test_dry_run_of_this_repository_prints_the_header_and_only_allowed_files():
@@ -140,6 +134,6 @@ def test_dry_run_of_this_repository_prints_the_header_and_only_allowed_files():
     assert header["sdk_version"] == gradio.__version__
     listed = [line.split()[-1] for line in result.stdout.split("---\n", 2)[2].splitlines()
               if line.strip() and line.split()[0].replace(",", "").isdigit()]
-    assert {"app.py", "pipeline.py", "README.md", "requirements.txt", "artifacts/weights.json"} <= set(listed)
+    assert {"app.py", "pipeline.py", "cli.py", "README.md", "requirements.txt", "artifacts/weights.json"} <= set(listed)
     assert not any(p.startswith(("tests/", "scripts/", ".git")) or "__pycache__" in p for p in listed)
     assert "dry run: nothing uploaded" in result.stderr

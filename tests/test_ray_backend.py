@@ -1,13 +1,14 @@
 """--ray gives the local backend's outputs: the same scan rows, byte-identical shards, failures, resume after a kill.
 
-One local Ray (2 CPUs, no dashboard) serves the whole module; the scripts run in this process against it, and the
-interrupted scan runs in a subprocess that joins it by address.
+One local Ray (2 CPUs, no dashboard) serves the whole module; scan.py runs in this process against it, and the
+extraction and the interrupted scan run in subprocesses that join it by address. Both backends run torch on one
+thread (each 1-CPU actor does), so the same numerics give the same bits.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,29 +21,25 @@ import torch
 
 from core.weights import WeightUnavailableError
 from ray_backend import RayOptions, RayWorkerError, map_ordered, ray_session
-from test_extract_latents import FAST, _copy_faces, _script, _shard_bytes, extract
+from test_extract_latents import FAST, _shard_bytes, extract
 from test_pipeline import png_bytes
-from test_scan import SCRIPT, rows, scan
+from test_scan import SCRIPT, rows
+
+_spec = importlib.util.spec_from_file_location("scan_script", SCRIPT)
+scan_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scan_script)
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
 
-SCAN_FLAGS = ["--batch-size", "2", "--device", "cpu", "--dtype", "fp32", "--no-progress"]
+SCAN_FLAGS = ["--batch-size", "2", "--device", "cpu", "--dtype", "fp32", "--threads", "1", "--offline", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
 def ray_address():
-    _script()  # puts scripts/ on sys.path, which the local Ray's workers import from
+    threads = torch.get_num_threads()  # scan.py --threads 1 sets this process's torch threads; put them back
     with ray_session(RayOptions(local_cpus=2)):
         yield ray.get_runtime_context().gcs_address
-
-
-@pytest.fixture
-def one_thread():
-    """Torch in this process on one thread, as in each 1-CPU Ray actor: same-numerics runs give the same bits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +55,10 @@ def images(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_scan(images, tmp_path_factory) -> Path:
-    """The local backend's uninterrupted scan (torch on one thread, like each actor), which every Ray run is
-    compared with."""
+def local_scan(ray_address, images, tmp_path_factory) -> Path:
+    """The local backend's uninterrupted scan, which every Ray run is compared with."""
     out = tmp_path_factory.mktemp("local") / "results.csv"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert scan.main([str(images), "--out", str(out), *SCAN_FLAGS]) == 0
-    finally:
-        torch.set_num_threads(before)
+    assert scan_script.main([str(images), "--out", str(out), *SCAN_FLAGS]) == 0
     return out
 
 
@@ -77,21 +68,22 @@ def _without_timings(jsonl: Path) -> list[dict]:
 
 def test_scan_on_ray_writes_the_local_backends_rows_and_verdicts(ray_address, images, local_scan, tmp_path):
     out = tmp_path / "ray.csv"
-    assert scan.main([str(images), "--out", str(out), *SCAN_FLAGS, "--ray", "--ray-actors", "2"]) == 0
+    assert scan_script.main([str(images), "--out", str(out), *SCAN_FLAGS, "--ray", "--ray-actors", "2"]) == 0
     assert out.read_bytes() == local_scan.read_bytes()
     assert _without_timings(out.with_suffix(".jsonl")) == _without_timings(local_scan.with_suffix(".jsonl"))
     broken = [row for row in rows(out) if row["file"].endswith("img05-broken.jpg")]
     assert len(broken) == 1 and broken[0]["error"].startswith(str(images / "img05-broken.jpg"))
 
 
-def test_extraction_on_ray_writes_byte_identical_shards_and_the_same_failures(ray_address, faces_dir, tmp_path,
-                                                                             one_thread):
-    inputs = _copy_faces(faces_dir, tmp_path / "faces")
+def test_extraction_on_ray_writes_byte_identical_shards_and_the_same_failures(ray_address, face_classes, tmp_path):
+    inputs = face_classes(tmp_path / "faces", 2)
     (inputs / "beta" / "zz-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
-    assert extract(inputs, "--out", tmp_path / "local", *FAST) == 0
-    assert extract(inputs, "--out", tmp_path / "ray", *FAST, "--ray", "--ray-actors", "2") == 0
-    local, on_ray = _shard_bytes(tmp_path / "local"), _shard_bytes(tmp_path / "ray")
-    assert len(local) == 3 and on_ray == local
+    local = extract(inputs, "--out", tmp_path / "local", *FAST)
+    assert local.returncode == 0, local.stderr
+    on_ray = extract(inputs, "--out", tmp_path / "ray", *FAST, "--ray", ray_address, "--ray-actors", "2")
+    assert on_ray.returncode == 0, on_ray.stderr
+    shards = _shard_bytes(tmp_path / "local")
+    assert len(shards) == 3 and _shard_bytes(tmp_path / "ray") == shards
     failures = json.loads((tmp_path / "ray" / "failures.json").read_text())
     assert failures == json.loads((tmp_path / "local" / "failures.json").read_text())
     assert [f["path"] for f in failures] == ["beta/zz-broken.jpg"]

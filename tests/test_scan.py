@@ -1,9 +1,9 @@
-"""scripts/scan.py: inputs expand as asked, one row per file (errors too), and an interrupted scan resumes."""
+"""Scanning (batch_scan, behind scripts/scan.py): inputs expand as asked, one row per file (errors too), and an
+interrupted scan resumes."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import batch_scan as scan
 import pipeline as P
 from test_pipeline import png_bytes, tiny_pipeline
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scan.py"
-_spec = importlib.util.spec_from_file_location("scan_script", SCRIPT)
-scan = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = scan
-_spec.loader.exec_module(scan)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +71,7 @@ def test_every_file_gets_a_row_and_a_full_verdict_line_errors_included(pipe, fol
     assert counts["error"] == 2
 
 
-class _StopAfterFirstBatch(scan._StopFlag):
+class _StopAfterFirstBatch(scan.StopFlag):
     """Behaves as if Ctrl-C came while the first batch was running."""
 
     def __init__(self, pipe: P.Pipeline):

@@ -1,10 +1,12 @@
-"""scripts/train_fingerprint.py and its data helpers: source-held-out split, augmentation, a run that resumes."""
+"""FingerprintNet training (detector.fingerprint_training, behind scripts/train_fingerprint.py) and its data
+helpers: source-held-out split, augmentation, a run that resumes."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +14,35 @@ import pytest
 import torch
 from PIL import Image
 
-from detector.fingerprint_data import (AugmentConfig, Sample, augment, balanced_indices, decode_samples,
-                                       split_by_source)
+from conftest import face_set_path
+from core.datasets import LabelledImage as Sample
+from core.datasets import limit_per_class, read_dataset
+from core.errors import InputError
+from detector.fingerprint_data import AugmentConfig, augment, balanced_indices, decode_samples, split_by_source
+from detector.fingerprint_training import Trainer, TrainSettings, lr_factor, prepare_output
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_fingerprint.py"
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+FACES = face_set_path()
 CLASSES = ["real", "progan", "stylegan2", "stylegan3"]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_fingerprint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _samples(tmp: Path) -> list[Sample]:
+    """Six images per class from the face set (several sources each), or synthetic folders without it."""
+    if FACES.is_dir():
+        samples, _ = read_dataset(FACES / "provenance.csv", CLASSES + ["other_gan", "diffusion"])
+        return limit_per_class(samples, 6)
+    samples, _ = read_dataset(_synthetic_folders(tmp / "data"))
+    return samples
+
+
+def _train(samples: list[Sample], out: Path, resume: bool = False, force: bool = False, **settings) -> int:
+    """What scripts/train_fingerprint.py does after parsing: 0 finished, 3 stopped early."""
+    prepare_output(out, resume, force)
+    trainer = Trainer(TrainSettings(out=out, preset="tiny", batch_size=4, samples_per_epoch=8, progress=False,
+                                    **settings), samples)
+    if resume:
+        trainer.load_checkpoint()
+    return 0 if trainer.run()["finished"] else 3
 
 
 def _synthetic_folders(root: Path) -> Path:
@@ -41,24 +59,19 @@ def _synthetic_folders(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """Run one epoch, stop, then resume: the state every test below inspects."""
-    script = _load_script()
     tmp = tmp_path_factory.mktemp("train")
-    if FACES.is_dir():
-        data = ["--provenance", str(FACES / "provenance.csv"), "--limit-per-class", "6"]
-    else:
-        data = ["--data", str(_synthetic_folders(tmp / "data"))]
+    samples = _samples(tmp)
     out = tmp / "run"
-    common = data + ["--preset", "tiny", "--epochs", "2", "--batch-size", "4", "--samples-per-epoch", "8",
-                     "--threads", "1", "--out", str(out)]
-    first = script.main(common + ["--stop-after", "1"])
+    torch.set_num_threads(1)
+    first = _train(samples, out, epochs=2, stop_after=1)
     after_first = {"rows": (out / "epochs.csv").read_text(), "state": json.loads((out / "state.json").read_text())}
-    second = script.main(common + ["--resume"])
-    return {"script": script, "out": out, "common": common, "codes": (first, second), "after_first": after_first}
+    second = _train(samples, out, resume=True, epochs=2)
+    return {"samples": samples, "out": out, "codes": (first, second), "after_first": after_first}
 
 
 def test_first_run_stops_after_one_epoch_unfinished(resumed_run):
     state = resumed_run["after_first"]["state"]
-    assert resumed_run["codes"] == (0, 0)
+    assert resumed_run["codes"] == (3, 0)
     assert state["epoch"] == 1 and state["finished"] is False
 
 
@@ -87,19 +100,24 @@ def test_finished_run_writes_the_report(resumed_run):
 
 
 def test_refuses_to_overwrite_a_finished_run_without_force(resumed_run):
-    assert resumed_run["script"].main(resumed_run["common"]) == 2
+    with pytest.raises(InputError, match="holds a finished run; pass --force"):
+        prepare_output(resumed_run["out"], resume=False, force=False)
 
 
-def test_residual_only_run_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
-    script = _load_script()
-    if FACES.is_dir():
-        data = ["--provenance", str(FACES / "provenance.csv"), "--limit-per-class", "6"]
-    else:
-        data = ["--data", str(_synthetic_folders(tmp_path / "data"))]
+def test_script_exits_2_with_one_line_when_the_data_is_missing(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "absent"), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'absent'}: not a folder of class subfolders "
+                                                  "nor a .csv file"]
+
+
+def test_residual_only_run_on_small_images_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_path):
+    """96 px validation images: halved, they fall under the model's minimum, so that condition is reported empty
+    instead of crashing the report after training."""
     out = tmp_path / "run"
-    code = script.main(data + ["--preset", "tiny", "--epochs", "3", "--batch-size", "4", "--samples-per-epoch", "8",
-                               "--threads", "1", "--residual-only", "--select-on", "real_vs_fake_auc",
-                               "--out", str(out)])
+    samples, _ = read_dataset(_synthetic_folders(tmp_path / "data"))
+    code = _train(samples, out, epochs=3, residual_only=True, select_on="real_vs_fake_auc")
     assert code == 0
     with open(out / "epochs.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -108,6 +126,9 @@ def test_residual_only_run_keeps_the_epoch_with_the_best_real_vs_fake_auc(tmp_pa
     assert summary["best_epoch"] == int(best["epoch"])
     assert summary["run"]["config"]["rgb_input"] is False
     assert json.loads((out / "best.json").read_text())["config"]["rgb_input"] is False
+    measured = {row["condition"]: row for row in summary["robustness"]}
+    assert measured["downscale_0.5"]["n"] == 0 and measured["downscale_0.5"]["accuracy"] is None
+    assert measured["downscale_0.75"]["n"] == measured["clean"]["n"] > 0
 
 
 def test_split_never_shares_a_source_between_training_and_validation():
@@ -150,8 +171,7 @@ def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
 
 
 def test_learning_rate_warms_up_from_above_zero_and_decays_by_cosine():
-    script = _load_script()
-    factors = [script.lr_factor(step, 10, 100) for step in range(100)]
+    factors = [lr_factor(step, 10, 100) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] < 0.05
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))

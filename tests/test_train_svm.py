@@ -1,10 +1,11 @@
-"""scripts/train_svm.py: shards in, artifact + report out; on synthetic shards, and once on extracted ones."""
+"""scripts/train_svm.py, run as a user runs it: shards in, artifact + report out; on synthetic shards, and once on
+extracted ones."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,15 +19,14 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 CLASSES = ["progan", "stylegan2", "stylegan3"]
 
 
-def _script(name: str):
-    """Import a script as a module by name, so worker processes (fork or spawn) can find its functions."""
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    return importlib.import_module(name)
+def run_script(name: str, *args) -> subprocess.CompletedProcess:
+    """A script in its own process, as from a shell: its exit status and its messages."""
+    return subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *(str(a) for a in args)],
+                          capture_output=True, text=True, timeout=600)
 
 
-def train(*args) -> int:
-    return _script("train_svm").main([str(a) for a in args])
+def train(*args) -> subprocess.CompletedProcess:
+    return run_script("train_svm", *args)
 
 
 def _write_synthetic_shards(folder: Path, n_images: int = 60, copies: int = 2, shard_size: int = 25) -> Path:
@@ -50,7 +50,7 @@ def _write_synthetic_shards(folder: Path, n_images: int = 60, copies: int = 2, s
             "sha256": np.array(["0" * 64 for _ in rows]),
             "resolutions": rng.integers(64, 1025, size=len(rows)).astype(np.int32),
             "jpeg_qualities": rng.integers(60, 101, size=len(rows)).astype(np.int16),
-            "face_quality": np.zeros(len(rows), dtype=np.float32),
+            "alignment_error": np.zeros(len(rows), dtype=np.float32),
             **{key: np.array([], dtype=str) for key in ("failed_paths", "failed_labels", "failed_kinds",
                                                          "failed_reasons")},
         })
@@ -61,15 +61,16 @@ def _write_synthetic_shards(folder: Path, n_images: int = 60, copies: int = 2, s
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("train")
     shards = _write_synthetic_shards(root / "latents")
-    artifact = root / "svm" / "latent_svm.joblib"
-    assert train(shards, "--out", artifact, "--C", "0.01", "1", "--cv-folds", "3", "--calibration-folds", "3") == 0
+    artifact = root / "svm" / "latent_svm.skops"
+    result = train(shards, "--out", artifact, "--C", "0.01", "1", "--cv-folds", "3", "--calibration-folds", "3")
+    assert result.returncode == 0, result.stderr
     return shards, artifact
 
 
-def test_training_writes_artifact_sidecar_and_report(trained):
+def test_training_writes_one_skops_artifact_and_report(trained):
     _, artifact = trained
     report = artifact.with_name("latent_svm_report")
-    assert artifact.is_file() and artifact.with_name("latent_svm.joblib.sha256").is_file()
+    assert sorted(p.name for p in artifact.parent.iterdir()) == ["latent_svm.skops", "latent_svm_report"]
     for name in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "reliability.png"):
         assert (report / name).stat().st_size > 0, name
     metrics = json.loads((report / "metrics.json").read_text())
@@ -102,47 +103,67 @@ def test_loaded_artifact_predicts_the_shard_classes(trained):
     assert model.metadata["feature_spec"]["latent_avg_added"] is True
 
 
-def test_existing_artifact_is_not_overwritten_without_force(trained, capsys):
+def test_existing_artifact_is_not_overwritten_without_force(trained):
     shards, artifact = trained
     before = artifact.read_bytes()
-    assert train(shards, "--out", artifact, "--C", "1") == 2
-    assert "--force" in capsys.readouterr().err
+    result = train(shards, "--out", artifact, "--C", "1")
+    assert result.returncode == 2 and "--force" in result.stderr
     assert artifact.read_bytes() == before
 
 
-def test_classes_flag_trains_on_a_subset(trained, tmp_path):
+def test_classes_flag_trains_on_a_subset_and_a_joblib_out_writes_the_legacy_pair(trained, tmp_path):
     shards, _ = trained
     artifact = tmp_path / "two.joblib"
     assert train(shards, "--out", artifact, "--classes", "progan", "stylegan3", "--C", "1", "--cv-folds", "3",
-                 "--calibration-folds", "3") == 0
+                 "--calibration-folds", "3").returncode == 0
+    assert artifact.with_name("two.joblib.sha256").is_file()
     assert LatentAttributor.load(artifact).metadata["classes"] == ["progan", "stylegan3"]
 
 
-def test_unfinished_extraction_is_refused(trained, tmp_path, capsys):
+def test_artifact_suffix_other_than_skops_or_joblib_is_refused_before_training(trained, tmp_path):
+    shards, _ = trained
+    result = train(shards, "--out", tmp_path / "svm.pkl")
+    assert result.returncode == 2 and ".skops" in result.stderr and not (tmp_path / "svm.pkl").exists()
+
+
+def test_unfinished_extraction_is_refused(trained, tmp_path):
     shards, _ = trained
     partial = shutil.copytree(shards, tmp_path / "partial")
     (partial / "shard-00001.npz").unlink()
-    assert train(partial, "--out", tmp_path / "svm.joblib") == 2
-    assert "unfinished" in capsys.readouterr().err
+    result = train(partial, "--out", tmp_path / "svm.joblib")
+    assert result.returncode == 2 and "unfinished" in result.stderr
 
 
-def test_extract_then_train_on_real_faces_with_the_tiny_encoder(faces_dir, tmp_path, capsys):
-    sources = sorted((faces_dir / "diffusion").glob("*dcface*"))[:8]
-    if len(sources) < 8:
-        pytest.skip(f"needs eight dcface images in {faces_dir / 'diffusion'}")
-    for name, files in (("alpha", sources[:4]), ("beta", sources[4:])):
-        (tmp_path / "faces" / name).mkdir(parents=True)
-        for file in files:
-            shutil.copy(file, tmp_path / "faces" / name / file.name)
-    extract = _script("extract_latents").main
-    assert extract([str(tmp_path / "faces"), "--out", str(tmp_path / "latents"), "--encoder", "tiny-random",
-                    "--copies", "2", "--device", "cpu", "--dtype", "fp32"]) == 0
+def test_extract_then_train_on_real_faces_with_the_tiny_encoder(face_classes, tmp_path):
+    face_classes(tmp_path / "faces", 4)
+    assert run_script("extract_latents", tmp_path / "faces", "--out", tmp_path / "latents", "--encoder",
+                      "tiny-random", "--copies", "2", "--device", "cpu", "--dtype", "fp32", "--threads", "1",
+                      "--no-progress").returncode == 0
     artifact = tmp_path / "svm.joblib"
-    assert train(tmp_path / "latents", "--out", artifact, "--C", "0.1", "--cv-folds", "2", "--calibration-folds",
-                 "2", "--validation-fraction", "0.25") == 0
-    assert "tiny-random" in capsys.readouterr().out
+    trained = train(tmp_path / "latents", "--out", artifact, "--C", "0.1", "--cv-folds", "2", "--calibration-folds",
+                    "2", "--validation-fraction", "0.25")
+    assert trained.returncode == 0 and "tiny-random" in trained.stdout
     model = LatentAttributor.load(artifact)
     assert model.metadata["feature_spec"]["encoder_weights_sha256"] == "tiny-random"
     assert "tiny-random" in model.metadata["warning"]
     latents = np.load(tmp_path / "latents" / "shard-00000.npz")["latents"]
     assert set(model.predict(latents)) <= {"alpha", "beta", "unknown"}
+
+
+def test_push_dry_run_stages_and_lists_the_artifact_and_card_without_uploading(trained, tmp_path):
+    shards, _ = trained
+    artifact = tmp_path / "svm.skops"
+    result = train(shards, "--out", artifact, "--C", "1", "--cv-folds", "3", "--calibration-folds", "3",
+                   "--push-to-hub", "me/gantrace-svm", "--dry-run", "--licence", "mit")
+    assert result.returncode == 0, result.stderr
+    staged = tmp_path / "svm_hub"
+    assert sorted(p.name for p in staged.iterdir()) == ["README.md", "latent_svm.skops"]
+    assert "README.md, latent_svm.skops" in result.stdout and "pushed" not in result.stdout
+    card = (staged / "README.md").read_text()
+    assert "license: mit" in card and "hf://me/gantrace-svm" in card and "latent_avg added: True" in card
+
+
+def test_push_of_a_joblib_artifact_is_refused_before_training(trained, tmp_path):
+    shards, _ = trained
+    result = train(shards, "--out", tmp_path / "svm.joblib", "--push-to-hub", "me/svm")
+    assert result.returncode == 2 and "only a .skops" in result.stderr and not (tmp_path / "svm.joblib").exists()

@@ -6,11 +6,14 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
+from loopback_hub import endpoint, refusing_port, serve_hub, silent_host
 
-from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, load_registry, resolve, sha256_file,
+from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, download_timeout, load_registry, resolve,
                           weight_sha256, weight_status)
 
 PAYLOAD = b"pretend these are network weights" * 100
@@ -21,6 +24,8 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("GANTRACE_DOWNLOAD_TIMEOUT", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read once, at its first import
     return tmp_path / "home"
 
 
@@ -121,10 +126,6 @@ def test_registry_rejects_unknown_fields(tmp_path):
         load_registry(path)
 
 
-def test_ufd_probe_copy_in_specs_matches_registry_checksum(specs_dir):
-    assert sha256_file(specs_dir / "ufd_fc_weights.pth") == load_registry()["ufd-probe"].sha256
-
-
 def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(PAYLOAD)
@@ -132,3 +133,77 @@ def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files
     unpinned = {"w": WeightSpec(name="w", kind="url", url="http://127.0.0.1:9/w.bin")}
     assert weight_sha256("w", path, pinned) == "f" * 64
     assert weight_sha256("w", path, unpinned) == PAYLOAD_SHA
+
+
+def _hub_registry(sha: str | None = PAYLOAD_SHA) -> dict[str, WeightSpec]:
+    spec = WeightSpec(name="clip", kind="hub", repo_id="someone/model", filename="w.safetensors", revision="main",
+                      sha256=sha)
+    return {"clip": spec}
+
+
+def _assert_fails_within(registry: dict[str, WeightSpec], seconds: float) -> str:
+    started = time.monotonic()
+    with pytest.raises(WeightUnavailableError) as info:
+        resolve(next(iter(registry)), registry=registry)
+    assert time.monotonic() - started < seconds
+    message = str(info.value)
+    assert "\n" not in message and "python scripts/download_weights.py --name" in message
+    return message
+
+
+def test_hub_weight_is_fetched_from_the_endpoint_then_found_offline(home, monkeypatch):
+    with serve_hub({"w.safetensors": PAYLOAD}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint(hub))
+        path = resolve("clip", registry=_hub_registry())
+        assert path.read_bytes() == PAYLOAD and hub.connections > 0
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve("clip", download=False, registry=_hub_registry()) == path
+
+
+@pytest.mark.parametrize("kind", ["hub", "url"])
+def test_silent_host_fails_within_the_download_timeout_with_one_line(home, monkeypatch, kind):
+    monkeypatch.setenv("GANTRACE_DOWNLOAD_TIMEOUT", "1")
+    with silent_host() as host:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint(host))
+        registry = _hub_registry() if kind == "hub" else _url_registry(endpoint(host))
+        message = _assert_fails_within(registry, seconds=6)
+    assert "no answer within 1 s" in message and "GANTRACE_DOWNLOAD_TIMEOUT" in message
+
+
+@pytest.mark.parametrize("kind", ["hub", "url"])
+def test_refusing_host_fails_at_once(home, monkeypatch, kind):
+    base = f"http://127.0.0.1:{refusing_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    registry = _hub_registry() if kind == "hub" else _url_registry(base)
+    assert "download failed" in _assert_fails_within(registry, seconds=3)
+
+
+@pytest.mark.parametrize("kind", ["hub", "url"])
+def test_offline_resolve_never_connects(home, monkeypatch, kind):
+    with serve_hub({"w.safetensors": PAYLOAD, "probe.pth": PAYLOAD}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint(hub))
+        registry = _hub_registry() if kind == "hub" else _url_registry(endpoint(hub))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(WeightUnavailableError, match="HF_HUB_OFFLINE"):
+            resolve(next(iter(registry)), registry=registry)
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        with pytest.raises(WeightUnavailableError, match="downloads are disabled"):
+            resolve(next(iter(registry)), download=False, registry=registry)
+        assert hub.connections == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3"])
+def test_download_timeout_must_be_a_positive_number(monkeypatch, value):
+    monkeypatch.setenv("GANTRACE_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(ValueError, match="GANTRACE_DOWNLOAD_TIMEOUT"):
+        download_timeout()
+
+
+def test_converted_weight_is_never_fetched_by_resolve_and_names_the_consent_command(home):
+    registry = load_registry()
+    with pytest.raises(WeightUnavailableError) as info:
+        resolve("ganorigin-svm", registry=registry)
+    assert "--name ganorigin-svm --trust-foreign-pickle" in str(info.value)
+    spec = registry["ganorigin-svm"]
+    assert spec.files == ("gan_attribution_model.pkl", "gan_scaler.pkl", "gan_label_encoder.pkl")
+    assert "not pinned" in spec.description.lower() and spec.repo_id == "HAMIwithHugs/gan-attribution-model"
