@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import pipeline as P
+from core.device import cpu_supports_bf16
 from core.images import list_images
 from core.timing import matmul_tflops, peak_memory_mb
 
@@ -52,7 +53,8 @@ def machine_record() -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "matmul_tflops_fp32": round(matmul_tflops(torch.float32), 3),
-        "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 3),
+        # Emulated bf16 (a CPU without AMX / AVX512-BF16) takes minutes for this matmul and measures nothing useful.
+        "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 3) if cpu_supports_bf16() else None,
         "peak_mem_mb": round(peak_memory_mb(), 1),
     }
 
