@@ -113,6 +113,8 @@ def map_ordered(make_worker: Callable[[], Callable[[Any], Any]], tasks: Sequence
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
+        # Tasks and results travel as pickled bytes (one binary column each): Arrow cannot hold a Verdict or a dict
+        # of arrays, and both ends are this program's own processes (Ray pickles its arguments the same way).
         rows = [{"index": index, "task": pickle.dumps(task)} for index, task in enumerate(tasks)]
         dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), _MAX_BLOCKS)).map_batches(
             _Actor, fn_constructor_args=(make_worker,), batch_size=1, batch_format="numpy",
