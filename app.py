@@ -3,8 +3,12 @@
 The UI only renders what `pipeline.Pipeline` returns; nothing here decides anything. Forensic care:
 * uploads go through `gr.File`, so the analysed bytes are exactly the uploaded bytes (gr.Image would re-encode
   some inputs) and every decoding error is core.images' own one-line message;
-* uploaded files are served from Gradio's cache and deleted after an hour (`delete_cache`); nothing is written
-  under a client-chosen name;
+* Gradio stores each upload in its cache as `<cache>/<sha>/<client's file name, cleaned>` (the name is stripped
+  of folders and unsafe characters, so it stays inside the cache) and deletes it after an hour (`delete_cache`);
+  GANTrace itself writes nothing under a client-chosen name (batch CSVs get random names);
+* memory per visitor is bounded: the evidence pictures wait for the page in a small server-side store (at most
+  PICTURES_KEPT of them, PICTURE_BYTES in all, PICTURES_MAX_AGE_S each) and the session holds only a token; Gradio
+  keeps at most STATE_SESSIONS sessions, and the memory freed after each analysis is handed back to the system;
 * the page uses system fonts, so opening it does not contact any third-party server;
 * one model run at a time (`default_concurrency_limit=1`) with a bounded queue, since the models fill the CPU.
 
@@ -31,13 +35,20 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
-from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
 from cli import add_pipeline_arguments, config_from_args
+from core.bounded_store import BoundedStore
+from core.memory import release_free_memory
+from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
+from verdict import primary_face_index
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
 QUEUE_SIZE = 32
 RESULTS_MAX_AGE_S = 3600
+PICTURES_KEPT = 16
+PICTURE_BYTES = 64 * 1024 * 1024
+PICTURES_MAX_AGE_S = 300
+STATE_SESSIONS = 256
 UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
 BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
 BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
@@ -52,28 +63,57 @@ def analyze_upload(pipe: P.Pipeline, path: str | None) -> tuple[dict, P.Evidence
     if not path:
         raise gr.Error("No file was uploaded: choose an image file first.", print_exception=False)
     result = pipe.analyze_one(path, name=Path(path).name, with_pictures=True)
+    release_free_memory()
     if isinstance(result, P.Failure):
         raise gr.Error(result.error, duration=None, print_exception=False)
     return result.to_dict(), result.pictures
 
 
 def render_verdict(verdict: dict, pictures: P.EvidencePictures | None) -> tuple:
-    """Card, per-class bars, the three evidence pictures and the per-branch table for one verdict."""
+    """Every panel for one verdict: card, bars, the faces (boxed overview, aligned crops, the verdict's face in
+    detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
     bars = {LABEL_NAMES[label]: p for label, p in verdict["probabilities"].items() if p is not None}
+    report = write_report(verdict, pictures, new_results_path().parent)
     pictures = pictures or P.EvidencePictures()
-    return (verdict_card(verdict), bars or None, pictures.aligned_face, pictures.spectrum, pictures.gradcam,
-            branch_rows(verdict))
+    return (verdict_card(verdict), bars or None, pictures.faces_overview, face_gallery(verdict, pictures),
+            face_markdown(verdict, primary_face_index(verdict["faces"])), pictures.spectrum, pictures.gradcam,
+            branch_rows(verdict), gr.DownloadButton(value=str(report), interactive=True))
 
 
 def render_failure() -> tuple:
     """What the evidence panels show when the upload could not be analysed (the reason is in the pop-up)."""
     card = ("### Could not analyse this file\nThe reason is in the message at the top right. GANTrace reads JPEG, "
             "PNG, WebP, BMP, GIF and TIFF images between 64 px and 50 megapixels.")
-    return card, None, None, None, None, []
+    return card, None, None, None, "", None, None, [], gr.DownloadButton(value=None, interactive=False)
 
 
 def render_pending() -> tuple:
-    return "### Analysing…", None, None, None, None, []
+    return ("### Analysing…", None, None, None, "", None, None, [],
+            gr.DownloadButton(value=None, interactive=False))
+
+
+def face_gallery(verdict: dict, pictures: P.EvidencePictures) -> list[tuple]:
+    """The aligned crop of every analysed face, captioned with its number (as in the overview) and its label."""
+    return [(crop, f"{index + 1}: {LABEL_NAMES.get(face.get('label'), face.get('label'))}")
+            for index, (crop, face) in enumerate(zip(pictures.faces, verdict["faces"]))]
+
+
+def face_markdown(verdict: dict, index: int | None) -> str:
+    """One face's own answer and the face-level evidence behind it (numbered from 1, as in the overview)."""
+    if index is None or index >= len(verdict["faces"]):
+        return "No face was found, so there is no face-level evidence (see the warnings on the card)."
+    face = verdict["faces"][index]
+    p_fake = face.get("fake_probability")
+    label = LABEL_NAMES.get(face.get("label"), face.get("label"))
+    lines = [f"#### Face {index + 1}{' (the verdict is about this face)' if face.get('primary') else ''}: {label}"
+             + ("" if p_fake is None else f" — P(fake) = {p_fake:.2f}"),
+             f"box {face['box']} · alignment error {face['alignment_error']:.3f}"]
+    lines += [f"- uncertain: {_escape(reason)}" for reason in face.get("uncertain") or []]
+    rows = branch_rows({"evidence": face.get("evidence") or {}})
+    lines += [f"- {row[0]}: " + (f"{row[3]}" + (f", {row[2]}" if row[2].startswith("no ") else
+                                                f", P(fake) {row[2]}" if row[2] else "")
+                                 if row[1] == "yes" else f"did not run ({_escape(row[4])})") for row in rows]
+    return "\n".join(lines)
 
 
 def verdict_card(verdict: dict) -> str:
@@ -114,10 +154,12 @@ def branch_rows(verdict: dict) -> list[list[str]]:
             rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
         p_fake = evidence.get("fake_probability")
-        no_skill = any(note.startswith("no real/fake skill") for note in evidence.get("skill_notes") or [])
+        notes = evidence.get("skill_notes") or []
+        no_skill = any(note.startswith("no real/fake skill") for note in notes)
         top = max(probs, key=probs.get)
         own = evidence.get("label")
-        top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "")
+        top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "") + \
+            (", no attribution skill" if any(note.startswith("no attribution skill") for note in notes) else "")
         p_text = "no real/fake skill" if no_skill else ("" if p_fake is None else f"{p_fake:.3f}")
         rows.append([BRANCH_NAMES.get(branch, branch), "yes", p_text, top_text, ""])
     return rows
@@ -131,6 +173,7 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
         raise gr.Error(f"{len(paths)} files is more than the {MAX_BATCH_FILES} this page takes at once; use "
                        "scripts/scan.py for large folders.", print_exception=False)
     results = pipe.analyze(paths, names=[Path(p).name for p in paths])
+    release_free_memory()
     rows = []
     for result in results:
         if isinstance(result, P.Failure):
@@ -141,12 +184,6 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
     out = new_results_path()
     out.write_text(P.write_csv(results), encoding="utf-8")
     return rows, str(out)
-
-
-def report_download(verdict: dict, pictures: P.EvidencePictures | None) -> gr.DownloadButton:
-    """The last verdict's evidence report (evidence_report.py) as a download; kept an hour, like batch CSVs."""
-    path = write_report(verdict, pictures, new_results_path().parent)
-    return gr.DownloadButton(value=str(path), interactive=True)
 
 
 def new_results_path(root: Path | None = None) -> Path:
@@ -178,8 +215,21 @@ def status_markdown(pipe: P.Pipeline) -> str:
     return "\n".join(lines)
 
 
-def build_demo(pipe: P.Pipeline) -> gr.Blocks:
+def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
+    """Where evidence pictures wait between the analysis and the page showing them (sessions hold only a token)."""
+    return BoundedStore(max_items, PICTURE_BYTES, PICTURES_MAX_AGE_S, size_of=_picture_bytes)
+
+
+def _picture_bytes(pictures: P.EvidencePictures | None) -> int:
+    if pictures is None:
+        return 0
+    arrays = (pictures.spectrum, pictures.gradcam, pictures.faces_overview, *pictures.faces)
+    return sum(a.nbytes for a in arrays if a is not None)
+
+
+def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | None = None) -> gr.Blocks:
     """The whole interface around one pipeline; tests launch it with a pipeline of tiny models."""
+    store = pictures if pictures is not None else picture_store()
     with gr.Blocks(title="GANTrace", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Analyse"):
@@ -192,8 +242,14 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
                     bars = gr.Label(label="Probabilities", num_top_classes=len(LABEL_NAMES), elem_id="bars")
-            with gr.Tab("Aligned face"):
-                aligned = gr.Image(label="FFHQ-aligned face fed to e4e", interactive=False)
+            with gr.Tab("Faces"):
+                with gr.Row():
+                    overview = gr.Image(label="Faces found (numbered; green real, red GAN, orange unknown)",
+                                        interactive=False, elem_id="faces-overview")
+                    with gr.Column():
+                        gallery = gr.Gallery(label="Aligned faces: click one to see its evidence", columns=4,
+                                             height="auto", allow_preview=False, elem_id="faces-gallery")
+                        face_view = gr.Markdown(elem_id="face-evidence")
             with gr.Tab("Spectrum"):
                 spectrum = gr.Image(label="High-pass residual spectrum (GAN up-sampling shows as peaks)",
                                     interactive=False)
@@ -203,7 +259,7 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
                 table = gr.Dataframe(headers=BRANCH_HEADERS, interactive=False, wrap=True)
             with gr.Tab("JSON"):
                 verdict_json = gr.JSON(label="Verdict")
-            pictures = gr.State()
+            picture_token = gr.State(time_to_live=PICTURES_MAX_AGE_S, delete_callback=store.discard)
         with gr.Tab("Batch"):
             batch_files = gr.File(label="Image files", file_count="multiple", file_types=UPLOAD_TYPES,
                                   type="filepath")
@@ -214,21 +270,30 @@ def build_demo(pipe: P.Pipeline) -> gr.Blocks:
             status = gr.Markdown(status_markdown(pipe))
             refresh = gr.Button("Refresh")
 
-        panels = [card, bars, aligned, spectrum, gradcam, table]
+        panels = [card, bars, overview, gallery, face_view, spectrum, gradcam, table, report]
         started = gr.on([run.click, upload.upload], render_pending, None, panels, api_visibility="private",
                         queue=False)
-        analysed = started.then(lambda path: analyze_upload(pipe, path), upload, [verdict_json, pictures],
-                                api_name="analyze", api_description="Verdict JSON for one image file")
-        analysed.success(render_verdict, [verdict_json, pictures], panels, api_visibility="private")
+        analysed = started.then(lambda path: _keep_pictures(store, *analyze_upload(pipe, path)), upload,
+                                [verdict_json, picture_token], api_name="analyze",
+                                api_description="Verdict JSON for one image file")
+        analysed.success(lambda data, token: render_verdict(data, store.take(token)), [verdict_json, picture_token],
+                         panels, api_visibility="private")
         analysed.failure(render_failure, None, panels, api_visibility="private")
-        gr.on([run.click, upload.upload], lambda: gr.DownloadButton(value=None, interactive=False), None, report,
-              api_visibility="private", queue=False)
-        analysed.success(report_download, [verdict_json, pictures], report, api_visibility="private")
+        gallery.select(_selected_face, verdict_json, face_view, api_visibility="private", queue=False)
         batch_run.click(lambda paths: analyze_batch(pipe, paths), batch_files, [batch_table, batch_csv],
                         api_name="analyze_batch")
         refresh.click(lambda: status_markdown(pipe), None, status, api_visibility="private")
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
+
+
+def _selected_face(verdict: dict, event: gr.SelectData) -> str:
+    return face_markdown(verdict, event.index)
+
+
+def _keep_pictures(store: BoundedStore[P.EvidencePictures], data: dict, pictures: P.EvidencePictures | None
+                   ) -> tuple[dict, str]:
+    return data, store.put(pictures)
 
 
 THEME_FONTS = {"font": ["ui-sans-serif", "system-ui", "sans-serif"], "font_mono": ["ui-monospace", "monospace"]}
@@ -237,7 +302,7 @@ THEME_FONTS = {"font": ["ui-sans-serif", "system-ui", "sans-serif"], "font_mono"
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, **kwargs: Any) -> Any:
     """Start the server; host/port None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE,
-                       theme=gr.themes.Default(**THEME_FONTS), **kwargs)
+                       state_session_capacity=STATE_SESSIONS, theme=gr.themes.Default(**THEME_FONTS), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
     add_pipeline_arguments(parser)
     args = parser.parse_args(argv)
-    pipe = P.Pipeline(config_from_args(args))
-    for status in pipe.load_all():
-        state = "ready" if status.ready else f"OFF ({status.reason})"
-        print(f"{status.branch}: {state}", file=sys.stderr)
-    launch(build_demo(pipe), args.host, args.port)
+    print("loading the models (Ctrl-C to cancel)…", file=sys.stderr)
+    try:
+        pipe = P.Pipeline(config_from_args(args))
+        for status in pipe.load_all():
+            state = "ready" if status.ready else f"OFF ({status.reason})"
+            print(f"{status.branch}: {state}", file=sys.stderr)
+        launch(build_demo(pipe), args.host, args.port)
+    except KeyboardInterrupt:
+        print("interrupted during start-up; the server is not running", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -86,7 +86,13 @@ class ClipProbeBranch(ModelBranch):
         return model
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}) for p in self.model.predict_proba(inputs)]
+        """P(fake); an image smaller than the probe's crop is zero-padded as UFD does, which the probe never saw in
+        training, so such a reading is flagged as out of its distribution."""
+        crop = self.model.config.crop_size
+        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}, out_of_distribution=(
+            f"the image is {image.shape[1]}×{image.shape[0]} px, under the {crop} px crop the probe reads, so it "
+            "judged a zero-padded image" if min(image.shape[:2]) < crop else None))
+            for image, p in zip(inputs, self.model.predict_proba(inputs))]
 
 
 class FingerprintBranch(ModelBranch):
@@ -120,6 +126,45 @@ class FingerprintBranch(ModelBranch):
         from detector.gradcam import gradcam, overlay
 
         return overlay(image, gradcam(self.model, [image])[0])
+
+
+class SpectralBranch(ModelBranch):
+    """The classical baseline (Frank et al. 2020): DCT log-spectrum + linear models, fast and explainable."""
+
+    name = "spectral_dct"
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return [] if self._models else [str(context.options.get("weights", "spectral-dct"))]
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.spectral import SpectralDetector
+
+        name = str(context.options.get("weights", "spectral-dct"))
+        path = resolve(name, download=context.download)
+        self._models[name] = weight_sha256(name, path)
+        return SpectralDetector.from_pretrained(path)
+
+    @property
+    def skill(self) -> dict | None:
+        return self.model.skill if self.model is not None else None
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
+        """P(real) plus P(fake) shared out over the architectures, its fake score re-centred on the artifact's
+        held-out threshold so that 0.5 is its own decision point."""
+        from attribution.fusion import recentre
+
+        scores = self.model.predict_proba(inputs)
+        classes = self.model.attribution_classes
+        evidence = []
+        for index, raw in enumerate(scores["fake"]):
+            p_fake = recentre(float(raw), self.model.threshold)
+            probabilities = {"real": 1.0 - p_fake}
+            if "attribution" in scores:
+                probabilities.update({c: p_fake * float(p) for c, p in zip(classes, scores["attribution"][index])})
+            else:
+                probabilities["fake"] = p_fake
+            evidence.append(BranchEvidence(probabilities))
+        return evidence
 
 
 class LatentBranch(ModelBranch):
@@ -222,6 +267,7 @@ def register_default_branches() -> None:
     """The shipped branches, in the order the verdict lists their evidence."""
     register_branch(ClipProbeBranch.name, ClipProbeBranch)
     register_branch(FingerprintBranch.name, FingerprintBranch)
+    register_branch(SpectralBranch.name, SpectralBranch)
     register_branch(LatentBranch.name, LatentBranch)
 
 

@@ -44,7 +44,7 @@ __all__ = ["BRANCH_NAMES", "CSP", "LABEL_NAMES", "LIMITS_TEXT", "gantrace_versio
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3",
                "unknown": "Unknown generator"}
-BRANCH_NAMES = {"clip_probe": "CLIP probe (UFD)", "fingerprint_net": "FingerprintNet",
+BRANCH_NAMES = {"clip_probe": "CLIP probe (UFD)", "fingerprint_net": "FingerprintNet", "spectral_dct": "Spectral DCT baseline",
                 "latent_svm": "Latent SVM (e4e W+)"}
 LIMITS_TEXT = (
     "These findings are statistical evidence, not proof. Each branch is a model trained on a limited set of "

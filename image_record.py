@@ -52,7 +52,8 @@ class ImageRecord:
             self.warnings.append(branch.warning)
 
     def take_faces(self, found: Any, models: dict[str, str], max_faces: int, max_error: float) -> None:
-        """Keep the largest `max_faces` aligned faces, or the reason there are none, with the warnings due."""
+        """Keep the largest `max_faces` aligned faces, or the reason there are none, with the warnings due (faces are
+        numbered from 1 in messages, as in the app and the report)."""
         if isinstance(found, BranchEvidence):
             self.no_face = found.reason
             return
@@ -69,7 +70,7 @@ class ImageRecord:
         self.face_evidence = [{} for _ in self.aligned]
         for index, face in enumerate(self.aligned):
             if face.alignment_error > max_error:
-                self.face_warnings.append(f"face {index}: alignment is poor (error {face.alignment_error:.3f} > "
+                self.face_warnings.append(f"face {index + 1}: alignment is poor (error {face.alignment_error:.3f} > "
                                           f"{max_error}); its latent evidence is less reliable")
 
     def fuse(self, config: FusionConfig, skills: Skills) -> None:
@@ -83,7 +84,7 @@ class ImageRecord:
         self.fused = self.face_fused[self.primary]
         self.evidence.update(self.face_evidence[self.primary])
         if len(self.aligned) > 1:
-            self.face_warnings.append(f"{len(self.aligned)} faces analysed; the verdict is for face {self.primary}, "
+            self.face_warnings.append(f"{len(self.aligned)} faces analysed; the verdict is for face {self.primary + 1}, "
                                       "the most suspicious (highest P(fake), largest on ties); every face's own "
                                       "answer is in `faces`")
 
@@ -101,8 +102,8 @@ class ImageRecord:
             probabilities=_rounded_all(fused.probabilities),
             evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
                                              skills.get(name), config) for name in branch_names},
-            faces=[self._face_record(i, skills, config) for i in range(len(self.aligned))], warnings=self.warnings
-            + self.face_warnings + fused.warnings, timings_ms=timings,
+            faces=[self._face_record(i, skills, config) for i in range(len(self.aligned))],
+            warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *fused.warnings], timings_ms=timings,
             models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
             pictures=self.pictures)
 

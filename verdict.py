@@ -68,7 +68,7 @@ class Verdict:
         probs = self.probabilities
         row = {"file": self.file, "sha256": self.sha256, "label": self.label, "is_fake": _cell(self.is_fake),
                "fake_probability": _cell(self.fake_probability), "faces": str(len(self.faces)),
-               "face": _cell(primary_face_index(self)), "warnings": " | ".join(self.warnings), "error": ""}
+               "face": _cell(primary_face_index(self.faces)), "warnings": " | ".join(self.warnings), "error": ""}
         row.update({f"p_{label}": _cell(probs.get(label)) for label in LABELS})
         return row
 
@@ -87,10 +87,10 @@ class Verdict:
         return rows
 
 
-def primary_face_index(verdict: Verdict) -> int | None:
-    """The index of the face the image-level answer is about, or None without faces."""
-    flagged = [i for i, face in enumerate(verdict.faces) if face.get("primary")]
-    return flagged[0] if flagged else (0 if verdict.faces else None)
+def primary_face_index(faces: list[dict]) -> int | None:
+    """The index (in a verdict's `faces`) of the face the image-level answer is about, or None without faces."""
+    flagged = [i for i, face in enumerate(faces) if face.get("primary")]
+    return flagged[0] if flagged else (0 if faces else None)
 
 
 @dataclass

@@ -45,7 +45,9 @@ ARCHITECTURES = ("progan", "stylegan2", "stylegan3")
 CLIP_PROBE = "clip_probe"
 FINGERPRINT_NET = "fingerprint_net"
 LATENT_SVM = "latent_svm"
-BRANCHES = (CLIP_PROBE, FINGERPRINT_NET, LATENT_SVM)
+SPECTRAL_DCT = "spectral_dct"
+BRANCHES = (CLIP_PROBE, FINGERPRINT_NET, SPECTRAL_DCT, LATENT_SVM)
+ATTRIBUTORS = (FINGERPRINT_NET, SPECTRAL_DCT, LATENT_SVM)
 
 _EPS = 1e-6
 
@@ -56,9 +58,11 @@ class FusionConfig:
 
     fake_threshold: operating point on the combined detector score. 0.5 is UFD's and FingerprintNet's own
         decision point; tune it on held-out data, never on the test set.
-    clip_weight, fingerprint_detect_weight, latent_detect_weight: weights of each detector in the P(fake) mean,
+    clip_weight, fingerprint_detect_weight, spectral_detect_weight, latent_detect_weight: weights of each detector
+        in the P(fake) mean,
         for the branches whose measured skill lets them vote (see the module docstring).
-    fingerprint_attribution_weight, latent_attribution_weight: weights in the P(architecture) mean.
+    fingerprint_attribution_weight, spectral_attribution_weight, latent_attribution_weight: weights in the
+        P(architecture) mean.
     min_architecture_probability: below this the best known architecture is not a fit ("unknown"). With three
         classes chance is 1/3; 0.5 asks for a clear majority.
     fingerprint_min_confidence: FingerprintNet's top class probability (over real + architectures) below this
@@ -75,8 +79,10 @@ class FusionConfig:
     fake_threshold: float = 0.5
     clip_weight: float = 1.0
     fingerprint_detect_weight: float = 1.0
+    spectral_detect_weight: float = 1.0
     latent_detect_weight: float = 1.0
     fingerprint_attribution_weight: float = 1.0
+    spectral_attribution_weight: float = 1.0
     latent_attribution_weight: float = 1.0
     min_architecture_probability: float = 0.5
     fingerprint_min_confidence: float = 0.5
@@ -90,8 +96,8 @@ class FusionConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.fake_threshold < 1.0:
             raise ValueError(f"fake_threshold must be strictly between 0 and 1, not {self.fake_threshold}")
-        for name in ("clip_weight", "fingerprint_detect_weight", "latent_detect_weight",
-                     "fingerprint_attribution_weight", "latent_attribution_weight"):
+        for name in ("clip_weight", "fingerprint_detect_weight", "spectral_detect_weight", "latent_detect_weight",
+                     "fingerprint_attribution_weight", "spectral_attribution_weight", "latent_attribution_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
 
@@ -175,7 +181,8 @@ def recentre(probability: float, threshold: float) -> float:
 def architecture_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig,
                               skills: Skills | None = None) -> dict[str, float] | None:
     """Weighted mean P(architecture | fake) of the attribution branches that may vote, or None when none can."""
-    weights = {FINGERPRINT_NET: config.fingerprint_attribution_weight, LATENT_SVM: config.latent_attribution_weight}
+    weights = {FINGERPRINT_NET: config.fingerprint_attribution_weight,
+               SPECTRAL_DCT: config.spectral_attribution_weight, LATENT_SVM: config.latent_attribution_weight}
     total = 0.0
     mixed = dict.fromkeys(ARCHITECTURES, 0.0)
     for branch, weight in weights.items():
@@ -306,7 +313,7 @@ def _out_of_distribution(evidence: Mapping[str, BranchEvidence], config: FusionC
                          ) -> list[str]:
     """The out-of-distribution notes of the branches whose vote counts (a silent branch's doubt changes nothing)."""
     voting = set(_votes(evidence, config, skills))
-    voting |= {b for b in (FINGERPRINT_NET, LATENT_SVM) if not attribution_refusal(b, (skills or {}).get(b), config)}
+    voting |= {b for b in ATTRIBUTORS if not attribution_refusal(b, (skills or {}).get(b), config)}
     return [f"{branch}: {note}" for branch, item in evidence.items()
             if branch in voting and (note := item.out_of_distribution)]
 
@@ -326,7 +333,7 @@ def _disagreement(evidence: Mapping[str, BranchEvidence], config: FusionConfig, 
 
 def _attribution_warnings(evidence: Mapping[str, BranchEvidence]) -> list[str]:
     tops = {}
-    for branch in (FINGERPRINT_NET, LATENT_SVM):
+    for branch in ATTRIBUTORS:
         dist = _architectures_only(evidence.get(branch, BranchEvidence()).probabilities)
         if dist is not None:
             tops[branch] = max(ARCHITECTURES, key=lambda arch: dist[arch])
@@ -337,7 +344,7 @@ def _attribution_warnings(evidence: Mapping[str, BranchEvidence]) -> list[str]:
 
 def _detector_weights(config: FusionConfig) -> dict[str, float]:
     return {CLIP_PROBE: config.clip_weight, FINGERPRINT_NET: config.fingerprint_detect_weight,
-            LATENT_SVM: config.latent_detect_weight}
+            SPECTRAL_DCT: config.spectral_detect_weight, LATENT_SVM: config.latent_detect_weight}
 
 
 def _logit(p: float) -> float:

@@ -11,6 +11,7 @@ the encoder (a function from aligned faces to latents); scripts/extract_latents.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +28,7 @@ from attribution.resolution import ResolutionAugmentConfig, augment_face
 from core.atomic import write_json_atomic
 from core.datasets import LabelledImage
 from core.images import ImageError, load_image
+from core.workers import exit_with_parent
 
 ROW_META = ("labels", "groups", "paths", "sha256", "resolutions", "jpeg_qualities", "alignment_error")
 
@@ -70,8 +72,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(aligner_factory: Callable[[], Aligner], settings: ExtractionSettings,
-                 skip_errors: tuple[type[Exception], ...]) -> None:
-    """Per-process state: the aligner is built once in each process that uses it."""
+                 skip_errors: tuple[type[Exception], ...], parent_pid: int | None = None) -> None:
+    """Per-process state: the aligner is built once in each process that uses it. A pool worker exits when its
+    parent dies (kill -9 included), so an interrupted extraction leaves no 450 MB orphans."""
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     _WORKER.update(aligner=aligner_factory(), settings=settings, skip=(ImageError, *skip_errors))
 
 
@@ -111,7 +116,8 @@ def extract_shards(items: list[LabelledImage], out: Path, settings: ExtractionSe
     if remote is not None:
         return _write_remote_shards(out, todo, slices, len(items), remote, stop_after, progress)
     worker_args = (aligner_factory, settings, skip_errors)
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=worker_args) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*worker_args, os.getpid())) \
+        if workers > 1 else None
     if pool is None:
         _init_worker(*worker_args)
     pending: dict[int, list[Future]] = {}

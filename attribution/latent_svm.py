@@ -439,12 +439,15 @@ def _check_provenance(path: Path, trust_foreign: bool, expected_sha256: str | No
     sidecar = _sidecar(path)
     if not sidecar.is_file():
         raise ForeignArtifactError(
-            f"{path}: no {sidecar.name} beside it, so it was not written by GANTrace's train_svm.py; joblib files "
-            "are pickles that run code when loaded: pass trust_foreign=True only if you trust its source")
+            f"{path}: no {sidecar.name} beside it, so GANTrace's scripts/train_svm.py did not write it (or its "
+            "checksum sidecar was lost); joblib files are pickles that run code when loaded, so it is refused: "
+            "retrain with scripts/train_svm.py, or, only for a file whose source you trust, convert it once in Python "
+            "with LatentAttributor.load(path, trust_foreign=True).save(new_path)")
     recorded = (sidecar.read_text(encoding="utf-8").split() or [""])[0]
     if recorded != actual:
         raise ForeignArtifactError(f"{path}: sha256 {actual} differs from {recorded or 'nothing'} recorded in "
-                                   f"{sidecar.name}: the file changed after GANTrace wrote it; refusing to unpickle")
+                                   f"{sidecar.name}: the file changed after GANTrace wrote it; refusing to unpickle "
+                                   "it: restore the original file or retrain with scripts/train_svm.py")
 
 
 def _sidecar(path: Path) -> Path:

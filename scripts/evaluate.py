@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pipeline as P
 from cli import EXIT_OK, EXIT_UNUSABLE, add_pipeline_arguments, config_from_args, positive_int, run
+from core.preflight import require_output, require_ready
 from evaluation import PERTURBATIONS, collect_dataset, evaluate_dataset, summary_markdown
 
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     add_pipeline_arguments(parser)
     args = parser.parse_args(argv)
+    require_output(args.out, folder=True)
     return run(lambda: _evaluate(args))
 
 
@@ -53,6 +55,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     items = collect_dataset(args.dataset, args.limit_per_class, args.seed)
     pipe = P.Pipeline(config_from_args(args, find_faces=False))
     statuses = pipe.load_all()
+    require_ready(statuses, "latent_svm", "--attribution", args.attribution)
     for status in statuses:
         if not status.ready:
             print(f"note: {status.branch} is off: {status.reason}", file=sys.stderr)

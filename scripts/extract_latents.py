@@ -41,6 +41,7 @@ from cli import EXIT_OK, EXIT_STOPPED, EXIT_UNUSABLE, add_runtime_arguments, app
 from core.datasets import read_dataset
 from core.device import Precision, select_precision
 from core.errors import InputError
+from core.preflight import require_output
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
@@ -52,6 +53,7 @@ TINY_WARNING = ("tiny-random encoder: RANDOM weights, the latents carry no infor
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_output(Path(args.out), folder=True)
     return run(lambda: _run(args), (ShardSettingsError, WeightUnavailableError, CheckpointError, RayWorkerError))
 
 

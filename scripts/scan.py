@@ -29,6 +29,7 @@ from pathlib import Path
 import pipeline as P
 from batch_scan import StopFlag, expand_inputs, scan
 from cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_args, run
+from core.preflight import require_output, require_ready
 from ray_backend import RayWorkerError, add_ray_arguments, ray_options
 
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.report is not None and args.report.exists() and not args.report.is_dir():
         parser.error(f"--report {args.report} is a file, not a folder to write the reports into")
+    require_output(args.out, csv_header=P.CSV_COLUMNS, companions=[args.out.with_suffix(".jsonl")])
     return run(lambda: _scan(args), (FileNotFoundError, ValueError, RayWorkerError))
 
 
@@ -53,7 +55,9 @@ def _scan(args: argparse.Namespace) -> int:
     ray = ray_options(args)
     files = expand_inputs(args.inputs, args.recursive)
     pipe = P.Pipeline(config_from_args(args))
-    for status in pipe.load_all():
+    statuses = pipe.load_all()
+    require_ready(statuses, "latent_svm", "--attribution", args.attribution)
+    for status in statuses:
         if not status.ready:
             print(f"note: {status.branch} is off: {status.reason}", file=sys.stderr)
     stop = StopFlag()

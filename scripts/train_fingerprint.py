@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cli import EXIT_OK, EXIT_STOPPED, add_runtime_arguments, apply_runtime, positive_int, run
 from core.datasets import limit_per_class, read_dataset
+from core.preflight import require_output
 from detector.fingerprint_training import PRESETS, SELECT_ON, Trainer, TrainSettings, prepare_output
 
 LOG = logging.getLogger("train_fingerprint")
@@ -72,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    require_output(args.out, folder=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return run(lambda: _train(args))
 

@@ -38,10 +38,12 @@ from attribution.latent_training import feature_spec, select_C, write_training_r
 from attribution.share import push_staged, stage_attributor
 from cli import EXIT_OK, run
 from core.errors import InputError
+from core.preflight import require_output
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_output(Path(args.out))
     return run(lambda: _run(args), (FileNotFoundError, ValueError))
 
 

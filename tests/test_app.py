@@ -66,9 +66,26 @@ def test_branch_table_shows_each_branch_own_opinion_and_open_set_label():
 def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     data, pictures = app.analyze_upload(pipe, str(real_face))
     assert set(data) == DESIGN_FIELDS and data["file"] == real_face.name
-    card, bars, aligned, spectrum, gradcam, table = app.render_verdict(data, pictures)
-    assert aligned.shape == (256, 256, 3) and spectrum.ndim == 3
-    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 3
+    card, bars, overview, gallery, face, spectrum, gradcam, table, report = app.render_verdict(data, pictures)
+    assert overview.shape == (data["height"], data["width"], 3) and spectrum.ndim == 3
+    assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
+    assert face.startswith("#### Face 1 (the verdict is about this face)")
+    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 3 and report.interactive
+
+
+def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
+    face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "label": "stylegan2", "fake_probability": 0.9,
+            "uncertain": [], "evidence": {"latent_svm": {"probabilities": {"progan": 0.1, "stylegan2": 0.8,
+                                                                           "stylegan3": 0.1},
+                                                         "label": "stylegan2", "reason": None,
+                                                         "fake_probability": None, "skill_notes": []}}}
+    group = verdict(faces=[{**face, "primary": True}, {**face, "label": "real", "fake_probability": 0.2,
+                                                       "primary": False}])
+    first, second = app.face_markdown(group, 0), app.face_markdown(group, 1)
+    assert first.startswith("#### Face 1 (the verdict is about this face): StyleGAN2 — P(fake) = 0.90")
+    assert second.startswith("#### Face 2: Real photo — P(fake) = 0.20")
+    assert "- Latent SVM (e4e W+): stylegan2 (0.80)" in first
+    assert app.face_markdown(verdict(faces=[]), None).startswith("No face was found")
 
 
 def test_corrupt_and_missing_uploads_raise_the_image_module_message(pipe, tmp_path):
@@ -138,12 +155,84 @@ def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe,
         demo.close()
 
 
-def test_a_branch_without_real_fake_skill_shows_that_instead_of_a_probability():
-    evidence = dict(verdict()["evidence"])
-    evidence["fingerprint_net"] = {**evidence["fingerprint_net"], "fake_probability": None,
-                                   "skill_notes": ["no real/fake skill: held-out AUC 0.46 < 0.85"]}
-    skill_less = verdict(evidence=evidence)
-    rows = {row[0]: row for row in app.branch_rows(skill_less)}
-    assert rows["FingerprintNet"][2] == "no real/fake skill"
-    card = app.verdict_card(skill_less)
-    assert "- FingerprintNet: stylegan2 (0.70), no real/fake skill" in card and "P(fake) 0.900" not in card
+def _noise_png(path: Path, seed: int = 0) -> Path:
+    import numpy as np
+
+    path.write_bytes(png_bytes(np.random.default_rng(seed).integers(0, 255, (96, 96, 3), dtype="uint8")))
+    return path
+
+
+def _session_state_bytes(demo: gr.Blocks) -> int:
+    """Bytes of every value Gradio holds in gr.State across all sessions (numpy arrays counted by size)."""
+    import pickle
+
+    return sum(len(pickle.dumps(value)) for session in demo.state_holder.session_data.values()
+               for value in session.state_data.values())
+
+
+def test_many_fresh_sessions_keep_no_more_pictures_than_the_bound(pipe, tmp_path):
+    from gradio_client import Client, handle_file
+
+    store = app.picture_store(max_items=3)
+    demo = app.build_demo(pipe, store)
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        for index in range(8):
+            client = Client(local_url, verbose=False, analytics_enabled=False)
+            client.predict(handle_file(str(_noise_png(tmp_path / f"wall{index}.png", index))), api_name="/analyze")
+        assert len(store) == 3 and 0 < store.nbytes <= app.PICTURE_BYTES
+        assert len(demo.state_holder.session_data) >= 8
+        assert _session_state_bytes(demo) < 8 * 200
+    finally:
+        demo.close()
+
+
+def test_the_page_shows_the_pictures_kept_under_the_session_token(pipe, tmp_path):
+    store = app.picture_store()
+    data, pictures = app.analyze_upload(pipe, str(_noise_png(tmp_path / "wall.png")))
+    _, token = app._keep_pictures(store, data, pictures)
+    assert isinstance(token, str) and len(token) < 40 and len(store) == 1
+    panels = app.render_verdict(data, store.take(token))
+    assert panels[5] is not None and len(store) == 0
+
+
+def test_ctrl_c_while_the_models_load_stops_in_one_line_without_a_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time, pipeline\n"
+            "def slow(self):\n"
+            "    print('LOADING', flush=True)\n"
+            "    time.sleep(60)\n"
+            "pipeline.Pipeline.load_all = slow\n"
+            "import app\n"
+            "sys.exit(app.main(['--port', '0']))\n")
+    root = Path(app.__file__).resolve().parent
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert process.stdout.readline().strip() == "LOADING"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted during start-up; the server is not running"
+
+
+def test_the_docstring_says_where_gradio_keeps_uploads_and_the_verdict_names_the_cleaned_file(pipe, tmp_path):
+    from gradio_client import Client, handle_file
+
+    assert "nothing is written\n  under a client-chosen name" not in app.__doc__
+    assert "<cache>/<sha>/<client's file name, cleaned>" in app.__doc__
+    demo = app.build_demo(pipe)
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        upload = _noise_png(tmp_path / "wall name;1.png")
+        data = Client(local_url, verbose=False, analytics_enabled=False).predict(handle_file(str(upload)),
+                                                                                 api_name="/analyze")
+        cached = [p for p in Path(demo.GRADIO_CACHE).rglob("*.png") if p.name == data["file"]]
+        assert cached and all(Path(demo.GRADIO_CACHE) in p.parents for p in cached)
+    finally:
+        demo.close()

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageOps
 from playwright.sync_api import expect, sync_playwright
 
 import app
@@ -49,11 +50,16 @@ def upload_and_screenshot(binary: str, url: str, image: Path, screenshot: Path) 
             browser.close()
 
 
-def test_browser_upload_shows_the_verdict_card_and_saves_a_screenshot(real_face, tmp_path):
+def required_chromium() -> str:
     binary = chromium_binary()
     if binary is None:
         pytest.skip("chromium not found at /usr/bin/chromium (install it: apt-get install -y chromium; "
                     ".ci/run does) or set GANTRACE_CHROMIUM")
+    return binary
+
+
+def test_browser_upload_shows_the_verdict_card_and_saves_a_screenshot(real_face, tmp_path):
+    binary = required_chromium()
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app-screenshot.png")
     demo = app.build_demo(tiny_pipeline(tmp_path / "models"))
     _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
@@ -64,3 +70,45 @@ def test_browser_upload_shows_the_verdict_card_and_saves_a_screenshot(real_face,
     assert "P(fake)" in card, card
     assert real_face.name in card
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def two_face_picture(real_face: Path, path: Path) -> Path:
+    """The committed face and its mirror image side by side: dlib finds two faces."""
+    face = Image.open(real_face).convert("RGB")
+    canvas = Image.new("RGB", (2 * face.width + 20, face.height + 20), (200, 200, 200))
+    canvas.paste(face, (5, 10))
+    canvas.paste(ImageOps.mirror(face), (face.width + 15, 10))
+    canvas.save(path)
+    return path
+
+
+def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face, tmp_path):
+    binary = required_chromium()
+    image = two_face_picture(real_face, tmp_path / "two-faces.png")
+    demo = app.build_demo(tiny_pipeline(tmp_path / "models"))
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=binary, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1500})
+                page.goto(local_url)
+                page.locator("#upload input[type=file]").set_input_files(str(image))
+                expect(page.locator("#verdict-card")).to_contain_text("2 face(s)", timeout=VERDICT_TIMEOUT_MS)
+                page.get_by_role("tab", name="Faces").click()
+                expect(page.locator("#faces-overview img")).to_be_visible()
+                thumbnails = page.locator("#faces-gallery button.thumbnail-item")
+                expect(thumbnails).to_have_count(2)
+                evidence = page.locator("#face-evidence")
+                expect(evidence).to_contain_text("Face 1")
+                for number in (2, 1):
+                    thumbnails.nth(number - 1).click()
+                    expect(evidence).to_contain_text(f"Face {number}")
+                    expect(evidence).to_contain_text("Latent SVM")
+                screenshot = Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png")
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        demo.close()

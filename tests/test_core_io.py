@@ -68,11 +68,19 @@ def test_pipeline_flags_map_onto_the_config_with_device_auto_and_all_cores(monke
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
     parser = argparse.ArgumentParser()
     cli.add_pipeline_arguments(parser)
-    args = parser.parse_args(["--batch-size", "3", "--gate-attribution", "--fingerprint", "fp.safetensors"])
+    args = parser.parse_args(["--batch-size", "3", "--gate-attribution", "--fingerprint", "fp.safetensors",
+                              "--attribution", "hf://me/svm@v1", "--skip-branch", "clip_probe"])
     assert args.device == "auto" and args.threads == cli.machine_threads() and not args.no_progress
     config = cli.config_from_args(args, find_faces=False)
-    assert (config.batch_size, config.gate_attribution, config.fingerprint_weights, config.find_faces) == (
-        3, True, "fp.safetensors", False)
+    assert (config.batch_size, config.gate_attribution, config.find_faces) == (3, True, False)
+    assert config.branch_options == {"fingerprint_net": {"weights": "fp.safetensors"},
+                                     "latent_svm": {"artifact": "hf://me/svm@v1"}}
+    assert config.disabled_branches == ("clip_probe",)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert cli.config_from_args(args).download is True
+    assert cli.config_from_args(parser.parse_args(["--offline"])).download is False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.config_from_args(args).download is False
     with pytest.raises(SystemExit) as caught:
         parser.parse_args(["--batch-size", "0"])
     assert caught.value.code == cli.EXIT_BAD_INPUT

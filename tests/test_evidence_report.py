@@ -333,7 +333,7 @@ def test_app_offers_the_report_of_the_last_verdict_as_a_download(pipe, drawn_ver
 
     demo = app.build_demo(pipe)
     assert [b.label for b in demo.blocks.values() if getattr(b, "elem_id", None) == "report"] == ["Download report"]
-    button = app.report_download(drawn_verdict.to_dict(), drawn_verdict.pictures)
+    button = app.render_verdict(drawn_verdict.to_dict(), drawn_verdict.pictures)[-1]
     assert button.interactive and button.value["orig_name"] == R.report_name(drawn_verdict.to_dict())
     page = ReportReader(Path(button.value["path"]).read_text(encoding="utf-8"))
     assert drawn_verdict.sha256 in page.text["input"] and len(page.images["pictures"]) == 2

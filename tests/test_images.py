@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import (DecompressionBombError, ImageLimits, ImageTooLargeError, ImageTooSmallError,
+from core.images import (DecompressionBombError, ImageError, ImageLimits, ImageTooLargeError, ImageTooSmallError,
                          NotAnImageError, TruncatedImageError, list_images, load_image)
 
 
@@ -65,6 +65,38 @@ def test_sixteen_bit_gray_is_rescaled_not_clipped():
     ramp = np.tile(np.linspace(0, 65535, 96).astype(np.uint16), (80, 1))
     loaded = load_image(_encode(Image.fromarray(ramp), "PNG"))
     assert loaded.pixels[:, 0].max() == 0 and loaded.pixels[:, -1].min() == 255
+
+
+def _float_tiff(values: np.ndarray) -> bytes:
+    return _encode(Image.fromarray(values.astype(np.float32), mode="F"), "TIFF")
+
+
+def test_float_tiff_in_unit_range_is_scaled_to_full_range_with_a_warning():
+    ramp = np.tile(np.linspace(0.0, 1.0, 96, dtype=np.float32), (80, 1))
+    loaded = load_image(_float_tiff(ramp), name="scan.tif")
+    assert loaded.pixels[:, 0].max() == 0 and loaded.pixels[:, -1].min() == 255
+    assert loaded.pixels[:, 48].min() == round(ramp[0, 48] * 255)
+    assert loaded.warnings == ["scan.tif: 32-bit float pixels in 0–1 were scaled ×255 to 8 bits"]
+
+
+def test_float_tiff_in_byte_range_is_kept_with_a_warning():
+    ramp = np.tile(np.linspace(0.0, 255.0, 96, dtype=np.float32), (80, 1))
+    loaded = load_image(_float_tiff(ramp), name="scan.tif")
+    np.testing.assert_array_equal(loaded.pixels[..., 0], np.rint(ramp).astype(np.uint8))
+    assert loaded.warnings == ["scan.tif: 32-bit float pixels in 0–255 were rounded to 8 bits"]
+
+
+@pytest.mark.parametrize("bad", [-0.5, 300.0, float("nan"), float("inf")])
+def test_float_tiff_outside_both_ranges_is_refused_in_one_line(bad):
+    values = np.full((80, 96), 0.5, np.float32)
+    values[3, 4] = bad
+    with pytest.raises(ImageError) as info:
+        load_image(_float_tiff(values), name="odd.tif")
+    assert str(info.value).startswith("odd.tif: ") and "\n" not in str(info.value)
+
+
+def test_eight_bit_images_carry_no_warning():
+    assert load_image(_encode(Image.fromarray(_gradient()), "PNG")).warnings == []
 
 
 def test_transparent_pixels_become_white():
@@ -146,3 +178,11 @@ def test_list_images_keeps_only_images_sorted(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.png").mkdir()
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]
+
+
+def test_a_large_canvas_declared_by_a_tiny_file_is_refused_before_decoding():
+    data = bytearray(_encode(Image.fromarray(_gradient()), "JPEG", quality=50, progressive=True))
+    sof = data.find(b"\xff\xc2")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 931, 52325)
+    with pytest.raises(DecompressionBombError, match="52325×931 pixels from only"):
+        load_image(bytes(data), name="tiny.jpg")

@@ -148,7 +148,7 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
-    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "latent_svm"}
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "latent_svm"}
     face = data["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
     assert face["label"] == data["label"] and face["primary"] is True
@@ -390,3 +390,24 @@ def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
     assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
     assert tuple(picture[129, 200]) == FAKE_COLOUR
     assert tuple(picture[180, 5]) == (0, 0, 0)
+
+
+def test_a_float_image_converted_at_intake_says_so_in_the_verdict(tiny_dir, tmp_path):
+    ramp = np.linspace(0.0, 1.0, 96 * 96 * 3, dtype=np.float32).reshape(96, 96, 3)
+    path = tmp_path / "float.tiff"
+    Image.fromarray(ramp[..., 0], mode="F").save(path)
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(path), name="float.tiff")
+    assert verdict.warnings[0] == "float.tiff: 32-bit float pixels in 0–1 were scaled ×255 to 8 bits"
+
+
+def test_an_image_smaller_than_the_clip_crop_is_flagged_and_the_verdict_uncertain(tiny_dir):
+    pipe = tiny_pipeline(tiny_dir)
+    crop = pipe.branches["clip_probe"].model.config.crop_size
+    rng = np.random.default_rng(7)
+    small = png_bytes(rng.integers(0, 255, (crop - 20, crop - 10, 3), dtype=np.uint8))
+    verdict = pipe.analyze_one(small, name="small.png")
+    note = verdict.evidence["clip_probe"]["out_of_distribution"]
+    assert note.startswith(f"the image is {crop - 10}×{crop - 20} px, under the {crop} px crop")
+    assert verdict.uncertain and verdict.uncertain[0] == f"clip_probe: {note}"
+    large = pipe.analyze_one(png_bytes(rng.integers(0, 255, (crop + 8, crop + 8, 3), dtype=np.uint8)))
+    assert large.evidence["clip_probe"]["out_of_distribution"] is None

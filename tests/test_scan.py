@@ -14,7 +14,7 @@ import pytest
 
 import batch_scan as scan
 import pipeline as P
-from test_pipeline import png_bytes, tiny_pipeline
+from test_pipeline import _tiny_models, png_bytes, tiny_branches, tiny_pipeline
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scan.py"
 
@@ -122,7 +122,7 @@ def test_half_written_last_row_and_orphan_verdict_are_dropped_then_redone(pipe, 
 def test_refuses_to_append_to_a_csv_that_is_not_a_scan(pipe, folder, tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("name,score\nx,1\n")
-    with pytest.raises(ValueError, match="not a GANTrace scan"):
+    with pytest.raises(ValueError, match="does not start with the header"):
         scan.scan(scan.expand_inputs([str(folder)], False), out, pipe, progress=False)
 
 
@@ -132,3 +132,51 @@ def test_command_line_with_a_missing_path_exits_nonzero_with_one_clear_message(t
     assert result.returncode == 2
     assert "nothing to scan at" in result.stderr and "nowhere" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "r.csv").exists()
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return scan.main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_an_out_that_is_its_own_jsonl_companion_is_refused_before_anything_is_written(pipe, folder, tmp_path):
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match="companion"):
+        scan.scan(scan.expand_inputs([str(folder)], False), out, pipe, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name, content", [("r.jsonl", None), ("r.jsonl", b"a scan's rows\n"),
+                                           ("notes.csv", b"name,score\nx,1")])
+def test_command_line_refuses_an_out_it_would_damage_and_leaves_it_untouched(folder, tmp_path, capsys, name,
+                                                                               content):
+    out = tmp_path / name
+    if content is not None:
+        out.write_bytes(content)
+    assert _exit_code([str(folder / "a.png"), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {out}: ") and "\n" not in err
+    assert (out.read_bytes() if content is not None else out.exists()) == (content if content is not None else False)
+    assert not out.with_suffix(".jsonl").exists() or out.suffix == ".jsonl"
+
+
+def test_an_attribution_artifact_that_cannot_be_used_fails_the_run_with_a_real_remedy(folder, tmp_path, capsys,
+                                                                                      monkeypatch):
+    import joblib
+
+    artifact = tmp_path / "downloaded.joblib"
+    joblib.dump({"not": "ours"}, artifact)
+    from branches import LatentBranch
+
+    encoder = _tiny_models(str(tmp_path / "models"))["e4e"]
+    branches = tiny_branches(tmp_path / "models", latent_svm=LatentBranch(encoder=encoder))
+    real_pipeline = P.Pipeline
+    monkeypatch.setattr(P, "Pipeline", lambda config: real_pipeline(config, branches))
+    out = tmp_path / "r.csv"
+    assert _exit_code([str(folder / "a.png"), "--out", str(out), "--attribution", str(artifact),
+                       "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --attribution {artifact} was given but the latent_svm branch cannot run")
+    assert "\n" not in err and "scripts/train_svm.py" in err and not out.exists()
