@@ -8,9 +8,11 @@ glob expansion).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import glob
 import json
+import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -20,9 +22,11 @@ from tqdm import tqdm
 
 import evidence_report
 import pipeline as P
+from cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_args, run
 from core.atomic import write_text_atomic
+from core.preflight import check_output, require_output, require_ready
 from core.datasets import images_under
-from ray_backend import RayOptions, analyze_on_ray
+from ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[Path]:
@@ -104,15 +108,17 @@ class StopFlag:
 
 
 def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True, stop: StopFlag | None = None,
-         report_dir: Path | None = None, per_face: bool = False, ray: RayOptions | None = None) -> tuple[Counter, bool]:
+         report_dir: Path | None = None, per_face: bool = False,
+         ray: RayOptions | None = None) -> tuple[Counter, bool]:
     """Analyse every file not yet in `out`, appending CSV rows (one per image, or per face with `per_face`) and
     JSONL verdicts; with `report_dir`, an HTML evidence report per verdict too (pictures are only drawn then).
     With `ray`, the verdicts are computed by Ray actors (ray_backend) and written here the same way.
 
     Returns the counts by outcome (labels, "error", "skipped" = already done) and whether every file is done.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
+    check_output(out, csv_header=P.CSV_COLUMNS, companions=[jsonl])
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = done_files(out)
     prune_jsonl(jsonl, done)
     todo = [path for path in files if str(path) not in done]
@@ -152,3 +158,50 @@ def _results(pipe: P.Pipeline, todo: list[Path], stop: StopFlag | None, with_pic
             return
         batch = todo[start:start + size]
         yield from pipe.analyze([str(p) for p in batch], names=[str(p) for p in batch], with_pictures=with_pictures)
+
+
+def main(argv: list[str] | None = None, description: str | None = None) -> int:
+    """scripts/scan.py: parse the command line, check --out before any model loads, scan, report; the exit code."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files, folders or quoted glob patterns")
+    parser.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write or resume")
+    parser.add_argument("--recursive", action="store_true", help="also scan sub-folders of folder arguments")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="also write one self-contained HTML evidence report per analysed image into DIR")
+    parser.add_argument("--per-face", action="store_true",
+                        help="one CSV row per analysed face (the JSONL always holds every face)")
+    add_pipeline_arguments(parser)
+    add_ray_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        parser.error(f"--report {args.report} is a file, not a folder to write the reports into")
+    require_output(args.out, csv_header=P.CSV_COLUMNS, companions=[args.out.with_suffix(".jsonl")])
+    return run(lambda: _scan(args), (FileNotFoundError, ValueError, RayWorkerError))
+
+
+def _scan(args: argparse.Namespace) -> int:
+    ray = ray_options(args)
+    files = expand_inputs(args.inputs, args.recursive)
+    pipe = P.Pipeline(config_from_args(args))
+    statuses = pipe.load_all()
+    require_ready(statuses, "latent_svm", "--attribution", args.attribution)
+    for status in statuses:
+        if not status.ready:
+            print(f"note: {status.branch} is off: {status.reason}", file=sys.stderr)
+    stop = StopFlag()
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop,
+                                report_dir=args.report, per_face=args.per_face, ray=ray)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {args.out} holds every finished row: re-run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if v)
+    print(f"{args.out} ({args.out.with_suffix('.jsonl').name} beside it): {summary}", file=sys.stderr)
+    if not finished:
+        print("stopped early; re-run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK

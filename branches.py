@@ -31,6 +31,7 @@ class ModelBranch:
 
     name = ""
     level = "image"
+    default_weights = ""
 
     def __init__(self, model: Any = None, models: dict[str, str] | None = None, warning: str | None = None):
         self.model = model
@@ -55,6 +56,25 @@ class ModelBranch:
 
     def _build(self, context: BranchContext) -> Any:
         raise NotImplementedError
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return [] if self._models else [self._weights_name(context)]
+
+    def _weights_name(self, context: BranchContext) -> str:
+        return str(context.options.get("weights", self.default_weights))
+
+    def _weights_file(self, context: BranchContext) -> Path:
+        """The branch's weights: a registry name (verified, fetched when allowed) or a path to a file of one's own."""
+        name = self._weights_name(context)
+        path = Path(name)
+        if "/" in name or path.suffix or path.is_file():
+            if not path.is_file():
+                raise WeightUnavailableError(name, "no such file", f"the path given as the {self.name} weights")
+            self._models[path.name] = sha256_file(path)
+            return path
+        path = resolve(name, download=context.download)
+        self._models[name] = weight_sha256(name, path)
+        return path
 
     def _random_fallback(self, context: BranchContext, err: WeightUnavailableError, what: str) -> None:
         """Benchmarks only: say loudly that the output is meaningless, or re-raise the missing weight."""
@@ -99,23 +119,12 @@ class FingerprintBranch(ModelBranch):
     """FingerprintNet: P(real / progan / stylegan2 / stylegan3) from spatial and spectral cues, with Grad-CAM."""
 
     name = "fingerprint_net"
-
-    def required_weights(self, context: BranchContext) -> list[str]:
-        return [] if self._models else [str(context.options.get("weights", "fingerprintnet-small"))]
+    default_weights = "fingerprintnet-small"
 
     def _build(self, context: BranchContext) -> Any:
         from detector.fingerprint_net import FingerprintNet
 
-        name = str(context.options.get("weights", "fingerprintnet-small"))
-        path = Path(name)
-        if path.suffix == ".safetensors" or path.is_file():
-            if not path.is_file():
-                raise WeightUnavailableError(name, "no such file", "the path given as the FingerprintNet weights")
-            self._models[path.name] = sha256_file(path)
-            return FingerprintNet.from_pretrained(path, context.precision)
-        path = resolve(name, download=context.download)
-        self._models[name] = weight_sha256(name, path)
-        return FingerprintNet.from_pretrained(path, context.precision)
+        return FingerprintNet.from_pretrained(self._weights_file(context), context.precision)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
         classes = tuple(self.model.classes)
@@ -132,17 +141,12 @@ class SpectralBranch(ModelBranch):
     """The classical baseline (Frank et al. 2020): DCT log-spectrum + linear models, fast and explainable."""
 
     name = "spectral_dct"
-
-    def required_weights(self, context: BranchContext) -> list[str]:
-        return [] if self._models else [str(context.options.get("weights", "spectral-dct"))]
+    default_weights = "spectral-dct"
 
     def _build(self, context: BranchContext) -> Any:
         from detector.spectral import SpectralDetector
 
-        name = str(context.options.get("weights", "spectral-dct"))
-        path = resolve(name, download=context.download)
-        self._models[name] = weight_sha256(name, path)
-        return SpectralDetector.from_pretrained(path)
+        return SpectralDetector.from_pretrained(self._weights_file(context))
 
     @property
     def skill(self) -> dict | None:

@@ -120,7 +120,7 @@ def stage(target: Path, card: SpaceCard, repo: Path = REPO_ROOT) -> tuple[list[P
     artifacts, missing = artifact_files(repo)
     copied = source_files(repo) + artifacts
     for relative in copied:
-        check_allowed(relative, repo / relative)
+        check_allowed(relative, repo / relative, registered=relative in artifacts)
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / relative, destination)
@@ -130,11 +130,14 @@ def stage(target: Path, card: SpaceCard, repo: Path = REPO_ROOT) -> tuple[list[P
     return staged, missing
 
 
-def check_allowed(relative: Path, source: Path) -> None:
-    """Refuse anything that must never reach a public Space, whatever a future edit of the allow-list says."""
+def check_allowed(relative: Path, source: Path, registered: bool = False) -> None:
+    """Refuse anything that must never reach a public Space, whatever a future edit of the allow-list says.
+
+    A `registered` file (one of a `local` weight's files in artifacts/weights.json) may have a weight suffix such
+    as .npz; the folder, name and size rules still apply to it."""
     name = relative.name.lower()
-    if FORBIDDEN_PARTS & set(relative.parts) or name in FORBIDDEN_NAMES or relative.suffix.lower() in \
-            FORBIDDEN_SUFFIXES:
+    forbidden_suffix = relative.suffix.lower() in FORBIDDEN_SUFFIXES and not registered
+    if FORBIDDEN_PARTS & set(relative.parts) or name in FORBIDDEN_NAMES or forbidden_suffix:
         raise ValueError(f"{relative} must never be uploaded to a Space (data, weights, caches or secrets)")
     size_mb = source.stat().st_size / 1e6
     if size_mb > MAX_FILE_MB:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -70,7 +71,7 @@ def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     assert overview.shape == (data["height"], data["width"], 3) and spectrum.ndim == 3
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
-    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 3 and report.interactive
+    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 4 and report.interactive
 
 
 def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
@@ -133,7 +134,7 @@ def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tm
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
-    assert text.count("\n") == 4
+    assert text.count("\n") == 5
 
 
 def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, real_face, tmp_path):

@@ -14,7 +14,8 @@ from attribution.fusion import ARCHITECTURES
 from core.errors import InputError
 from core.images import load_image
 from core.metrics import attribution_metrics, detection_metrics, tpr_at_fpr
-from test_pipeline import png_bytes, tiny_pipeline
+import pipeline as P
+from test_pipeline import png_bytes, tiny_branches
 
 # Five real and five fake scores, ranked: F .95, F .9, R .8, F .7, F .5, R .4, F .35, R .3, R .2, R .1
 IS_FAKE = [False] * 5 + [True] * 5
@@ -82,7 +83,9 @@ def test_end_to_end_report_per_branch_and_condition(tmp_path):
         for index in range(count):
             (data / cls / f"{index}.png").write_bytes(png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)))
     out = tmp_path / "report"
-    pipe = tiny_pipeline(tmp_path / "models")
+    trust_tiny = P.FusionConfig(trust_unmeasured=("clip_probe", "fingerprint_net", "latent_svm"))
+    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", batch_size=4, fusion=trust_tiny),
+                      tiny_branches(tmp_path / "models"))
     items = evaluation.collect_dataset(data, limit=2)
     evaluation.evaluate_dataset(pipe, items, ["original", "jpeg75"], out, str(data), progress=False)
     report = json.loads((out / "metrics.json").read_text())

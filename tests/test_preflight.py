@@ -37,7 +37,7 @@ def _exit_code(name: str, argv: list[str]) -> int:
 # (script, arguments before --out, whether --out is a folder)
 SCRIPT_OUTS = [("scan", ["face.png"], False), ("evaluate", ["dataset"], True),
                ("extract_latents", ["dataset"], True), ("train_svm", ["latents"], False),
-               ("train_fingerprint", ["--data", "dataset"], True)]
+               ("train_fingerprint", ["dataset"], True)]
 
 
 @pytest.mark.parametrize("name, before, wants_folder", SCRIPT_OUTS)
@@ -117,18 +117,21 @@ def test_a_requested_branch_that_cannot_run_exits_2_with_its_reason_and_fix(caps
     require_ready([_Status("latent_svm", True)], "latent_svm", "--attribution", Path("svm.joblib"))
 
 
-def test_evaluate_exits_2_when_the_attribution_it_was_given_cannot_run(tmp_path, capsys):
-    from test_pipeline import missing, png_bytes, tiny_pipeline
+def test_evaluate_exits_2_when_the_attribution_it_was_given_cannot_run(tmp_path, capsys, monkeypatch):
     import numpy as np
+    from test_pipeline import Missing, png_bytes, tiny_pipeline
+
+    import pipeline
 
     for label in ("real", "stylegan2"):
         (tmp_path / "data" / label).mkdir(parents=True)
         (tmp_path / "data" / label / "a.png").write_bytes(png_bytes(np.full((80, 80, 3), 99, np.uint8)))
-    pipe = tiny_pipeline(tmp_path / "models", latent_svm=missing("latent-svm"))
+    pipe = tiny_pipeline(tmp_path / "models", latent_svm=Missing("latent_svm", "latent-svm", level="face"))
+    monkeypatch.setattr(pipeline, "Pipeline", lambda config: pipe)
     argv = [str(tmp_path / "data"), "--out", str(tmp_path / "report"), "--attribution", "svm.joblib",
             "--no-progress"]
     try:
-        code = load_script("evaluate").main(argv, pipe=pipe)
+        code = load_script("evaluate").main(argv)
     except SystemExit as stop:
         code = stop.code
     err = capsys.readouterr().err.strip()

@@ -39,7 +39,8 @@ def parse_front_matter(text: str) -> dict:
 def fake_repo(tmp_path: Path) -> Path:
     """A repository with the files a Space needs and every kind of file it must never get."""
     repo = tmp_path / "repo"
-    for relative in ("app.py", "pipeline.py", "cli.py", "core/__init__.py", "core/images.py", "detector/__init__.py",
+    for relative in ("app.py", "pipeline.py", "cli.py", "branches.py", "verdict.py", "image_record.py",
+                     "evidence_report.py", "core/__init__.py", "core/images.py", "detector/__init__.py",
                      "encoder/__init__.py", "attribution/__init__.py", "attribution/fusion.py",
                      "tests/test_app.py", "scripts/scan.py", "core/__pycache__/images.cpython-311.pyc",
                      ".git/config", "runs/log.txt", "artifacts/fingerprintnet-small.safetensors",
@@ -61,7 +62,8 @@ def fake_repo(tmp_path: Path) -> Path:
 def test_staging_copies_exactly_the_allow_list(fake_repo, tmp_path):
     staged, missing = publish.stage(tmp_path / "space", publish.SpaceCard(), repo=fake_repo)
     assert [str(p) for p in staged] == sorted([
-        "README.md", "app.py", "cli.py", "pipeline.py", "requirements.txt", "artifacts/weights.json",
+        "README.md", "app.py", "cli.py", "pipeline.py", "branches.py", "verdict.py", "image_record.py",
+        "evidence_report.py", "requirements.txt", "artifacts/weights.json",
         "artifacts/fingerprintnet-small.json", "artifacts/fingerprintnet-small.md",
         "artifacts/fingerprintnet-small.safetensors", "attribution/__init__.py", "attribution/fusion.py",
         "core/__init__.py", "core/images.py", "detector/__init__.py", "encoder/__init__.py"])

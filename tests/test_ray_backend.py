@@ -7,7 +7,6 @@ thread (each 1-CPU actor does), so the same numerics give the same bits.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import subprocess
@@ -19,15 +18,12 @@ import numpy as np
 import pytest
 import torch
 
+import batch_scan
 from core.weights import WeightUnavailableError
 from ray_backend import RayOptions, RayWorkerError, map_ordered, ray_session
 from test_extract_latents import FAST, _shard_bytes, extract
 from test_pipeline import png_bytes
 from test_scan import SCRIPT, rows
-
-_spec = importlib.util.spec_from_file_location("scan_script", SCRIPT)
-scan_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(scan_script)
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
 
@@ -58,7 +54,7 @@ def images(tmp_path_factory) -> Path:
 def local_scan(ray_address, images, tmp_path_factory) -> Path:
     """The local backend's uninterrupted scan, which every Ray run is compared with."""
     out = tmp_path_factory.mktemp("local") / "results.csv"
-    assert scan_script.main([str(images), "--out", str(out), *SCAN_FLAGS]) == 0
+    assert batch_scan.main([str(images), "--out", str(out), *SCAN_FLAGS]) == 0
     return out
 
 
@@ -68,7 +64,7 @@ def _without_timings(jsonl: Path) -> list[dict]:
 
 def test_scan_on_ray_writes_the_local_backends_rows_and_verdicts(ray_address, images, local_scan, tmp_path):
     out = tmp_path / "ray.csv"
-    assert scan_script.main([str(images), "--out", str(out), *SCAN_FLAGS, "--ray", "--ray-actors", "2"]) == 0
+    assert batch_scan.main([str(images), "--out", str(out), *SCAN_FLAGS, "--ray", "--ray-actors", "2"]) == 0
     assert out.read_bytes() == local_scan.read_bytes()
     assert _without_timings(out.with_suffix(".jsonl")) == _without_timings(local_scan.with_suffix(".jsonl"))
     broken = [row for row in rows(out) if row["file"].endswith("img05-broken.jpg")]
