@@ -14,5 +14,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 app: $(VENV)/.installed
 	$(PY) app.py
 
-test: $(VENV)/.installed
+# The suite also tests the optional Ray backend (requirements-ray.txt), which `make app` does not install.
+$(VENV)/.installed-ray: $(VENV)/.installed requirements-ray.txt
+	$(PY) -m pip install -r requirements-ray.txt
+	touch $@
+
+test: $(VENV)/.installed-ray
 	$(PY) -m pytest

@@ -26,6 +26,7 @@ from cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_a
 from core.atomic import write_text_atomic
 from core.preflight import check_output, require_output, require_ready
 from core.datasets import images_under
+from ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[Path]:
@@ -107,9 +108,11 @@ class StopFlag:
 
 
 def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True, stop: StopFlag | None = None,
-         report_dir: Path | None = None, per_face: bool = False) -> tuple[Counter, bool]:
+         report_dir: Path | None = None, per_face: bool = False,
+         ray: RayOptions | None = None) -> tuple[Counter, bool]:
     """Analyse every file not yet in `out`, appending CSV rows (one per image, or per face with `per_face`) and
     JSONL verdicts; with `report_dir`, an HTML evidence report per verdict too (pictures are only drawn then).
+    With `ray`, the verdicts are computed by Ray actors (ray_backend) and written here the same way.
 
     Returns the counts by outcome (labels, "error", "skipped" = already done) and whether every file is done.
     """
@@ -129,7 +132,7 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True, 
             writer.writeheader()
             csv_handle.flush()
         processed = 0
-        for result in _results(pipe, todo, stop, with_pictures=report_dir is not None):
+        for result in _results(pipe, todo, stop, with_pictures=report_dir is not None, ray=ray):
             processed += 1
             if report_dir is not None and isinstance(result, P.Verdict):
                 evidence_report.write_report(result.to_dict(), result.pictures, report_dir)
@@ -143,8 +146,12 @@ def scan(files: list[Path], out: Path, pipe: P.Pipeline, progress: bool = True, 
     return counts, processed == len(todo)
 
 
-def _results(pipe: P.Pipeline, todo: list[Path], stop: StopFlag | None,
-             with_pictures: bool = False) -> Iterator[P.Result]:
+def _results(pipe: P.Pipeline, todo: list[Path], stop: StopFlag | None, with_pictures: bool = False,
+             ray: RayOptions | None = None) -> Iterator[P.Result]:
+    if ray is not None:
+        yield from analyze_on_ray(pipe, [str(p) for p in todo], ray, with_pictures,
+                                  lambda: stop is not None and stop.requested)
+        return
     size = pipe.config.batch_size
     for start in range(0, len(todo), size):
         if stop is not None and stop.requested:
@@ -164,14 +171,16 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     parser.add_argument("--per-face", action="store_true",
                         help="one CSV row per analysed face (the JSONL always holds every face)")
     add_pipeline_arguments(parser)
+    add_ray_arguments(parser)
     args = parser.parse_args(argv)
     if args.report is not None and args.report.exists() and not args.report.is_dir():
         parser.error(f"--report {args.report} is a file, not a folder to write the reports into")
     require_output(args.out, csv_header=P.CSV_COLUMNS, companions=[args.out.with_suffix(".jsonl")])
-    return run(lambda: _scan(args), (FileNotFoundError, ValueError))
+    return run(lambda: _scan(args), (FileNotFoundError, ValueError, RayWorkerError))
 
 
 def _scan(args: argparse.Namespace) -> int:
+    ray = ray_options(args)
     files = expand_inputs(args.inputs, args.recursive)
     pipe = P.Pipeline(config_from_args(args))
     statuses = pipe.load_all()
@@ -183,7 +192,7 @@ def _scan(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, stop)
     try:
         counts, finished = scan(files, args.out, pipe, progress=not args.no_progress, stop=stop,
-                                report_dir=args.report, per_face=args.per_face)
+                                report_dir=args.report, per_face=args.per_face, ray=ray)
     except KeyboardInterrupt:
         print(f"\ninterrupted; {args.out} holds every finished row: re-run the same command to resume",
               file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import pipeline as P
+from core.device import cpu_supports_bf16
 from core.images import list_images
 from core.timing import matmul_tflops, peak_memory_mb
 
@@ -30,6 +31,9 @@ class BenchSettings:
     batch_sizes: Sequence[int] = (1, 8)
     repeats: int = 2
     pipeline: P.PipelineConfig = field(default_factory=P.PipelineConfig)
+    backend: str = "local"
+    ray_actors: int = 2
+    images: int = 40
 
 
 def face_images(cls: str) -> list[Path]:
@@ -49,7 +53,8 @@ def machine_record() -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "matmul_tflops_fp32": round(matmul_tflops(torch.float32), 3),
-        "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 3),
+        # Emulated bf16 (a CPU without AMX / AVX512-BF16) takes minutes for this matmul and measures nothing useful.
+        "matmul_tflops_bf16": round(matmul_tflops(torch.bfloat16), 3) if cpu_supports_bf16() else None,
         "peak_mem_mb": round(peak_memory_mb(), 1),
     }
 
@@ -379,3 +384,56 @@ def bench_pipeline(args: BenchSettings) -> Iterator[dict]:
 
 
 STAGES["pipeline"] = bench_pipeline
+
+
+def bench_scan(args: BenchSettings) -> Iterator[dict]:
+    """A scan as scan.py runs it, on the local backend or on a local Ray (`backend`), so Ray's overhead is a number.
+
+    The same files either way: the first `images` files of ../shared/data/faces (every class, sorted), or seeded
+    256² noise written to a temporary folder when the face set is absent. The pipeline is the configured one with
+    the weights on disk (never downloading). The clock runs from building the pipeline to the last verdict, so
+    start-up counts (for Ray: Ray itself, then each actor importing torch and loading the models; on Ray the
+    actors keep working while the driver waits for the first verdict, so there is no fair "after start-up" rate).
+    Each actor has one CPU and one torch thread.
+    """
+    import tempfile
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from ray_backend import RayOptions, analyze_on_ray
+
+    folders = sorted(p for p in FACES.iterdir() if p.is_dir()) if FACES.is_dir() else []
+    files = [str(p) for folder in folders for p in list_images(folder)][:args.images]
+    with tempfile.TemporaryDirectory(prefix="gantrace-bench-scan-") as temp:
+        source = f"the first {len(files)} images of {FACES}"
+        if len(files) < args.images:
+            rng = np.random.default_rng(0)
+            files = [str(Path(temp) / f"noise-{index:04d}.png") for index in range(args.images)]
+            for file in files:
+                Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(file)
+            source = f"{len(files)} seeded 256² noise images (the face set was not found)"
+        for dtype in args.dtypes:
+            batch_size = max(args.batch_sizes)
+            start = time.perf_counter()
+            pipe = P.Pipeline(replace(args.pipeline, device=args.device, dtype=dtype, batch_size=batch_size,
+                                      download=False))
+            branches = sorted(status.branch for status in pipe.load_all() if status.ready)
+            if args.backend == "ray":
+                results = analyze_on_ray(pipe, files, RayOptions(actors=args.ray_actors))
+            else:
+                results = pipe.analyze_iter(files, names=files)
+            count, first = 0, None
+            for _ in results:
+                count += 1
+                first = first or time.perf_counter()
+            end = time.perf_counter()
+            yield {"stage": "scan", "backend": args.backend, "dtype": dtype, "batch_size": batch_size,
+                   "images": count, "images_per_s": round(count / (end - start), 3),
+                   "seconds_to_first_verdict": round(first - start, 1), "seconds": round(end - start, 1),
+                   "branches_run": branches, "ray_actors": args.ray_actors if args.backend == "ray" else None,
+                   "threads": torch.get_num_threads(), "source": source}
+
+
+STAGES["scan"] = bench_scan

@@ -102,14 +102,19 @@ def shard_slices(count: int, shard_size: int) -> list[range]:
 def extract_shards(items: list[LabelledImage], out: Path, settings: ExtractionSettings,
                    aligner_factory: Callable[[], Aligner], encode: Callable[[list[np.ndarray]], np.ndarray],
                    latent_shape: tuple[int, int], skip_errors: tuple[type[Exception], ...] = (), workers: int = 1,
-                   stop_after: int | None = None, progress: bool = True) -> bool:
+                   stop_after: int | None = None, progress: bool = True,
+                   remote: Callable[[list[int]], Iterable[dict[str, np.ndarray]]] | None = None) -> bool:
     """Write every shard not yet in `out`, in order; False when `stop_after` new shards ended the run early.
 
     With workers > 1 the next shard's images are aligned in a process pool while this shard is being encoded.
     Images that fail with ImageError or one of `skip_errors` are recorded in the shard as failures.
+    `remote`, when given, builds the shards elsewhere (a batch runner's `ShardBuilder`s): it takes the indices of
+    the shards to build and yields them in that order; they are written here as the local ones are.
     """
     slices = shard_slices(len(items), settings.shard_size)
     todo = [i for i in range(len(slices)) if not (out / shard_name(i)).is_file()]
+    if remote is not None:
+        return _write_remote_shards(out, todo, slices, len(items), remote, stop_after, progress)
     worker_args = (aligner_factory, settings, skip_errors)
     pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(*worker_args, os.getpid())) \
         if workers > 1 else None
@@ -136,6 +141,38 @@ def extract_shards(items: list[LabelledImage], out: Path, settings: ExtractionSe
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     return True
+
+
+def _write_remote_shards(out: Path, todo: list[int], slices: list[range], total: int,
+                         remote: Callable[[list[int]], Iterable[dict[str, np.ndarray]]], stop_after: int | None,
+                         progress: bool) -> bool:
+    wanted = todo if stop_after is None else todo[:stop_after]
+    done = total - sum(len(slices[i]) for i in todo)
+    with tqdm(total=total, unit="img", desc="extract", initial=done, disable=not progress) as bar:
+        for index, shard in zip(wanted, remote(wanted)):
+            write_shard(out / shard_name(index), shard)
+            bar.update(len(slices[index]))
+    return len(wanted) == len(todo)
+
+
+class ShardBuilder:
+    """Builds whole shards by index exactly as `extract_shards` does, for a batch runner's workers (Ray actors):
+    each worker makes one builder, so the aligner and the encoder (`encoder_factory()`) load once there."""
+
+    def __init__(self, items: list[LabelledImage], settings: ExtractionSettings,
+                 aligner_factory: Callable[[], Aligner],
+                 encoder_factory: Callable[[], Callable[[list[np.ndarray]], np.ndarray]],
+                 latent_shape: tuple[int, int], skip_errors: tuple[type[Exception], ...] = ()):
+        _init_worker(aligner_factory, settings, skip_errors)
+        self.encode = encoder_factory()
+        self.items, self.settings, self.latent_shape = items, settings, latent_shape
+        self.slices = shard_slices(len(items), settings.shard_size)
+
+    def __call__(self, index: int) -> dict[str, np.ndarray]:
+        rows = self.slices[index]
+        results = (_prepare_image(i, self.items[i]) for i in rows)
+        return _build_shard([self.items[i] for i in rows], results, self.encode, self.latent_shape, self.settings,
+                            lambda _: None)
 
 
 def _build_shard(rows: list[LabelledImage], results: Iterable[ImageResult],

@@ -6,6 +6,7 @@ compared to (see benchmarking.py for what each stage measures):
 
     python scripts/benchmark.py --stage detector
     python scripts/benchmark.py --stage encoder --batch-size 1 8 --dtype fp32 bf16 --device cpu
+    python scripts/benchmark.py --stage scan --backend ray --dtype bf16 --batch-size 8   # vs --backend local
 
 Exit status: 0 done; 2 bad input (an unknown stage, dtype or device).
 """
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", required=True, choices=sorted(STAGES) + ["machine"])
     parser.add_argument("--repeats", type=positive_int, default=2, help="timed repetitions after one warm-up")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="scan stage: run in this process or on a local Ray (Ray Data actors)")
+    parser.add_argument("--ray-actors", type=positive_int, default=2, help="scan stage on Ray: actors, one CPU each")
+    parser.add_argument("--images", type=positive_int, default=40, help="scan stage: how many files (default 40)")
     add_pipeline_arguments(parser, sweep=True)
     args = parser.parse_args(argv)
     return run(lambda: _benchmark(args), (ValueError,))
@@ -31,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _benchmark(args: argparse.Namespace) -> int:
     settings = BenchSettings(device=args.device, dtypes=args.dtype, batch_sizes=args.batch_size, repeats=args.repeats,
-                             pipeline=config_from_args(args, dtype="auto", batch_size=1))
+                             pipeline=config_from_args(args, dtype="auto", batch_size=1), backend=args.backend,
+                             ray_actors=args.ray_actors, images=args.images)
     emit(machine_record())
     if args.stage != "machine":
         for record in STAGES[args.stage](settings):

@@ -8,6 +8,8 @@ Every image is decoded by core.images, its largest face is FFHQ-aligned (dlib), 
 to 256; each draw seeded by (--seed, image, copy)), then encoded by e4e in batches (attribution.latent_extraction).
 Shards go to --out with a manifest.json; a re-run resumes (finished shards are skipped, and shards are
 byte-identical to an uninterrupted run); a re-run with different settings into the same --out is refused.
+With --ray the shards are built by Ray actors and written here, byte-identical to a local run's (README "Scale out
+on Ray").
 
 Exit status and messages:
   0  done; images that cannot be used are skipped and listed in OUT/failures.json with the reason
@@ -30,18 +32,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from attribution.latent_extraction import ExtractionSettings, extract_shards, finish_extraction, shard_slices
+from attribution.latent_extraction import ExtractionSettings, ShardBuilder, extract_shards, finish_extraction, \
+    shard_slices
 from attribution.latent_shards import FAILURES_NAME, ShardSettingsError, inputs_digest, open_shard_folder, \
     remove_partial_files
 from attribution.resolution import ResolutionAugmentConfig
 from cli import EXIT_OK, EXIT_STOPPED, EXIT_UNUSABLE, add_runtime_arguments, apply_runtime, positive_int, run
 from core.datasets import read_dataset
-from core.device import select_precision
+from core.device import Precision, select_precision
 from core.errors import InputError
 from core.preflight import require_output
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
+from ray_backend import RayWorkerError, add_ray_arguments, map_ordered, ray_options
 
 TINY_WARNING = ("tiny-random encoder: RANDOM weights, the latents carry no information about the faces; "
                 "use them for plumbing tests only, never to train a model you will use")
@@ -50,11 +54,15 @@ TINY_WARNING = ("tiny-random encoder: RANDOM weights, the latents carry no infor
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_output(Path(args.out), folder=True)
-    return run(lambda: _run(args), (ShardSettingsError, WeightUnavailableError, CheckpointError))
+    return run(lambda: _run(args), (ShardSettingsError, WeightUnavailableError, CheckpointError, RayWorkerError))
 
 
 def _run(args: argparse.Namespace) -> int:
     apply_runtime(args)
+    try:
+        ray = ray_options(args)
+    except ValueError as err:
+        raise InputError(str(err)) from None
     items, source = read_dataset(Path(args.input))
     classes = sorted({item.label for item in items})
     if len(classes) < 2:
@@ -90,9 +98,15 @@ def _run(args: argparse.Namespace) -> int:
     remove_partial_files(out)
 
     encode = partial(encoder.encode, batch_size=args.batch_size, add_latent_avg=not args.no_latent_avg)
-    finished = extract_shards(items, out, settings, partial(FaceAligner, AlignConfig()), encode,
-                              (encoder.config.n_styles, encoder.config.style_dim), skip_errors=(NoFaceError,),
-                              workers=args.workers, stop_after=args.stop_after_shards, progress=not args.no_progress)
+    latent_shape = (encoder.config.n_styles, encoder.config.style_dim)
+    remote = None
+    if ray is not None:
+        builder = partial(ShardBuilder, items, settings, partial(FaceAligner, AlignConfig()),
+                          partial(_encoder_on_node, args, encoder_info, precision), latent_shape, (NoFaceError,))
+        remote = partial(map_ordered, builder, options=ray)
+    finished = extract_shards(items, out, settings, partial(FaceAligner, AlignConfig()), encode, latent_shape,
+                              skip_errors=(NoFaceError,), workers=args.workers, stop_after=args.stop_after_shards,
+                              progress=not args.no_progress, remote=remote)
     if not finished:
         print(f"stopped after {args.stop_after_shards} shard(s) as asked; re-run to resume", file=sys.stderr)
         return EXIT_STOPPED
@@ -152,6 +166,21 @@ def _load_encoder(args: argparse.Namespace, precision) -> tuple[Encoder4Editing,
     return encoder, info
 
 
+def _encoder_on_node(args: argparse.Namespace, driver_info: dict[str, Any], driver_precision: Precision):
+    """The encode function on a Ray actor; the node must compute what the driver records in the manifest (the same
+    encoder weights, device type and dtype), or the actor fails naming both sides."""
+    precision = select_precision(args.device, args.dtype)
+    if (precision.device.type, precision.dtype) != (driver_precision.device.type, driver_precision.dtype):
+        raise InputError(f"this node computes on {precision.device.type}/{precision.dtype_name}, the driver on "
+                         f"{driver_precision.device.type}/{driver_precision.dtype_name}; pass --device/--dtype that "
+                         "resolve the same on the driver and on every worker")
+    encoder, info = _load_encoder(args, precision)
+    if info != driver_info:
+        raise InputError(f"this node's encoder ({info['kind']}, weights {info['weights_sha256']}) is not the "
+                         f"driver's ({driver_info['kind']}, weights {driver_info['weights_sha256']})")
+    return partial(encoder.encode, batch_size=args.batch_size, add_latent_avg=not args.no_latent_avg)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="folder of class subfolders, a CSV path,label[,group] or a provenance.csv")
@@ -183,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after-shards", type=positive_int, default=None,
                         help="end the run after N new shards (default: all), as a kill between two shards would; "
                              "exit status 3")
+    add_ray_arguments(parser)
     return parser
 
 

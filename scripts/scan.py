@@ -4,6 +4,7 @@
     python scripts/scan.py "cases/**/*.jpg" suspect.png --out case12.csv --device cpu --batch-size 8
     python scripts/scan.py archive/ --recursive --out archive.csv      # re-run the same command to resume
     python scripts/scan.py case12/ --out case12.csv --report case12-reports   # + one HTML evidence report per image
+    python scripts/scan.py archive/ --recursive --out archive.csv --ray auto   # the same rows, on a Ray cluster
 
 The CSV has the columns of `pipeline.CSV_COLUMNS` (file, sha256, label, is_fake, fake_probability, p_<label>...,
 faces = how many were analysed, face = the one the row is about, warnings, error): one row per image for its most
