@@ -427,3 +427,45 @@ def test_the_spectral_branch_reports_the_shipped_artifact_and_its_out_of_distrib
     assert len(verdict.models["spectral-dct"]) == 64
     assert evidence["out_of_distribution"] == spectral.model.out_of_distribution(
         [np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"))])[0]
+
+
+def composite(faces: list[Image.Image], gap: int = 20) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """Faces pasted side by side on grey; returns the picture and where each face image was placed."""
+    height = max(face.height for face in faces) + 2 * gap
+    canvas = Image.new("RGB", (sum(face.width for face in faces) + gap * (len(faces) + 1), height), (128, 128, 128))
+    placed, left = [], gap
+    for face in faces:
+        canvas.paste(face, (left, gap))
+        placed.append((left, gap, left + face.width, gap + face.height))
+        left += face.width + gap
+    return canvas, placed
+
+
+def assert_one_face_per_placement(verdict: P.Verdict, placed: list[tuple[int, int, int, int]]) -> None:
+    centres = sorted(((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (f["box"] for f in verdict.faces))
+    assert len(centres) == len(placed)
+    for (cx, cy), (x0, y0, x1, y1) in zip(centres, sorted(placed)):
+        assert x0 <= cx <= x1 and y0 <= cy <= y1, (centres, placed)
+
+
+def test_a_group_picture_of_three_real_faces_gets_three_entries_where_they_were_placed(tiny_dir, real_face,
+                                                                                      tmp_path):
+    face = Image.open(real_face).convert("RGB")
+    picture, placed = composite([face, face.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                                 face.resize((260, 260), Image.Resampling.LANCZOS)])
+    picture.save(tmp_path / "group.png")
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(tmp_path / "group.png"), name="group.png")
+    assert_one_face_per_placement(verdict, placed)
+    assert all(f["evidence"]["latent_svm"]["probabilities"] is not None for f in verdict.faces)
+    capped = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", max_faces=2),
+                        tiny_branches(tiny_dir)).analyze_one(str(tmp_path / "group.png"), name="group.png")
+    assert len(capped.faces) == 2 and any("3 faces found; only the 2 largest" in w for w in capped.warnings)
+
+
+def test_a_group_picture_of_three_development_faces_gets_three_entries(tiny_dir, faces_dir, tmp_path):
+    sources = [sorted((faces_dir / cls).iterdir())[0] for cls in ("real", "stylegan2", "stylegan3")]
+    faces = [Image.open(path).convert("RGB").resize((320, 320), Image.Resampling.LANCZOS) for path in sources]
+    picture, placed = composite(faces)
+    picture.save(tmp_path / "dev-group.png")
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(tmp_path / "dev-group.png"), name="dev-group.png")
+    assert_one_face_per_placement(verdict, placed)
