@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 import app
 from test_pipeline import tiny_pipeline
@@ -31,23 +33,30 @@ def chromium_binary() -> str | None:
     return candidate if Path(candidate).is_file() else shutil.which("chromium")
 
 
-def upload_and_screenshot(binary: str, url: str, image: Path, screenshot: Path) -> str:
-    """Open the app, upload `image` through the file input, wait for the verdict card, save a PNG screenshot."""
+@contextmanager
+def app_page(binary: str, url: str, image: Path) -> Iterator[Page]:
+    """The app open in headless Chromium with `image` chosen in the upload field (which starts the analysis)."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=binary, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto(url)
             page.locator("#upload input[type=file]").set_input_files(str(image))
-            card = page.locator("#verdict-card")
-            # Any final card ends the wait (a failure card fails the assertion at once instead of timing out).
-            expect(card).to_contain_text(re.compile(r"P\(fake\)|decision|Could not"), timeout=VERDICT_TIMEOUT_MS)
-            page.wait_for_timeout(1000)  # let the probability bars finish drawing before the screenshot
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
-            return card.inner_text()
+            yield page
         finally:
             browser.close()
+
+
+def upload_and_screenshot(binary: str, url: str, image: Path, screenshot: Path) -> str:
+    """Open the app, upload `image` through the file input, wait for the verdict card, save a PNG screenshot."""
+    with app_page(binary, url, image) as page:
+        card = page.locator("#verdict-card")
+        # Any final card ends the wait (a failure card fails the assertion at once instead of timing out).
+        expect(card).to_contain_text(re.compile(r"P\(fake\)|decision|Could not"), timeout=VERDICT_TIMEOUT_MS)
+        page.wait_for_timeout(1000)  # let the probability bars finish drawing before the screenshot
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        return card.inner_text()
 
 
 def required_chromium() -> str:
@@ -88,27 +97,20 @@ def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face
     demo = app.build_demo(tiny_pipeline(tmp_path / "models"))
     _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=binary, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1500})
-                page.goto(local_url)
-                page.locator("#upload input[type=file]").set_input_files(str(image))
-                expect(page.locator("#verdict-card")).to_contain_text("2 face(s)", timeout=VERDICT_TIMEOUT_MS)
-                page.get_by_role("tab", name="Faces").click()
-                expect(page.locator("#faces-overview img")).to_be_visible()
-                thumbnails = page.locator("#faces-gallery button.thumbnail-item")
-                expect(thumbnails).to_have_count(2)
-                evidence = page.locator("#face-evidence")
-                expect(evidence).to_contain_text("Face 1")
-                for number in (2, 1):
-                    thumbnails.nth(number - 1).click()
-                    expect(evidence).to_contain_text(f"Face {number}")
-                    expect(evidence).to_contain_text("Latent SVM")
-                screenshot = Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png")
-                screenshot.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(screenshot), full_page=True)
-            finally:
-                browser.close()
+        with app_page(binary, local_url, image) as page:
+            expect(page.locator("#verdict-card")).to_contain_text("2 face(s)", timeout=VERDICT_TIMEOUT_MS)
+            page.get_by_role("tab", name="Faces").click()
+            expect(page.locator("#faces-overview img")).to_be_visible()
+            thumbnails = page.locator("#faces-gallery button.thumbnail-item")
+            expect(thumbnails).to_have_count(2)
+            evidence = page.locator("#face-evidence")
+            expect(evidence).to_contain_text("Face 1")
+            for number in (2, 1):
+                thumbnails.nth(number - 1).click()
+                expect(evidence).to_contain_text(f"Face {number}")
+                expect(evidence).to_contain_text("Latent SVM")
+            screenshot = Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
     finally:
         demo.close()
