@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-import branches as _shipped  # noqa: F401 - registers the shipped branches
 from attribution.fusion import LABELS, FusionConfig, fuse
-from branches import RANDOM_WEIGHTS, FaceFinder, NoFace
+from branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
 from core.branch import Branch, BranchContext, make_branch, registered_branches
 from core.device import Precision, select_precision
 from core.evidence import BranchEvidence
@@ -198,20 +197,21 @@ class Pipeline:
     def _run_chunk(self, chunk: list[tuple[Source, str | None]], with_pictures: bool) -> list[Result]:
         """Load, run the image-level branches while faces are found, then the face-level branches, then fuse."""
         with self._run_lock, timed() as chunk_watch:
+            skills = self._skills()
             items = [self._load_item(source, name) for source, name in chunk]
             good = [item for item in items if item.image is not None]
             if good:
                 image_level = self._enabled("image")
                 if self.config.gate_attribution:
                     self._run_image_branches(image_level, good)
-                    self._find_faces(self._not_judged_real(good))
+                    self._find_faces(self._not_judged_real(good, self._skills()))
                 else:
                     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gantrace-align") as pool:
                         faces = pool.submit(self._find_faces, good)
                         self._run_image_branches(image_level, good)
                         faces.result()
                 self._run_face_branches(good)
-                skills = self._skills()
+                skills = self._skills()  # a branch that loaded during this chunk now has its record too
                 for item in good:
                     with timed() as watch:
                         item.fuse(self.config.fusion, skills)
@@ -219,7 +219,8 @@ class Pipeline:
                 if with_pictures:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
-        return [item.result(share, list(self.branches), self._skills(), self.config.fusion) for item in items]
+        names = list(self.branches)
+        return [item.result(share, names, skills, self.config.fusion) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -285,11 +286,11 @@ class Pipeline:
             item.timings["align"] = watch.seconds * 1000 / len(items)
             item.take_faces(out, self.face_finder.models, self.config.max_faces, self.config.max_alignment_error)
 
-    def _not_judged_real(self, items: list[ImageRecord]) -> list[ImageRecord]:
+    def _not_judged_real(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> list[ImageRecord]:
         """With gate_attribution: the images the image-level branches did not call real; the others say why."""
         wanted = []
         for item in items:
-            if fuse(item.evidence, self.config.fusion, self._skills()).is_fake is False:
+            if fuse(item.evidence, self.config.fusion, skills).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
             else:
                 wanted.append(item)
