@@ -3,11 +3,21 @@
 On CPUs with native bf16 (AMX / AVX512-BF16) casting the weights to bf16 made CLIP ViT-L/14 about 5x faster than
 fp32 (measured 6.7 vs 1.35 img/s at batch 8), while `torch.autocast` on CPU made it 20x slower; so we cast weights
 and never autocast on CPU.
+
+"int8" is the opt-in path for CPUs without bf16 (`--dtype int8`, GANTRACE_DTYPE=int8): the weights of the heavy
+layers are stored as int8 and packed once, and each activation is quantized on the fly (`torch.ao` dynamic
+quantization), while every other tensor stays fp32. "auto" does not pick it yet: its error depends on the
+weights (on e4e's closed-form fixture weights, quantizing every conv moved W+ by 21 % of its scale, against 1.2 %
+with random weights), and it has not been measured with the real CLIP and e4e weights (README, "Measured").
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,27 +25,48 @@ import torch
 from torch import nn
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+INT8 = "int8"
 
 
 @dataclass(frozen=True)
 class Precision:
+    """Where models run and in which dtype; `quantized` means int8 weights with fp32 activations (`dtype` fp32)."""
+
     device: torch.device
     dtype: torch.dtype
+    quantized: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quantized and (self.device.type != "cpu" or self.dtype != torch.float32):
+            raise ValueError(f"int8 runs on the CPU with fp32 activations, not on {self.device} in {self.dtype}")
 
     @property
     def dtype_name(self) -> str:
+        if self.quantized:
+            return INT8
         return next(name for name, dtype in DTYPES.items() if dtype == self.dtype)
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+
+
 @lru_cache(maxsize=1)
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmul units, where bf16 weights are a speed-up rather than an emulation."""
+def cpu_description() -> tuple[str, tuple[str, ...]]:
+    """The CPU's model name and which of the instruction sets that set GANTrace's speed it has (SPEED_FLAGS):
+    benchmark figures are only comparable between the same two."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
+            lines = handle.read().splitlines()
     except OSError:
-        return False
-    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+        return platform.processor() or platform.machine(), ()
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    flags = set(fields.get("flags", "").split())
+    return fields.get("model name") or platform.machine(), tuple(flag for flag in SPEED_FLAGS if flag in flags)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 matmul units, where bf16 weights are a speed-up rather than an emulation."""
+    return bool({"amx_bf16", "avx512_bf16"} & set(cpu_description()[1]))
 
 
 def select_precision(device: str | None = None, dtype: str | None = None) -> Precision:
@@ -46,9 +77,14 @@ def select_precision(device: str | None = None, dtype: str | None = None) -> Pre
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
     if dtype == "auto":
-        return Precision(chosen, _auto_dtype(chosen))
+        dtype = _auto_dtype(chosen)
+    if dtype == INT8:
+        if chosen.type != "cpu":
+            raise ValueError(f"dtype 'int8' runs on the CPU only (dynamic quantization), not on {chosen.type}; "
+                             "use --device cpu or another dtype")
+        return Precision(chosen, torch.float32, quantized=True)
     if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)} or 'auto'")
+        raise ValueError(f"dtype {dtype!r} is not one of {sorted([*DTYPES, INT8])} or 'auto'")
     return Precision(chosen, DTYPES[dtype])
 
 
@@ -60,6 +96,59 @@ def prepare_model(model: nn.Module, precision: Precision, channels_last: bool = 
     return model
 
 
+def quantize_int8(model: nn.Module, names: Iterable[str]) -> nn.Module:
+    """Replace, in place, the named nn.Linear / nn.Conv2d submodules of `model` by dynamic int8 layers.
+
+    Each model picks its own layers by name (a layer whose weight the model reads directly must stay fp32).
+    Weights become int8 once, here, and stay packed for fbgemm / oneDNN (per output channel for Linear, per tensor
+    for Conv2d, the only scheme its dynamic kernel has); activations are quantized per call from their own range,
+    so no calibration set is needed. The model must be an fp32 model on the CPU; it is returned for chaining.
+    """
+    from torch.ao.nn.quantized import dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfigs = {nn.Linear: per_channel_dynamic_qconfig, nn.Conv2d: default_dynamic_qconfig}
+    modules = dict(model.named_modules())
+    spec = {}
+    for name in names:
+        kind = type(modules.get(name))
+        if kind not in qconfigs:
+            raise ValueError(f"{name!r} is a {kind.__name__}, not an nn.Linear or nn.Conv2d: no dynamic int8 layer")
+        spec[name] = qconfigs[kind]
+    with warnings.catch_warnings():
+        # torch.ao's notices that it moves to torchao (not a dependency): the API still works in this torch
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        # its generic accuracy caveat; our fidelity is measured end to end (scripts/benchmark.py --stage int8)
+        warnings.filterwarnings("ignore", message=".*DynamicQuantizedConv2d module has poor numerical accuracy.*")
+        return quantize_dynamic(model, spec, mapping={nn.Linear: dynamic.Linear, nn.Conv2d: dynamic.Conv2d},
+                                inplace=True)
+
+
+def torch_thread_count(count: int | None = None) -> int:
+    """The calling thread's torch intra-op thread count, after setting it to `count` when given.
+
+    Also a thread-pool initializer: OpenMP keeps the count per thread, so each worker must set its own.
+    """
+    if count is not None:
+        torch.set_num_threads(max(count, 1))
+    return torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with `count` torch intra-op threads in the calling thread, restoring its count afterwards.
+
+    OpenMP keeps the thread count per calling thread, so two pipeline lanes can each hold their own budget.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(count, 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _auto_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
@@ -68,9 +157,9 @@ def _auto_device() -> str:
     return "cpu"
 
 
-def _auto_dtype(device: torch.device) -> torch.dtype:
+def _auto_dtype(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "mps":
-        return torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+        return "fp16"
+    return "bf16" if cpu_supports_bf16() else "fp32"

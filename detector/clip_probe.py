@@ -26,6 +26,11 @@ Weights are cast to the chosen dtype (bf16 on CPUs with AMX/AVX512-BF16: ~5x fas
 itself stays in fp32 so the final 768-term dot product is not rounded to bf16's 8-bit mantissa.
 Batch images where possible: with bf16 on CPU, oneDNN re-packs each weight matrix on every call, which at one
 image (257 tokens) made a ViT-L linear layer ~4x slower per image than at eight.
+
+With `--dtype int8` (CPUs without bf16) every Linear of the visual tower holds int8 weights, including the
+attention projections: `nn.MultiheadAttention` uses its weights directly, so each one is first rebuilt as two
+plain Linear layers around `scaled_dot_product_attention` (`quantize_visual_int8`). The patch embedding, the
+layer norms and the probe stay fp32.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.arrays import check_rgb
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
-from core.device import Precision, prepare_model, select_precision
+from core.device import Precision, prepare_model, quantize_int8, select_precision
 from core.weights import resolve, sha256_file, weight_sha256
 
 CLIP_WEIGHTS = "clip-vit-l14-openai"
@@ -140,6 +146,8 @@ class ClipProbe(nn.Module):
         self.config = config
         self.precision = precision
         self.visual = prepare_model(visual, precision)
+        if precision.quantized:
+            self.visual = quantize_visual_int8(self.visual)
         self.fc = nn.Linear(visual.output_dim, 1).to(precision.device)
         self.weights_sha256: dict[str, str] = {}
         self.eval()
@@ -256,6 +264,53 @@ class ClipProbe(nn.Module):
 
     def _crops(self, image: np.ndarray, index: int) -> list[np.ndarray]:
         return fixed_crops(check_rgb(image, f"image {index}"), self.config.crop_size, self.config.num_crops)
+
+
+class SelfAttention(nn.Module):
+    """`nn.MultiheadAttention` restricted to self-attention, with its projections as plain Linear layers.
+
+    Same weights and the same arithmetic, but the projections are ordinary `nn.Linear` modules, so dynamic int8
+    quantization can replace them (it cannot reach the raw `in_proj_weight` of `nn.MultiheadAttention`).
+    """
+
+    def __init__(self, attention: nn.MultiheadAttention):
+        super().__init__()
+        if not attention._qkv_same_embed_dim or attention.in_proj_bias is None:
+            raise ValueError("SelfAttention needs equal query/key/value widths and projection biases")
+        dim = attention.embed_dim
+        self.num_heads = attention.num_heads
+        self.batch_first = attention.batch_first
+        # built on the meta device and handed the attention's own tensors: no copy, no draw from the global RNG
+        self.in_proj = nn.Linear(dim, 3 * dim, device="meta")
+        self.out_proj = nn.Linear(dim, dim, device="meta")
+        self.in_proj.load_state_dict({"weight": attention.in_proj_weight, "bias": attention.in_proj_bias},
+                                     assign=True)
+        self.out_proj.load_state_dict(attention.out_proj.state_dict(), assign=True)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, need_weights: bool = False,
+                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """The signature open_clip calls; key and value must be the query itself and there is no mask."""
+        if key is not query or value is not query or attn_mask is not None or need_weights:
+            raise ValueError("SelfAttention supports unmasked self-attention without attention weights only")
+        tokens = query if self.batch_first else query.transpose(0, 1)
+        batch, length, dim = tokens.shape
+        q, k, v = self.in_proj(tokens).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        mixed = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, dim)
+        out = self.out_proj(mixed)
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def quantize_visual_int8(visual: nn.Module) -> nn.Module:
+    """The fp32 visual tower with every Linear (MLP and attention projections) as a dynamic int8 layer."""
+    for block in visual.modules():
+        attention = getattr(block, "attn", None)
+        if isinstance(attention, nn.MultiheadAttention):
+            block.attn = SelfAttention(attention)
+    quantized = quantize_int8(visual, [name for name, layer in visual.named_modules() if type(layer) is nn.Linear])
+    for block in quantized.modules():
+        if hasattr(block, "mlp") and hasattr(block.mlp, "c_fc"):
+            block.mlp.c_fc.int8_original_dtype = torch.float32  # open_clip reads the cast dtype off c_fc.weight
+    return quantized
 
 
 def _register_tiny_config() -> None:
