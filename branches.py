@@ -248,11 +248,12 @@ class FaceFinder:
         return [] if self._models else [LANDMARK_WEIGHTS]
 
     def load(self, context: BranchContext) -> None:
+        """The dlib aligner; `branch_options["face_finder"]` holds AlignConfig fields (e.g. detect_max_side)."""
         if self.aligner is None:
-            from encoder.align import FaceAligner
+            from encoder.align import AlignConfig, FaceAligner
 
             path = resolve(LANDMARK_WEIGHTS, download=context.download)
-            self.aligner = FaceAligner(predictor_path=path)
+            self.aligner = FaceAligner(AlignConfig(**context.options), predictor_path=path)
             self._models[LANDMARK_WEIGHTS] = weight_sha256(LANDMARK_WEIGHTS, path)
 
     def find(self, images: Sequence[np.ndarray], names: Sequence[str]) -> list[list | NoFace]:

@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
@@ -69,12 +68,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False)
     add_runtime_arguments(parser)
     if sweep:
         parser.add_argument("--dtype", "--dtypes", nargs="+", default=["fp32", "bf16"],
-                            choices=["fp32", "bf16", "fp16"], help="weight dtypes to measure (default fp32 bf16)")
+                            choices=["fp32", "bf16", "fp16", "int8"],
+                            help="weight dtypes to measure (default fp32 bf16)")
         parser.add_argument("--batch-size", "--batch-sizes", type=positive_int, nargs="+", default=[1, 8],
                             help="batch sizes to measure (default 1 8)")
     else:
-        parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16 or fp16 (weights)")
+        parser.add_argument("--dtype", default="auto", help="auto, fp32, bf16, fp16 or int8 (weights; int8: CPU only)")
         parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--lanes", type=positive_int, default=2,
+                        help="jobs run side by side, sharing the threads (default 2; 1 = one job at a time)")
     parser.add_argument("--attribution", default=os.environ.get("GANTRACE_ATTRIBUTION") or None,
                         help="latent SVM artifact: a .skops path from scripts/train_svm.py or hf://OWNER/NAME[@REV] "
                              "(default: env GANTRACE_ATTRIBUTION, else GANOrigin's converted classifier)")
@@ -82,7 +84,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False)
     parser.add_argument("--gate-attribution", action="store_true",
                         help="attribute only images the detectors call fake (faster; misses more fakes)")
     parser.add_argument("--offline", action="store_true",
-                        help="never touch the network: run the branches whose weights are on disk (also HF_HUB_OFFLINE=1)")
+                        help="never touch the network: run the branches whose weights are on disk "
+                             "(also HF_HUB_OFFLINE=1)")
     parser.add_argument("--skip-branch", action="append", default=[], metavar="NAME",
                         help="do not run this branch (repeatable), e.g. --skip-branch clip_probe")
 
@@ -98,7 +101,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> PipelineConf
     offline = args.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     settings = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size,
                 "branch_options": options, "disabled_branches": tuple(args.skip_branch),
-                "gate_attribution": args.gate_attribution, "download": not offline}
+                "gate_attribution": args.gate_attribution, "download": not offline, "lanes": args.lanes}
     return pipeline.PipelineConfig(**{**settings, **overrides})
 
 

@@ -6,9 +6,14 @@ Why this shape:
   reason, while the other branches still run.
 * Everything is batched (`PipelineConfig.batch_size` images at a time); `analyze_iter` streams results batch by
   batch so a scan of a million files needs constant memory.
-* Faces are found once per image (dlib, in a second thread while the image-level branches run) and every face,
-  up to `max_faces`, goes through the face-level branches; fusion runs per face and the image reports the most
-  suspicious face.
+* Faces are found once per image and every face, up to `max_faces`, goes through the face-level branches; fusion
+  runs per face and the image reports the most suspicious face.
+* The cores are shared out, not fought over. A batch's work becomes jobs: the face chain (dlib alignment, then the
+  face-level branches) and each image-level branch, each on one of `lanes` parts of the batch. `lanes` worker
+  threads take the jobs, longest first by what each took per image in the previous batch, each holding
+  cores / lanes torch threads, so the threads add up to the machine and a lane that finishes early takes the next
+  part. Before this, two torch threads beside a dlib thread on two cores made CLIP 2.5x and e4e 1.8x slower than
+  alone (issue 13).
 * Images enter only through `core.images`; the decision itself lives in `attribution.fusion`.
 
 Attribution runs on every face by default: gating it on the detectors (`gate_attribution=True`) would miss the
@@ -29,7 +34,7 @@ import numpy as np
 from attribution.fusion import LABELS, FusionConfig, fuse
 from branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
 from core.branch import Branch, BranchContext, make_branch, registered_branches
-from core.device import Precision, select_precision
+from core.device import Precision, select_precision, torch_thread_count
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
 from core.timing import timed
@@ -60,6 +65,9 @@ class PipelineConfig:
     find_faces: detect faces even when no face-level branch can run, for `faces` and no-face warnings.
     max_faces: analyse at most this many faces per image, largest first (the verdict warns about the rest).
     max_alignment_error: alignment error (fraction of the crop side) above which the verdict warns.
+    lanes: jobs run at once, each with torch's threads divided by `lanes` (1: one job at a time with every thread;
+        2: dlib's single-threaded alignment and the models keep two cores busy). Each batch is cut into `lanes`
+        parts so that no lane waits on one long job.
     """
 
     device: str = "auto"
@@ -73,6 +81,7 @@ class PipelineConfig:
     find_faces: bool = True
     max_faces: int = 8
     max_alignment_error: float = 0.05
+    lanes: int = 2
     limits: ImageLimits = field(default_factory=ImageLimits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
@@ -81,6 +90,8 @@ class PipelineConfig:
             raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, not {self.max_faces}")
+        if self.lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {self.lanes}")
 
 
 @dataclass
@@ -120,6 +131,7 @@ class Pipeline:
         self._load_lock = threading.Lock()
         self._run_lock = threading.RLock()
         self._precision: Precision | None = None
+        self._job_ms: dict[str, float] = {}  # ms per image of each kind of job in the last batch, for ordering
 
     @property
     def precision(self) -> Precision:
@@ -195,22 +207,19 @@ class Pipeline:
     # -- running ---------------------------------------------------------------------------------------------------
 
     def _run_chunk(self, chunk: list[tuple[Source, str | None]], with_pictures: bool) -> list[Result]:
-        """Load, run the image-level branches while faces are found, then the face-level branches, then fuse."""
+        """Load, run the face chain and the image-level branches side by side in the lanes, then fuse."""
         with self._run_lock, timed() as chunk_watch:
             skills = self._skills()
             items = [self._load_item(source, name) for source, name in chunk]
             good = [item for item in items if item.image is not None]
             if good:
-                image_level = self._enabled("image")
                 if self.config.gate_attribution:
-                    self._run_image_branches(image_level, good)
-                    self._find_faces(self._not_judged_real(good, self._skills()))
+                    self._run_in_lanes(self._image_jobs(good))
+                    self._gate(good, self._skills())
+                    self._run_in_lanes(self._face_jobs(good))
                 else:
-                    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gantrace-align") as pool:
-                        faces = pool.submit(self._find_faces, good)
-                        self._run_image_branches(image_level, good)
-                        faces.result()
-                self._run_face_branches(good)
+                    self._run_in_lanes(self._face_jobs(good) + self._image_jobs(good))
+                self._record_use(good)
                 skills = self._skills()  # a branch that loaded during this chunk now has its record too
                 for item in good:
                     with timed() as watch:
@@ -235,10 +244,52 @@ class Pipeline:
         item.timings["load"] = watch.seconds * 1000
         return item
 
-    def _run_image_branches(self, names: list[str], items: list[ImageRecord]) -> None:
-        for name in names:
-            for item, evidence in zip(items, self._run_branch(name, items, [item.image.pixels for item in items])):
-                item.evidence[name] = evidence
+    def _lanes(self) -> int:
+        """`lanes`, but never more than torch's threads: a one-CPU worker (a Ray actor) runs one job at a time."""
+        return min(self.config.lanes, torch_thread_count())
+
+    def _face_jobs(self, items: list[ImageRecord]) -> list[tuple[str, list[ImageRecord]]]:
+        return [("faces", part) for part in _parts(items, self._lanes())]
+
+    def _image_jobs(self, items: list[ImageRecord]) -> list[tuple[str, list[ImageRecord]]]:
+        return [(name, part) for name in self._enabled("image") for part in _parts(items, self._lanes())]
+
+    def _run_in_lanes(self, jobs: list[tuple[str, list[ImageRecord]]]) -> None:
+        """Every job on `lanes` threads that together hold torch's thread count, the longest expected first.
+
+        A job is (kind, images): "faces" is the face chain, any other kind an image-level branch. Each lane's torch
+        thread count is set in the lane itself because OpenMP keeps it per calling thread.
+        """
+        jobs = sorted(jobs, key=lambda job: -self._job_ms.get(job[0], 0.0) * len(job[1]))
+        lanes = self._lanes()
+        if lanes <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                self._run_job(*job)
+            return
+        threads = max(torch_thread_count() // lanes, 1)
+        with ThreadPoolExecutor(max_workers=min(lanes, len(jobs)), thread_name_prefix="gantrace-lane",
+                                initializer=torch_thread_count, initargs=(threads,)) as pool:
+            for future in [pool.submit(self._run_job, *job) for job in jobs]:
+                future.result()
+
+    def _run_job(self, kind: str, items: list[ImageRecord]) -> None:
+        with timed() as watch:
+            if kind == "faces":
+                self._find_faces(items)
+                self._run_face_branches(items)
+            else:
+                for item, evidence in zip(items, self._run_branch(kind, items, [i.image.pixels for i in items])):
+                    item.evidence[kind] = evidence
+        self._job_ms[kind] = watch.seconds * 1000 / len(items)
+
+    def _record_use(self, items: list[ImageRecord]) -> None:
+        """Each image's weights and caveats from the branches that ran on it, in registry order (lanes finish in
+        any order; the verdict's lists must not)."""
+        for name, branch in self.branches.items():
+            for item in items:
+                outputs = [item.evidence.get(name)] + [face.get(name) for face in item.face_evidence]
+                if any(output is not None and output.ran for output in outputs):
+                    item.used(branch)
 
     def _run_face_branches(self, items: list[ImageRecord]) -> None:
         """Every analysed face of every image through every face-level branch, batched across the chunk."""
@@ -263,16 +314,14 @@ class Pipeline:
         with timed() as watch:
             outputs = _isolated(branch.run, inputs, name)
         images = list(dict.fromkeys(owners))
-        for owner, output in zip(owners, outputs):
-            if output.ran:
-                owner.used(branch)
         for owner in images:
             owner.timings[name] = watch.seconds * 1000 / len(images)
         return outputs
 
     def _find_faces(self, items: list[ImageRecord]) -> None:
         """Align faces for the face-level branches (and for `faces` and no-face warnings when they are off)."""
-        if not self._enabled("face") and not self.config.find_faces:
+        items = [item for item in items if item.no_face is None]  # the others were gated out
+        if not items or (not self._enabled("face") and not self.config.find_faces):
             return
         reason = self._reason_not_ready("face_finder")
         if reason:
@@ -286,15 +335,11 @@ class Pipeline:
             item.timings["align"] = watch.seconds * 1000 / len(items)
             item.take_faces(out, self.face_finder.models, self.config.max_faces, self.config.max_alignment_error)
 
-    def _not_judged_real(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> list[ImageRecord]:
-        """With gate_attribution: the images the image-level branches did not call real; the others say why."""
-        wanted = []
+    def _gate(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> None:
+        """With gate_attribution: the images the image-level branches call real say why they get no face chain."""
         for item in items:
             if fuse(item.evidence, self.config.fusion, skills).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
-            else:
-                wanted.append(item)
-        return wanted
 
     def _explainer(self) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
         """The first loaded branch that can draw where it looked (Grad-CAM), with its name."""
@@ -331,6 +376,15 @@ class Pipeline:
                 except Exception as err:  # noqa: BLE001 - a broken branch must not take the others down
                     self._failed[name] = f"{name} failed to load: {type(err).__name__}: {err}"
             return self._failed.get(name)
+
+
+def _parts(items: list[ImageRecord], count: int) -> list[list[ImageRecord]]:
+    """`items` cut into at most `count` contiguous, non-empty parts whose sizes differ by at most one."""
+    size, extra = divmod(len(items), count)
+    bounds = [0]
+    for index in range(count):
+        bounds.append(bounds[-1] + size + (index < extra))
+    return [items[start:stop] for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
 def _isolated(run: Callable[[list[Any]], Sequence[Any]], inputs: list[Any], stage: str) -> list[Any]:

@@ -34,6 +34,7 @@ measures how FFHQ-like the crop is, not only whether the maths ran.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,9 @@ class FaceAligner:
     def __init__(self, config: AlignConfig | None = None, predictor_path: Path | None = None):
         self.config = config or AlignConfig()
         self.detector = dlib.get_frontal_face_detector()
+        # dlib's HOG detector keeps its scan buffers in the object and releases the GIL while it scans, so two
+        # threads must not scan at once; the shape predictor is read-only and needs no lock.
+        self._detect_lock = threading.Lock()
         self.predictor = dlib.shape_predictor(str(predictor_path or resolve(LANDMARKS_WEIGHTS, download=False)))
 
     def align(self, image: np.ndarray, name: str = "image") -> list[AlignedFace]:
@@ -253,7 +257,8 @@ class FaceAligner:
         passes = 0
         while passes < self.config.upsample and max(scanned.shape[:2]) * 2 ** (passes + 1) <= max_side:
             passes += 1
-        rects, scores, _ = self.detector.run(scanned, passes, 0.0)
+        with self._detect_lock:
+            rects, scores, _ = self.detector.run(scanned, passes, 0.0)
         if not rects:
             smallest = DLIB_MIN_FACE * long_side / (max(scanned.shape[:2]) * 2 ** passes)
             raise NoFaceError(name, f"no face found (dlib frontal-face detector, faces from ~{smallest:.0f} px); "
