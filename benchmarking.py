@@ -7,7 +7,6 @@ the same in every dtype, so the bf16-vs-fp32 comparison is like for like; the re
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 
 import pipeline as P
-from core.device import cpu_supports_bf16
+from core.device import cpu_description, cpu_supports_bf16
 from core.images import list_images
 from core.timing import matmul_tflops, peak_memory_mb
 
@@ -34,6 +33,7 @@ class BenchSettings:
     backend: str = "local"
     ray_actors: int = 2
     images: int = 40
+    compile: bool = False
 
 
 def face_images(cls: str) -> list[Path]:
@@ -47,9 +47,11 @@ STAGES: dict[str, Callable[[BenchSettings], Iterator[dict]]] = {}
 
 def machine_record() -> dict:
     """The reference ceiling: this machine's own matmul rate in each dtype."""
+    model, flags = cpu_description()
     return {
         "stage": "machine",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": model,
+        "cpu_flags": list(flags),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "matmul_tflops_fp32": round(matmul_tflops(torch.float32), 3),
@@ -81,7 +83,9 @@ def bench_detector(args: BenchSettings) -> Iterator[dict]:
     for dtype in args.dtypes:
         precision = select_precision(args.device, dtype)
         model = ClipProbe.from_registry(precision=precision) if real else ClipProbe.random_init(precision=precision)
-        weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+        # int8 layers keep their weights in packed buffers that parameters() does not list
+        weights_mb = None if precision.quantized else sum(p.numel() * p.element_size()
+                                                          for p in model.parameters()) / 2**20
         for batch_size in args.batch_sizes:
             batch = inputs[:batch_size]
             with torch.inference_mode():
@@ -94,7 +98,7 @@ def bench_detector(args: BenchSettings) -> Iterator[dict]:
                       "images_per_s": round(batch_size * args.repeats / watch.seconds, 3),
                       "ms_per_image": round(1000 * watch.seconds / (batch_size * args.repeats), 1),
                       "peak_mem_mb": round(peak_memory_mb(), 1), "weights": "real" if real else "random",
-                      "weights_mb": round(weights_mb, 1), "threads": torch.get_num_threads()}
+                      "weights_mb": weights_mb and round(weights_mb, 1), "threads": torch.get_num_threads()}
             if batch_size == largest and dtype in ("fp32", "bf16"):
                 warm_up[dtype] = (logits, features)
                 if len(warm_up) == 2:
@@ -297,93 +301,328 @@ def bench_fingerprint(args: BenchSettings) -> Iterator[dict]:
 STAGES["fingerprint"] = bench_fingerprint
 
 
-def bench_pipeline(args: BenchSettings) -> Iterator[dict]:
-    """End to end: file → every branch that has weights → Verdict, on 1024² faces; images/s and per-stage ms.
-
-    Inputs are real 1024² StyleGAN2 and real faces from ../shared/data/faces when present (seeded noise otherwise,
-    which has no face, so the latent branch is skipped and the record says so). Missing CLIP / e4e weights are
-    replaced by random full-size weights (speed does not depend on their values); without a trained latent SVM, one
-    is fitted on random W+ latents. The record's `weights` field says which is which. Each dtype loads its models
-    once; batch sizes reuse them, each after one untimed warm-up batch (oneDNN builds kernels per shape).
-    Per-stage ms are each image's share of its batch's stage time (alignment overlaps the detectors); CPU seconds
-    are reported beside wall seconds because on a shared machine the wall clock mostly measures the others.
-    """
+def pipeline_faces(count: int) -> tuple[list[str | bytes], str]:
+    """`count` 1024² faces (StyleGAN2 and real, half each) from the face set, or seeded noise PNGs without it."""
     import io
-    import tempfile
-    import time
 
     import numpy as np
     from PIL import Image
 
+    paths: list[Path] = []
+    for cls in ("stylegan2", "real"):
+        sized = [p for p in face_images(cls) if Image.open(p).size == (1024, 1024)]  # reads the header only
+        paths += sized[:(count + 1) // 2]
+    if len(paths) >= count:
+        return [str(p) for p in paths[:count]], f"{count} 1024² faces (StyleGAN2 and real) from {FACES}"
+    rng = np.random.default_rng(0)
+    sources: list[str | bytes] = []
+    for _ in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(buffer, format="PNG")
+        sources.append(buffer.getvalue())
+    return sources, "seeded 1024² noise (no face: the latent branch is skipped; the face set was not found)"
+
+
+def random_svm(path: Path) -> str:
+    """Without a trained latent SVM, one fitted on random W+ latents (speed does not depend on its values)."""
+    import numpy as np
+
     from attribution.latent_svm import LatentAttributor
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 12)
+    latents = rng.normal(size=(len(labels), 18, 512)).astype(np.float32)
+    LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels))).save(path)
+    return "random fit on noise W+ latents"
+
+
+def full_pipeline(args: BenchSettings, svm_path: Path, **config: object) -> tuple[P.Pipeline, dict]:
+    """Every branch loaded (random CLIP/e4e weights where the real ones are absent, the given SVM) and its status."""
+    options = {**args.pipeline.branch_options, "latent_svm": {"artifact": str(svm_path)}}
+    settings = replace(args.pipeline, device=args.device, random_weights_ok=True, download=False,
+                       branch_options=options, **config)
+    pipe = P.Pipeline(settings)
+    return pipe, {status.branch: status for status in pipe.load_all()}
+
+
+def stage_alone_ms(pipe: P.Pipeline, sources: Sequence[str | bytes], threads: int
+                   ) -> tuple[dict[str, float], dict[str, int]]:
+    """Each stage of `pipe` alone on the same images, ms per image, with the torch threads it has in the pipeline.
+
+    Loading and alignment are single-threaded; each branch runs with `threads` (its lane's share), so
+    `alone_ms × threads` is the core-time a stage needs and in-pipeline / alone is what sharing costs it.
+    """
+    from core.device import torch_threads
     from core.images import load_image
     from core.timing import timed
 
+    alone, used = {}, {}
+    with timed() as watch:
+        images = [load_image(source) for source in sources]
+    alone["load"], used["load"] = 1000 * watch.seconds / len(images), 1
+    pixels = [image.pixels for image in images]
+    with timed() as watch:
+        found = pipe.face_finder.find(pixels, [f"image {index}" for index in range(len(pixels))])
+    alone["align"], used["align"] = 1000 * watch.seconds / len(images), 1
+    faces = [face for out in found if isinstance(out, list) for face in out[:pipe.config.max_faces]]
+    ready = {status.branch for status in pipe.status() if status.ready}
+    with torch_threads(threads):
+        for name, branch in pipe.branches.items():
+            inputs = pixels if branch.level == "image" else faces
+            if inputs and name in ready:
+                with timed() as watch:
+                    branch.run(inputs)
+                alone[name], used[name] = 1000 * watch.seconds / len(images), threads
+    return {stage: round(ms, 1) for stage, ms in alone.items()}, used
+
+
+def measure_pipeline(pipe: P.Pipeline, batch: Sequence[str | bytes], repeats: int) -> tuple[dict, list[P.Verdict]]:
+    """Images/s of `pipe` on `batch` beside the core-time bound, and each stage in the pipeline and alone.
+
+    One untimed call first (oneDNN builds kernels per shape, and the pipeline learns which jobs are long); then
+    `repeats` timed calls; then `stage_alone_ms` on the same images. Returns the figures and the verdicts.
+    """
+    import time
+
+    import numpy as np
+
+    from core.timing import timed
+
+    cores = torch.get_num_threads()
+    lanes = pipe.config.lanes
+    pipe.analyze(batch)
+    results = []
+    cpu_start = time.process_time()
+    with timed() as watch:
+        for _ in range(repeats):
+            results += pipe.analyze(batch)
+    cpu_seconds = time.process_time() - cpu_start
+    alone, stage_threads = stage_alone_ms(pipe, batch, cores if lanes == 1 else max(cores // lanes, 1))
+    verdicts = [v for v in results if isinstance(v, P.Verdict)]
+    stages = [stage for stage in verdicts[0].timings_ms if stage != "total"] if verdicts else []
+    in_pipeline = {stage: round(float(np.mean([v.timings_ms.get(stage, 0.0) for v in verdicts])), 1)
+                   for stage in stages}
+    images_per_s = len(results) / watch.seconds
+    bound = 1000 * cores / sum(ms * stage_threads[stage] for stage, ms in alone.items())
+    return {"images_per_s": round(images_per_s, 3), "bound_images_per_s": round(bound, 3),
+            "of_bound": round(images_per_s / bound, 3), "in_pipeline_ms": in_pipeline, "alone_ms": alone,
+            "slowdown": {stage: round(in_pipeline[stage] / ms, 2) for stage, ms in alone.items()
+                         if in_pipeline.get(stage) and ms > 0},
+            "stage_threads": stage_threads, "lanes": lanes, "cores": cores,
+            "seconds_per_image": round(watch.seconds / len(results), 3),
+            "cpu_seconds_per_image": round(cpu_seconds / len(results), 3),
+            "branches_run": sorted({b for v in verdicts for b, e in v.evidence.items()
+                                    if e["probabilities"] is not None}),
+            "faces_found": f"{sum(bool(v.faces) for v in verdicts)}/{len(verdicts)}",
+            "failures": len(results) - len(verdicts)}, verdicts
+
+
+def bench_pipeline(args: BenchSettings) -> Iterator[dict]:
+    """End to end: file → every branch → Verdict on 1024² faces: images/s beside the core-time bound, per stage.
+
+    Inputs come from `pipeline_faces` (noise without the face set: then the latent branch is skipped and the
+    record says so). Missing CLIP / e4e weights are replaced by random full-size weights, a missing latent SVM by
+    one fitted on random W+ (speed does not depend on their values); `weights` says which is which. After one
+    untimed batch (oneDNN builds kernels per shape, and the pipeline learns which jobs are long):
+    * `in_pipeline_ms`: each stage's ms per image inside the pipeline (its share of its part's stage time);
+    * `alone_ms`: the same stage alone on the same images in the same process, with the threads it has in the
+      pipeline (`stage_threads`), measured right after the pipeline runs;
+    * `bound_images_per_s`: cores / Σ(alone_ms × stage_threads), what perfect packing of the stages would give.
+    CPU seconds are reported beside wall seconds: on a shared machine the wall clock also measures the others.
+    """
+    import tempfile
+
+    from core.timing import timed
+
     largest = max(args.batch_sizes)
-    faces = FACES
-    paths: list = []
-    for cls in ("stylegan2", "real"):
-        sized = [p for p in face_images(cls) if load_image(p).pixels.shape[:2] == (1024, 1024)]
-        paths += sized[:(largest + 1) // 2]
-    if len(paths) >= largest:
-        sources = [str(p) for p in paths[:largest]]
-        source = f"{len(sources)} 1024² faces (StyleGAN2 and real) from {faces}"
-    else:
-        rng = np.random.default_rng(0)
-        sources = []
-        for _ in range(largest):
-            buffer = io.BytesIO()
-            Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(buffer, format="PNG")
-            sources.append(buffer.getvalue())
-        source = "seeded 1024² noise (no face: the latent branch is skipped; the face set was not found)"
+    sources, source = pipeline_faces(largest)
     with tempfile.TemporaryDirectory(prefix="gantrace-bench-") as temp:
-        svm_path, svm_note = Path(temp) / "random-svm.joblib", "random fit on noise W+ latents"
-        rng = np.random.default_rng(0)
-        labels = np.repeat(["progan", "stylegan2", "stylegan3"], 12)
-        latents = rng.normal(size=(len(labels), 18, 512)).astype(np.float32)
-        LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels))).save(svm_path)
+        svm_path = Path(temp) / "random-svm.joblib"
+        svm_note = random_svm(svm_path)
         for dtype in args.dtypes:
-            options = {**args.pipeline.branch_options, "latent_svm": {"artifact": str(svm_path)}}
-            config = replace(args.pipeline, dtype=dtype, batch_size=largest, random_weights_ok=True,
-                             branch_options=options)
-            pipe = P.Pipeline(config)
             with timed() as load_watch:
-                statuses = {s.branch: s for s in pipe.load_all()}
+                pipe, _ = full_pipeline(args, svm_path, dtype=dtype, batch_size=largest)
             for batch_size in args.batch_sizes:
                 pipe.config.batch_size = batch_size
-                pipe.analyze(sources[:batch_size])
-                verdicts = []
-                cpu_start = time.process_time()
-                with timed() as watch:
-                    for _ in range(args.repeats):
-                        verdicts += pipe.analyze(sources[:batch_size])
-                cpu_seconds = time.process_time() - cpu_start
-                failures = [v for v in verdicts if isinstance(v, P.Failure)]
-                verdicts = [v for v in verdicts if isinstance(v, P.Verdict)]
-                stages = sorted({stage for v in verdicts for stage in v.timings_ms if stage != "total"})
-                per_stage = {stage: round(float(np.mean([v.timings_ms.get(stage, 0.0) for v in verdicts])), 1)
-                             for stage in stages}
+                record, verdicts = measure_pipeline(pipe, sources[:batch_size], args.repeats)
+                statuses = {status.branch: status for status in pipe.status()}  # the face finder has loaded now
                 models = verdicts[0].models if verdicts else {}
                 weights = {branch: ("off: " + (s.reason or "")[:120]) if not s.ready else "real" for branch, s in
                            statuses.items()}
                 weights.update({name: value for name, value in models.items() if value == P.RANDOM_WEIGHTS})
                 if statuses["latent_svm"].ready:
                     weights["latent_svm"] = svm_note
-                count = len(verdicts) + len(failures)
-                yield {"stage": "pipeline", "dtype": dtype, "batch_size": batch_size,
-                       "images_per_s": round(count / watch.seconds, 3),
-                       "seconds_per_image": round(watch.seconds / count, 3),
-                       "cpu_seconds_per_image": round(cpu_seconds / count, 3), "per_stage_ms": per_stage,
-                       "branches_run": sorted({b for v in verdicts for b, e in v.evidence.items()
-                                               if e["probabilities"] is not None}),
-                       "faces_found": f"{sum(bool(v.faces) for v in verdicts)}/{len(verdicts)}",
-                       "failures": len(failures), "load_seconds": round(load_watch.seconds, 1),
-                       "peak_mem_mb": round(peak_memory_mb(), 1), "weights": weights, "images": source,
-                       "threads": torch.get_num_threads()}
+                yield {"stage": "pipeline", "dtype": pipe.precision.dtype_name, "batch_size": batch_size, **record,
+                       "load_seconds": round(load_watch.seconds, 1), "peak_mem_mb": round(peak_memory_mb(), 1),
+                       "weights": weights, "images": source, "cpu": cpu_description()[0]}
             del pipe
 
 
 STAGES["pipeline"] = bench_pipeline
+
+
+def bench_latency(args: BenchSettings) -> Iterator[dict]:
+    """One 1024² face through every branch at batch 1, as the app and the API analyse it: p50/p95 of `analyze_one`.
+
+    For lanes 1 (one job at a time with every thread) and 2 (the face chain beside the image-level branches), after
+    one untimed call, over max(repeats, 5) calls; weights as in the pipeline stage. Then each torch model alone at
+    batch 1: eager beside frozen TorchScript (`torch.jit.freeze` + `optimize_for_inference`, which folds and
+    pre-packs the weights once) and, with `compile`, `torch.compile` with inductor's freezing, each with its one-off
+    warm-up cost.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from core.timing import timed
+
+    sources, source = pipeline_faces(1)
+    repeats = max(args.repeats, 5)
+    with tempfile.TemporaryDirectory(prefix="gantrace-bench-") as temp:
+        svm_path = Path(temp) / "random-svm.joblib"
+        random_svm(svm_path)
+        for dtype in args.dtypes:
+            for lanes in (1, 2):
+                pipe, _ = full_pipeline(args, svm_path, dtype=dtype, batch_size=1, lanes=lanes)
+                pipe.analyze_one(sources[0])
+                seconds, verdict = [], None
+                for _ in range(repeats):
+                    with timed() as watch:
+                        verdict = pipe.analyze_one(sources[0])
+                    seconds.append(watch.seconds)
+                yield {"stage": "latency", "dtype": pipe.precision.dtype_name, "lanes": lanes, "batch_size": 1,
+                       "calls": repeats, "p50_ms": round(1000 * float(np.percentile(seconds, 50)), 1),
+                       "p95_ms": round(1000 * float(np.percentile(seconds, 95)), 1),
+                       "stage_ms": getattr(verdict, "timings_ms", None), "images": source,
+                       "threads": torch.get_num_threads(), "cpu": cpu_description()[0]}
+            yield from _eager_vs_frozen(pipe, sources[0], repeats, args.compile)
+            del pipe
+
+
+def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compile_models: bool) -> Iterator[dict]:
+    """Batch-1 median ms of the pipeline's CLIP tower and e4e: eager, frozen TorchScript, and compiled if asked."""
+    import numpy as np
+
+    from core.images import load_image
+    from core.timing import timed
+    from encoder.e4e import preprocess
+
+    pixels = load_image(source).pixels
+    found = pipe.face_finder.find([pixels], ["face"])[0]
+    face = found[0].image if isinstance(found, list) else np.ascontiguousarray(pixels[:256, :256])
+    models = {}
+    clip = getattr(pipe.branches["clip_probe"], "model", None)
+    if clip is not None:
+        models["clip_visual"] = (clip.visual, clip.preprocess([pixels]))
+    encoder = getattr(pipe.branches["latent_svm"], "encoder", None)
+    if encoder is not None:
+        models["e4e"] = (encoder, torch.from_numpy(preprocess([face])).contiguous(memory_format=torch.channels_last))
+    for name, (model, inputs) in models.items():
+        timings: dict[str, float | str] = {}
+        with torch.inference_mode():
+            with timed() as freeze_watch:
+                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs).eval()))
+                frozen(inputs)
+            candidates = [("eager", model), ("frozen", frozen)]
+            if compile_models:
+                import torch._inductor.config as inductor
+
+                inductor.freezing = True
+                try:
+                    with timed() as compile_watch:
+                        compiled = torch.compile(model)
+                        compiled(inputs)
+                    timings["compile_warmup_s"] = round(compile_watch.seconds, 1)
+                    candidates.append(("compiled", compiled))
+                except Exception as err:  # noqa: BLE001 - a compiler failure is a measurement too
+                    timings["compile_error"] = f"{type(err).__name__}: {str(err)[:160]}"
+            for kind, run in candidates:
+                run(inputs)
+                seconds = []
+                for _ in range(repeats):
+                    with timed() as watch:
+                        run(inputs)
+                    seconds.append(watch.seconds)
+                timings[f"{kind}_ms"] = round(1000 * float(np.median(seconds)), 1)
+        yield {"stage": "latency_model", "model": name, "dtype": pipe.precision.dtype_name, "batch_size": 1,
+               **timings, "freeze_warmup_s": round(freeze_watch.seconds, 1), "threads": torch.get_num_threads(),
+               "cpu": cpu_description()[0]}
+
+
+STAGES["latency"] = bench_latency
+
+
+def bench_int8(args: BenchSettings) -> Iterator[dict]:
+    """What int8 changes in the evidence against fp32, on `images` real faces of the face set (4 classes).
+
+    For the full-size CLIP ViT-L/14 and e4e with seeded random weights (the same in both dtypes), and for the tiny
+    test models: min and mean cosine of CLIP features; |Δlogit| of UFD's real probe (tests/data) and how many
+    real/fake labels flip; |ΔW+| relative to the W+ scale and to its spread across faces; and how many labels a
+    latent SVM fitted on the fp32 W+ gives differently on the int8 W+. Real CLIP / e4e weights are never used here:
+    their fidelity is for a run of the detector and encoder stages with `--dtype fp32 int8` where they are on disk.
+    """
+    import numpy as np
+    from torch.nn.functional import cosine_similarity
+
+    from attribution.latent_svm import LatentAttributor
+    from core.device import select_precision
+    from core.images import load_image
+    from detector.clip_probe import ClipProbe
+    from encoder.align import FaceAligner
+    from encoder.e4e import E4EConfig, Encoder4Editing
+
+    probe = Path(__file__).resolve().parent / "tests" / "data" / "ufd_fc_weights.pth"
+    classes = ("real", "progan", "stylegan2", "stylegan3")
+    images, labels = [], []
+    for cls in classes:
+        for path in face_images(cls)[:args.images // len(classes)]:
+            images.append(load_image(path).pixels)
+            labels.append(cls)
+    if not images:
+        raise ValueError(f"the int8 stage needs real faces: none found under {FACES}")
+    faces, face_labels = [], []
+    for label, found in zip(labels, FaceAligner().align_batch(images)):
+        if isinstance(found, list):
+            faces.append(found[0].image)
+            face_labels.append(label)
+    fp32, int8 = select_precision("cpu", "fp32"), select_precision("cpu", "int8")
+    for preset in ("full", "tiny"):
+        features, logits = {}, {}
+        for precision in (fp32, int8):
+            model = (ClipProbe.random_init(precision=precision) if preset == "full"
+                     else ClipProbe.tiny(precision=precision, embed_dim=768))
+            model.load_probe(probe)
+            features[precision.dtype_name] = model.features(images)
+            logits[precision.dtype_name] = model.logits_from_features(features[precision.dtype_name])
+        cosine = cosine_similarity(torch.from_numpy(features["fp32"]), torch.from_numpy(features["int8"]))
+        config = E4EConfig.ffhq() if preset == "full" else E4EConfig.tiny()
+        latents = {precision.dtype_name: Encoder4Editing.random_init(config, precision, seed=0).encode(faces)
+                   for precision in (fp32, int8)}
+        delta = np.abs(latents["int8"] - latents["fp32"])
+        spread = float(latents["fp32"].std(axis=0).mean())
+        seen, counts = np.unique(face_labels, return_counts=True)
+        kept = np.isin(face_labels, seen[counts >= 6])  # the SVM's calibration folds need a few faces per class
+        flips = None
+        if len(set(np.array(face_labels)[kept])) >= 2:
+            svm = LatentAttributor(calibration_folds=2).fit(latents["fp32"][kept], np.array(face_labels)[kept],
+                                                            np.arange(int(kept.sum())))
+            flips = int(sum(a != b for a, b in zip(svm.predict(latents["fp32"]), svm.predict(latents["int8"]))))
+        ufd_delta = np.abs(logits["int8"] - logits["fp32"])
+        yield {"stage": "int8_fidelity", "models": preset, "weights": "random (seeded), UFD's real probe",
+               "images": len(images), "faces": len(faces), "source": str(FACES),
+               "clip_feature_cosine_min": round(float(cosine.min()), 5),
+               "clip_feature_cosine_mean": round(float(cosine.mean()), 5),
+               "ufd_abs_dlogit_max": round(float(ufd_delta.max()), 4),
+               "ufd_abs_dlogit_mean": round(float(ufd_delta.mean()), 4),
+               "ufd_logit_std_fp32": round(float(logits["fp32"].std()), 4),
+               "ufd_label_flips": int(((logits["int8"] > 0) != (logits["fp32"] > 0)).sum()),
+               "wplus_abs_delta_mean_over_scale": round(float(delta.mean() / latents["fp32"].std()), 4),
+               "wplus_abs_delta_max_over_scale": round(float(delta.max() / latents["fp32"].std()), 4),
+               "wplus_abs_delta_mean_over_spread": round(float(delta.mean()) / spread, 4),
+               "latent_svm_label_flips": flips, "cpu": cpu_description()[0]}
+
+
+STAGES["int8"] = bench_int8
 
 
 def bench_scan(args: BenchSettings) -> Iterator[dict]:

@@ -7,6 +7,9 @@ compared to (see benchmarking.py for what each stage measures):
     python scripts/benchmark.py --stage detector
     python scripts/benchmark.py --stage encoder --batch-size 1 8 --dtype fp32 bf16 --device cpu
     python scripts/benchmark.py --stage scan --backend ray --dtype bf16 --batch-size 8   # vs --backend local
+    python scripts/benchmark.py --stage pipeline --batch-size 8 --dtype fp32   # images/s beside the core-time bound
+    python scripts/benchmark.py --stage latency --dtype fp32 int8             # one face at batch 1: p50/p95
+    python scripts/benchmark.py --stage int8 --images 32                      # what int8 changes against fp32
 
 Exit status: 0 done; 2 bad input (an unknown stage, dtype or device).
 """
@@ -28,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="scan stage: run in this process or on a local Ray (Ray Data actors)")
     parser.add_argument("--ray-actors", type=positive_int, default=2, help="scan stage on Ray: actors, one CPU each")
-    parser.add_argument("--images", type=positive_int, default=40, help="scan stage: how many files (default 40)")
+    parser.add_argument("--images", type=positive_int, default=40,
+                        help="scan stage: how many files; int8 stage: how many faces, over 4 classes (default 40)")
+    parser.add_argument("--compile", action="store_true",
+                        help="latency stage: also time torch.compile with freezing (minutes of compilation)")
     add_pipeline_arguments(parser, sweep=True)
     args = parser.parse_args(argv)
     return run(lambda: _benchmark(args), (ValueError,))
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     settings = BenchSettings(device=args.device, dtypes=args.dtype, batch_sizes=args.batch_size, repeats=args.repeats,
                              pipeline=config_from_args(args, dtype="auto", batch_size=1), backend=args.backend,
-                             ray_actors=args.ray_actors, images=args.images)
+                             ray_actors=args.ray_actors, images=args.images, compile=args.compile)
     emit(machine_record())
     if args.stage != "machine":
         for record in STAGES[args.stage](settings):

@@ -1,0 +1,240 @@
+"""Issue 13's contracts: the int8 precision and its fidelity bound, the thread budget, and the pipeline's lanes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.ao.nn.quantized.dynamic import Conv2d as DynamicConv2d
+
+import pipeline as P
+from core.device import Precision, select_precision, torch_thread_count, torch_threads
+from core.evidence import BranchEvidence
+from detector.clip_probe import ClipProbe, SelfAttention
+from encoder.e4e import E4EConfig, Encoder4Editing
+from tests.test_pipeline import CentreFaceFinder, png_bytes, tiny_branches
+
+FP32 = select_precision("cpu", "fp32")
+INT8 = select_precision("cpu", "int8")
+
+
+def test_int8_is_fp32_activations_with_quantized_weights(monkeypatch):
+    assert INT8.quantized and INT8.dtype == torch.float32 and INT8.dtype_name == "int8"
+    monkeypatch.setenv("GANTRACE_DTYPE", "int8")
+    assert select_precision("cpu") == INT8
+
+
+def test_int8_off_the_cpu_is_refused():
+    with pytest.raises(ValueError, match="CPU"):
+        Precision(torch.device("cuda"), torch.float32, quantized=True)
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_picks_bf16_where_the_cpu_has_it_and_never_int8(monkeypatch, has_bf16):
+    import core.device
+
+    monkeypatch.delenv("GANTRACE_DTYPE", raising=False)
+    monkeypatch.setattr(core.device, "cpu_supports_bf16", lambda: has_bf16)
+    precision = select_precision("cpu", "auto")
+    assert not precision.quantized
+    assert precision.dtype == (torch.bfloat16 if has_bf16 else torch.float32)
+
+
+def test_self_attention_computes_what_multihead_attention_computes():
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    tokens = torch.randn(2, 9, 64)
+    with torch.inference_mode():
+        expected = attention(tokens, tokens, tokens, need_weights=False)[0]
+        found = SelfAttention(attention)(tokens, tokens, tokens)[0]
+    assert torch.allclose(found, expected, atol=1e-5)
+
+
+def _images(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Smooth random pictures (noise blurred by upsampling): closer to photo statistics than white noise."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (count, 28, 28, 3)).astype(np.uint8)
+    return [np.kron(image, np.ones((8, 8, 1), np.uint8)) for image in small]
+
+
+def test_int8_clip_quantizes_every_linear_and_stays_close_to_fp32():
+    reference = ClipProbe.tiny(precision=FP32)
+    quantized = ClipProbe.tiny(precision=INT8)
+    assert not any(type(m) is nn.Linear for m in quantized.visual.modules())
+    assert not any(isinstance(m, nn.MultiheadAttention) for m in quantized.visual.modules())
+    images = _images(6)
+    expected, found = reference.features(images), quantized.features(images)
+    cosine = (expected * found).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(found, axis=1)
+    assert cosine.min() > 0.999
+    logits_fp32, logits_int8 = reference.logits_from_features(expected), quantized.logits_from_features(found)
+    assert np.abs(logits_int8 - logits_fp32).max() < 0.02  # the logits here are about 0.6
+
+
+def test_int8_e4e_quantizes_the_fine_style_heads_and_keeps_wplus_within_its_scale():
+    reference = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
+    quantized = Encoder4Editing.random_init(E4EConfig.tiny(), INT8, seed=0)
+    int8 = {name for name, m in quantized.named_modules() if isinstance(m, DynamicConv2d)}
+    fine = {name for name, m in reference.named_modules() if type(m) is nn.Conv2d and m.kernel_size == (3, 3)
+            and name.startswith("styles.") and int(name.split(".")[1]) >= reference.config.middle_ind}
+    assert int8 == fine and fine
+    faces = [np.asarray(image[:224, :224]) for image in _images(6, seed=1)]
+    expected, found = reference.encode(faces), quantized.encode(faces)
+    # Against the W+ scale, not its spread across faces: a random encoder maps every face to nearly the same W+
+    scale = expected.std()
+    assert np.abs(found - expected).mean() < 0.02 * scale
+    assert np.abs(found - expected).max() < 0.1 * scale
+
+
+def test_torch_threads_sets_the_calling_thread_and_restores_it():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    assert torch_thread_count() == before
+
+
+class Rendezvous:
+    """An image-level branch that meets the face finder at a barrier: it only gets through if both run at once."""
+
+    name = "rendezvous"
+    level = "image"
+    models: dict = {}
+    warning = None
+    skill = None
+
+    def __init__(self, barrier: threading.Barrier):
+        self.barrier = barrier
+        self.threads: list[int] = []
+
+    def required_weights(self, context) -> list[str]:
+        return []
+
+    def load(self, context) -> None:
+        return None
+
+    def run(self, inputs):
+        self.threads.append(torch.get_num_threads())
+        self.barrier.wait()
+        return [BranchEvidence({"real": 0.5, "fake": 0.5})] * len(inputs)
+
+
+class RendezvousFaceFinder(CentreFaceFinder):
+    def __init__(self, barrier: threading.Barrier):
+        super().__init__()
+        self.barrier = barrier
+
+    def find(self, images, names):
+        self.barrier.wait()
+        return super().find(images, names)
+
+
+class Recorder:
+    """An image-level branch that takes `seconds` per image and notes when it ran among the other jobs."""
+
+    level = "image"
+    models: dict = {}
+    warning = None
+    skill = None
+
+    def __init__(self, name: str, seconds: float, log: list[str]):
+        self.name, self.seconds, self.log = name, seconds, log
+
+    def required_weights(self, context) -> list[str]:
+        return []
+
+    def load(self, context) -> None:
+        return None
+
+    def run(self, inputs):
+        self.log.append(self.name)
+        time.sleep(self.seconds * len(inputs))
+        return [BranchEvidence({"real": 0.5, "fake": 0.5})] * len(inputs)
+
+
+class LoggingFaceFinder(CentreFaceFinder):
+    def __init__(self, log: list[str]):
+        super().__init__()
+        self.log = log
+
+    def find(self, images, names):
+        self.log.append("faces")
+        return super().find(images, names)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+def test_lanes_run_the_face_chain_beside_the_image_branches_within_the_thread_budget(tiny_dir):
+    barrier = threading.Barrier(2, timeout=30)
+    rendezvous = Rendezvous(barrier)
+    branches = tiny_branches(tiny_dir, fingerprint_net=rendezvous)
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=1, lanes=2)
+    with torch_threads(4):  # whatever an earlier test left: 4 threads, 2 lanes of 2
+        verdict = P.Pipeline(config, branches, RendezvousFaceFinder(barrier)).analyze_one(png_bytes(_images(1)[0]))
+        assert torch.get_num_threads() == 4
+    assert isinstance(verdict, P.Verdict)
+    assert verdict.evidence["fingerprint_net"]["probabilities"] is not None  # the barrier was passed, not broken
+    assert verdict.faces
+    assert rendezvous.threads == [2]
+
+
+def test_the_slowest_kind_of_job_goes_first_once_its_cost_is_known(tiny_dir):
+    log: list[str] = []
+    branches = tiny_branches(tiny_dir, fingerprint_net=Recorder("fingerprint_net", 0.2, log),
+                             spectral_dct=Recorder("spectral_dct", 0.0, log))
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=1, disabled_branches=("clip_probe",))
+    pipe = P.Pipeline(config, branches, LoggingFaceFinder(log))
+    sources = [png_bytes(image) for image in _images(2, seed=3)]
+    pipe.analyze(sources)
+    assert log == ["faces", "fingerprint_net", "spectral_dct"]  # nothing measured yet: face chain, then registry
+    log.clear()
+    pipe.analyze(sources)
+    assert log[0] == "fingerprint_net" and sorted(log) == ["faces", "fingerprint_net", "spectral_dct"]
+
+
+@pytest.mark.parametrize("count, lanes, sizes", [(8, 2, [4, 4]), (5, 2, [3, 2]), (1, 2, [1]), (3, 1, [3]),
+                                                 (2, 4, [1, 1])])
+def test_a_batch_is_cut_into_near_equal_contiguous_parts(count, lanes, sizes):
+    items = list(range(count))
+    parts = P._parts(items, lanes)
+    assert [len(part) for part in parts] == sizes
+    assert [item for part in parts for item in part] == items
+
+
+def test_one_lane_and_two_lanes_give_the_same_verdicts(tiny_dir):
+    sources = [png_bytes(image) for image in _images(3, seed=2)]
+    results = []
+    for lanes in (1, 2):
+        config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=3, lanes=lanes)
+        with torch_threads(2):  # two lanes need two threads to exist
+            verdicts = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder()).analyze(sources)
+        results.append(verdicts)
+    for one, two in zip(*results):  # parts of a batch and thread counts move float sums in the last digits only
+        assert (one.label, one.warnings, one.models, len(one.faces)) == (two.label, two.warnings, two.models,
+                                                                         len(two.faces))
+        assert list(one.evidence) == list(two.evidence)
+        assert one.probabilities == pytest.approx(two.probabilities, abs=1e-4)
+
+
+def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_and_the_bound(tiny_dir):
+    from benchmarking import measure_pipeline
+
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=2)
+    pipe = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder())
+    with torch_threads(2):
+        record, verdicts = measure_pipeline(pipe, [png_bytes(image) for image in _images(2, seed=4)], repeats=1)
+    assert len(verdicts) == 2 and record["failures"] == 0
+    stages = {"load", "align", *pipe.branches}
+    assert set(record["alone_ms"]) == stages and stages <= set(record["in_pipeline_ms"])
+    threads = record["stage_threads"]
+    assert record["cores"] == 2 and record["lanes"] == 2
+    assert all(threads[stage] == 1 for stage in record["alone_ms"])
+    core_ms = sum(ms * threads[stage] for stage, ms in record["alone_ms"].items())
+    assert record["bound_images_per_s"] == pytest.approx(1000 * record["cores"] / core_ms, rel=1e-2)
+    assert record["of_bound"] == pytest.approx(record["images_per_s"] / record["bound_images_per_s"], rel=1e-2)
