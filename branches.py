@@ -76,13 +76,22 @@ class ModelBranch:
         self._models[name] = weight_sha256(name, path)
         return path
 
+    def _note_int8(self, context: BranchContext, layers: str) -> None:
+        """With --dtype int8, say on every verdict that this branch's numbers come from int8 layers."""
+        if context.precision.quantized:
+            self._add_warning(f"{self.name} ran its {layers} in int8 (--dtype int8), whose agreement with fp32 is "
+                              "measured on random weights only: re-check a close call with --dtype fp32")
+
+    def _add_warning(self, note: str) -> None:
+        self._warning = f"{self._warning}; {note}" if self._warning else note
+
     def _random_fallback(self, context: BranchContext, err: WeightUnavailableError, what: str) -> None:
         """Benchmarks only: say loudly that the output is meaningless, or re-raise the missing weight."""
         if not context.random_weights_ok:
             raise err
         self._models[self.name] = RANDOM_WEIGHTS
-        self._warning = (f"{self.name} uses RANDOM weights (benchmark mode; {err.weight} is missing): "
-                         f"{what} is meaningless")
+        self._add_warning(f"{self.name} uses RANDOM weights (benchmark mode; {err.weight} is missing): "
+                          f"{what} is meaningless")
 
 
 class ClipProbeBranch(ModelBranch):
@@ -97,6 +106,7 @@ class ClipProbeBranch(ModelBranch):
         from detector.clip_probe import ClipProbe, ClipProbeConfig
 
         config = ClipProbeConfig(batch_size=context.batch_size, **context.options)
+        self._note_int8(context, "CLIP Linear layers")
         try:
             model = ClipProbe.from_registry(config, context.precision, download=context.download)
         except WeightUnavailableError as err:
@@ -216,6 +226,7 @@ class LatentBranch(ModelBranch):
     def _load_encoder(self, context: BranchContext) -> Any:
         from encoder.e4e import E4EConfig, Encoder4Editing
 
+        self._note_int8(context, "e4e fine style heads")
         try:
             encoder = Encoder4Editing.from_registry(context.precision, download=context.download)
         except WeightUnavailableError as err:

@@ -238,3 +238,18 @@ def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_
     core_ms = sum(ms * threads[stage] for stage, ms in record["alone_ms"].items())
     assert record["bound_images_per_s"] == pytest.approx(1000 * record["cores"] / core_ms, rel=1e-2)
     assert record["of_bound"] == pytest.approx(record["images_per_s"] / record["bound_images_per_s"], rel=1e-2)
+
+
+def test_a_verdict_from_int8_layers_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tiny = ClipProbe.tiny(precision=INT8)
+    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
+    only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
+    image = png_bytes(_images(1, seed=5)[0])
+    warnings = {}
+    for dtype in ("fp32", "int8"):
+        config = P.PipelineConfig(device="cpu", dtype=dtype, disabled_branches=only_clip, random_weights_ok=True)
+        warnings[dtype] = P.Pipeline(config).analyze_one(image).warnings
+    assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in warnings["int8"])
+    assert not any("int8" in w for w in warnings["fp32"])
