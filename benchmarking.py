@@ -8,8 +8,10 @@ the same in every dtype, so the bf16-vs-fp32 comparison is like for like; the re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -323,8 +325,15 @@ def pipeline_faces(count: int) -> tuple[list[str | bytes], str]:
     return sources, "seeded 1024² noise (no face: the latent branch is skipped; the face set was not found)"
 
 
-def random_svm(path: Path) -> str:
-    """Without a trained latent SVM, one fitted on random W+ latents (speed does not depend on its values)."""
+RANDOM_SVM = "random fit on noise W+ latents"
+
+
+@contextmanager
+def random_svm() -> Iterator[Path]:
+    """A latent SVM fitted on random W+ latents, in a temporary folder for the block (speed does not depend on its
+    values; the records call it RANDOM_SVM)."""
+    import tempfile
+
     import numpy as np
 
     from attribution.latent_svm import LatentAttributor
@@ -332,17 +341,31 @@ def random_svm(path: Path) -> str:
     rng = np.random.default_rng(0)
     labels = np.repeat(["progan", "stylegan2", "stylegan3"], 12)
     latents = rng.normal(size=(len(labels), 18, 512)).astype(np.float32)
-    LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels))).save(path)
-    return "random fit on noise W+ latents"
+    with tempfile.TemporaryDirectory(prefix="gantrace-bench-") as temp:
+        path = Path(temp) / "random-svm.joblib"
+        LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels))).save(path)
+        yield path
 
 
-def full_pipeline(args: BenchSettings, svm_path: Path, **config: object) -> tuple[P.Pipeline, dict]:
-    """Every branch loaded (random CLIP/e4e weights where the real ones are absent, the given SVM) and its status."""
+def full_pipeline(args: BenchSettings, svm_path: Path, **config: object) -> P.Pipeline:
+    """Every branch loaded: random CLIP/e4e weights where the real ones are absent, the given SVM."""
     options = {**args.pipeline.branch_options, "latent_svm": {"artifact": str(svm_path)}}
-    settings = replace(args.pipeline, device=args.device, random_weights_ok=True, download=False,
-                       branch_options=options, **config)
-    pipe = P.Pipeline(settings)
-    return pipe, {status.branch: status for status in pipe.load_all()}
+    pipe = P.Pipeline(replace(args.pipeline, device=args.device, random_weights_ok=True, download=False,
+                              branch_options=options, **config))
+    pipe.load_all()
+    return pipe
+
+
+def call_seconds(call: Callable[..., Any], repeats: int, *args: Any) -> tuple[list[float], Any]:
+    """Wall seconds of each of `repeats` calls of `call(*args)`, and what the last call returned."""
+    from core.timing import timed
+
+    seconds, result = [], None
+    for _ in range(repeats):
+        with timed() as watch:
+            result = call(*args)
+        seconds.append(watch.seconds)
+    return seconds, result
 
 
 def stage_alone_ms(pipe: P.Pipeline, sources: Sequence[str | bytes], threads: int
@@ -397,7 +420,7 @@ def measure_pipeline(pipe: P.Pipeline, batch: Sequence[str | bytes], repeats: in
         for _ in range(repeats):
             results += pipe.analyze(batch)
     cpu_seconds = time.process_time() - cpu_start
-    alone, stage_threads = stage_alone_ms(pipe, batch, cores if lanes == 1 else max(cores // lanes, 1))
+    alone, stage_threads = stage_alone_ms(pipe, batch, max(cores // lanes, 1))
     verdicts = [v for v in results if isinstance(v, P.Verdict)]
     stages = [stage for stage in verdicts[0].timings_ms if stage != "total"] if verdicts else []
     in_pipeline = {stage: round(float(np.mean([v.timings_ms.get(stage, 0.0) for v in verdicts])), 1)
@@ -430,18 +453,14 @@ def bench_pipeline(args: BenchSettings) -> Iterator[dict]:
     * `bound_images_per_s`: cores / Σ(alone_ms × stage_threads), what perfect packing of the stages would give.
     CPU seconds are reported beside wall seconds: on a shared machine the wall clock also measures the others.
     """
-    import tempfile
-
     from core.timing import timed
 
     largest = max(args.batch_sizes)
     sources, source = pipeline_faces(largest)
-    with tempfile.TemporaryDirectory(prefix="gantrace-bench-") as temp:
-        svm_path = Path(temp) / "random-svm.joblib"
-        svm_note = random_svm(svm_path)
+    with random_svm() as svm_path:
         for dtype in args.dtypes:
             with timed() as load_watch:
-                pipe, _ = full_pipeline(args, svm_path, dtype=dtype, batch_size=largest)
+                pipe = full_pipeline(args, svm_path, dtype=dtype, batch_size=largest)
             for batch_size in args.batch_sizes:
                 pipe.config.batch_size = batch_size
                 record, verdicts = measure_pipeline(pipe, sources[:batch_size], args.repeats)
@@ -451,7 +470,7 @@ def bench_pipeline(args: BenchSettings) -> Iterator[dict]:
                            statuses.items()}
                 weights.update({name: value for name, value in models.items() if value == P.RANDOM_WEIGHTS})
                 if statuses["latent_svm"].ready:
-                    weights["latent_svm"] = svm_note
+                    weights["latent_svm"] = RANDOM_SVM
                 yield {"stage": "pipeline", "dtype": pipe.precision.dtype_name, "batch_size": batch_size, **record,
                        "load_seconds": round(load_watch.seconds, 1), "peak_mem_mb": round(peak_memory_mb(), 1),
                        "weights": weights, "images": source, "cpu": cpu_description()[0]}
@@ -470,26 +489,16 @@ def bench_latency(args: BenchSettings) -> Iterator[dict]:
     pre-packs the weights once) and, with `compile`, `torch.compile` with inductor's freezing, each with its one-off
     warm-up cost.
     """
-    import tempfile
-
     import numpy as np
-
-    from core.timing import timed
 
     sources, source = pipeline_faces(1)
     repeats = max(args.repeats, 5)
-    with tempfile.TemporaryDirectory(prefix="gantrace-bench-") as temp:
-        svm_path = Path(temp) / "random-svm.joblib"
-        random_svm(svm_path)
+    with random_svm() as svm_path:
         for dtype in args.dtypes:
             for lanes in (1, 2):
-                pipe, _ = full_pipeline(args, svm_path, dtype=dtype, batch_size=1, lanes=lanes)
+                pipe = full_pipeline(args, svm_path, dtype=dtype, batch_size=1, lanes=lanes)
                 pipe.analyze_one(sources[0])
-                seconds, verdict = [], None
-                for _ in range(repeats):
-                    with timed() as watch:
-                        verdict = pipe.analyze_one(sources[0])
-                    seconds.append(watch.seconds)
+                seconds, verdict = call_seconds(pipe.analyze_one, repeats, sources[0])
                 yield {"stage": "latency", "dtype": pipe.precision.dtype_name, "lanes": lanes, "batch_size": 1,
                        "calls": repeats, "p50_ms": round(1000 * float(np.percentile(seconds, 50)), 1),
                        "p95_ms": round(1000 * float(np.percentile(seconds, 95)), 1),
@@ -538,11 +547,7 @@ def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compil
                     timings["compile_error"] = f"{type(err).__name__}: {str(err)[:160]}"
             for kind, run in candidates:
                 run(inputs)
-                seconds = []
-                for _ in range(repeats):
-                    with timed() as watch:
-                        run(inputs)
-                    seconds.append(watch.seconds)
+                seconds, _ = call_seconds(run, repeats, inputs)
                 timings[f"{kind}_ms"] = round(1000 * float(np.median(seconds)), 1)
         yield {"stage": "latency_model", "model": name, "dtype": pipe.precision.dtype_name, "batch_size": 1,
                **timings, "freeze_warmup_s": round(freeze_watch.seconds, 1), "threads": torch.get_num_threads(),
@@ -599,7 +604,7 @@ def bench_int8(args: BenchSettings) -> Iterator[dict]:
         latents = {precision.dtype_name: Encoder4Editing.random_init(config, precision, seed=0).encode(faces)
                    for precision in (fp32, int8)}
         delta = np.abs(latents["int8"] - latents["fp32"])
-        spread = float(latents["fp32"].std(axis=0).mean())
+        scale, spread = float(latents["fp32"].std()), float(latents["fp32"].std(axis=0).mean())
         seen, counts = np.unique(face_labels, return_counts=True)
         kept = np.isin(face_labels, seen[counts >= 6])  # the SVM's calibration folds need a few faces per class
         flips = None
@@ -616,8 +621,8 @@ def bench_int8(args: BenchSettings) -> Iterator[dict]:
                "ufd_abs_dlogit_mean": round(float(ufd_delta.mean()), 4),
                "ufd_logit_std_fp32": round(float(logits["fp32"].std()), 4),
                "ufd_label_flips": int(((logits["int8"] > 0) != (logits["fp32"] > 0)).sum()),
-               "wplus_abs_delta_mean_over_scale": round(float(delta.mean() / latents["fp32"].std()), 4),
-               "wplus_abs_delta_max_over_scale": round(float(delta.max() / latents["fp32"].std()), 4),
+               "wplus_abs_delta_mean_over_scale": round(float(delta.mean()) / scale, 4),
+               "wplus_abs_delta_max_over_scale": round(float(delta.max()) / scale, 4),
                "wplus_abs_delta_mean_over_spread": round(float(delta.mean()) / spread, 4),
                "latent_svm_label_flips": flips, "cpu": cpu_description()[0]}
 

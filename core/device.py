@@ -38,7 +38,8 @@ class Precision:
 
     def __post_init__(self) -> None:
         if self.quantized and (self.device.type != "cpu" or self.dtype != torch.float32):
-            raise ValueError(f"int8 runs on the CPU with fp32 activations, not on {self.device} in {self.dtype}")
+            raise ValueError(f"int8 runs on the CPU with fp32 activations (dynamic quantization), not on "
+                             f"{self.device} in {self.dtype}; use --device cpu or another dtype")
 
     @property
     def dtype_name(self) -> str:
@@ -79,9 +80,6 @@ def select_precision(device: str | None = None, dtype: str | None = None) -> Pre
     if dtype == "auto":
         dtype = _auto_dtype(chosen)
     if dtype == INT8:
-        if chosen.type != "cpu":
-            raise ValueError(f"dtype 'int8' runs on the CPU only (dynamic quantization), not on {chosen.type}; "
-                             "use --device cpu or another dtype")
         return Precision(chosen, torch.float32, quantized=True)
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted([*DTYPES, INT8])} or 'auto'")
@@ -141,12 +139,12 @@ def torch_threads(count: int) -> Iterator[None]:
 
     OpenMP keeps the thread count per calling thread, so two pipeline lanes can each hold their own budget.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(count, 1))
+    previous = torch_thread_count()
+    torch_thread_count(count)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch_thread_count(previous)
 
 
 def _auto_device() -> str:

@@ -451,10 +451,11 @@ def _prepared(model: Encoder4Editing, precision: Precision | None) -> Encoder4Ed
 def quantize_e4e_int8(model: Encoder4Editing) -> Encoder4Editing:
     """The fp32 encoder with the 3x3 convolutions of its fine style heads (those reading p1, 64x64) as dynamic int8.
 
-    Those heads hold most of the FLOPs. On the closed-form fixture weights (tests/data), quantizing every 3x3 conv of
-    the body and heads moved W+ by 21 % of its scale on average (max 114 %), and the error grew with the depth of
-    the features a layer reads: the last three body units alone 5.5 %, the coarse heads 3.4 %, the fine heads 1.3 %
-    (max 10 %). The fine heads alone still ran e4e ~1.45x faster than fp32 (README, "Measured").
+    Those heads hold about half of the FLOPs (48.9 % of 145 GFLOP per face). On the closed-form fixture weights
+    (tests/data), quantizing every 3x3 conv of the body and heads moved W+ by 21 % of its scale on average (max
+    114 %), and the error grew with the depth of the features a layer reads: the last three body units alone 5.5 %,
+    the coarse heads 3.4 %, the fine heads 1.3 % (max 10 %). The fine heads alone still ran e4e ~1.45x faster than
+    fp32 with one thread (README, "Measured"), and cap int8's gain on e4e under 1.96x on any CPU.
     """
     fine = model.config.middle_ind
     return quantize_int8(model, [name for name, layer in model.named_modules()

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FACES_ENV = "GANTRACE_FACES"
 
-# "auto" precision depends on the CPU (bf16 with AMX/AVX512-BF16, int8 without): the tests pin fp32 so that every
+# "auto" precision depends on the CPU (bf16 with AMX/AVX512-BF16, fp32 without): the tests pin fp32 so that every
 # machine checks the same numbers. Tests of the auto policy and of bf16/int8 clear or set it themselves.
 os.environ.setdefault("GANTRACE_DTYPE", "fp32")
 
