@@ -226,7 +226,7 @@ class LatentBranch(ModelBranch):
     def _load_encoder(self, context: BranchContext) -> Any:
         from encoder.e4e import E4EConfig, Encoder4Editing
 
-        self._note_int8(context, "e4e fine style heads")
+        self._note_int8(context, "e4e convolutions")
         try:
             encoder = Encoder4Editing.from_registry(context.precision, download=context.download)
         except WeightUnavailableError as err:

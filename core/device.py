@@ -5,18 +5,17 @@ fp32 (measured 6.7 vs 1.35 img/s at batch 8), while `torch.autocast` on CPU made
 and never autocast on CPU.
 
 "int8" is the opt-in path for CPUs without bf16 (`--dtype int8`, GANTRACE_DTYPE=int8): the weights of the heavy
-layers are stored as int8 and packed once, and each activation is quantized on the fly (`torch.ao` dynamic
-quantization), while every other tensor stays fp32. "auto" does not pick it yet: its error depends on the
-weights (on e4e's closed-form fixture weights, quantizing every conv moved W+ by 21 % of its scale, against 1.2 %
-with random weights), and it has not been measured with the real CLIP and e4e weights (README, "Measured").
+layers are stored as int8 and packed once, and each activation is quantized on the fly (`core.int8`), while every
+other tensor stays fp32. "auto" does not pick it: it has been measured only with random and closed-form weights,
+and trained ViTs are known for a few activation channels far larger than the rest, which per-tensor activation
+scales handle worst; a forensic verdict must not change silently with the CPU it runs on (README, "Measured").
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,35 +91,6 @@ def prepare_model(model: nn.Module, precision: Precision, channels_last: bool = 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-def quantize_int8(model: nn.Module, names: Iterable[str]) -> nn.Module:
-    """Replace, in place, the named nn.Linear / nn.Conv2d submodules of `model` by dynamic int8 layers.
-
-    Each model picks its own layers by name (a layer whose weight the model reads directly must stay fp32).
-    Weights become int8 once, here, and stay packed for fbgemm / oneDNN (per output channel for Linear, per tensor
-    for Conv2d, the only scheme its dynamic kernel has); activations are quantized per call from their own range,
-    so no calibration set is needed. The model must be an fp32 model on the CPU; it is returned for chaining.
-    """
-    from torch.ao.nn.quantized import dynamic
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    qconfigs = {nn.Linear: per_channel_dynamic_qconfig, nn.Conv2d: default_dynamic_qconfig}
-    modules = dict(model.named_modules())
-    spec = {}
-    for name in names:
-        kind = type(modules.get(name))
-        if kind not in qconfigs:
-            raise ValueError(f"{name!r} is a {kind.__name__}, not an nn.Linear or nn.Conv2d: no dynamic int8 layer")
-        spec[name] = qconfigs[kind]
-    with warnings.catch_warnings():
-        # torch.ao's notices that it moves to torchao (not a dependency): the API still works in this torch
-        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        # its generic accuracy caveat; our fidelity is measured end to end (scripts/benchmark.py --stage int8)
-        warnings.filterwarnings("ignore", message=".*DynamicQuantizedConv2d module has poor numerical accuracy.*")
-        return quantize_dynamic(model, spec, mapping={nn.Linear: dynamic.Linear, nn.Conv2d: dynamic.Conv2d},
-                                inplace=True)
 
 
 def torch_thread_count(count: int | None = None) -> int:

@@ -50,7 +50,8 @@ from torch import nn
 
 from core.arrays import check_rgb
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
-from core.device import Precision, prepare_model, quantize_int8, select_precision
+from core.device import Precision, prepare_model, select_precision
+from core.int8 import quantize_int8
 from core.weights import resolve, sha256_file, weight_sha256
 
 CLIP_WEIGHTS = "clip-vit-l14-openai"

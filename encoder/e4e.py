@@ -35,8 +35,8 @@ face must already be FFHQ-aligned (`encoder.align`); unaligned crops invert badl
 
 On CPU the weights are cast to bf16 (never autocast) and kept channels-last: oneDNN's channels-last bf16
 convolutions are what make the 512-channel heads fast on CPUs with AMX / AVX512-BF16. With `--dtype int8` (CPUs
-without bf16) the 3x3 convolutions of the fine style heads hold int8 weights (`quantize_e4e_int8` says why only
-those); everything else stays fp32.
+without bf16) every convolution but the squeeze-and-excitation gates runs in int8 (`quantize_e4e_int8`); batch
+norms, PReLUs, the gates and the EqualLinear layers stay fp32.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ from torch import nn
 
 from core.arrays import check_rgb_batch
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
-from core.device import Precision, prepare_model, quantize_int8, select_precision
+from core.device import Precision, prepare_model, select_precision
+from core.int8 import quantize_int8
 from core.weights import load_registry, resolve, sha256_file, weight_sha256
 
 REGISTRY_NAME = "e4e-ffhq"
@@ -449,15 +450,14 @@ def _prepared(model: Encoder4Editing, precision: Precision | None) -> Encoder4Ed
 
 
 def quantize_e4e_int8(model: Encoder4Editing) -> Encoder4Editing:
-    """The fp32 encoder with the 3x3 convolutions of its fine style heads (those reading p1, 64x64) as dynamic int8.
+    """The fp32 encoder with every convolution in int8 (`core.int8.Int8Conv2d`), except the SE gates' 1x1 convs.
 
-    Those heads hold about half of the FLOPs (48.9 % of 145 GFLOP per face). On the closed-form fixture weights
-    (tests/data), quantizing every 3x3 conv of the body and heads moved W+ by 21 % of its scale on average (max
-    114 %), and the error grew with the depth of the features a layer reads: the last three body units alone 5.5 %,
-    the coarse heads 3.4 %, the fine heads 1.3 % (max 10 %). The fine heads alone still ran e4e ~1.45x faster than
-    fp32 with one thread (README, "Measured"), and cap int8's gain on e4e under 1.96x on any CPU.
+    The gates run as `F.linear` on their conv weights (SEModule), so they stay fp32; they are < 0.01 % of the FLOPs.
+    On the closed-form fixture weights (tests/data) this moves W+ by 3.5 % of its scale on average (max 21 %),
+    against 0.6 % (max 4.9 %) for the fine heads alone; but the fine heads are 48.9 % of e4e's 145 GFLOP per face,
+    which caps their gain under 1.96x on any CPU, and all convs ran 1.6x faster than fp32 on a 2-core AVX2 EPYC
+    against 1.3x for the fine heads (README, "Measured").
     """
-    fine = model.config.middle_ind
+    gates = {name for name, layer in model.named_modules() if isinstance(layer, SEModule)}
     return quantize_int8(model, [name for name, layer in model.named_modules()
-                                 if isinstance(layer, nn.Conv2d) and layer.kernel_size == (3, 3)
-                                 and name.startswith("styles.") and int(name.split(".")[1]) >= fine])
+                                 if isinstance(layer, nn.Conv2d) and name.rpartition(".")[0] not in gates])

@@ -1,0 +1,74 @@
+"""core.int8: int8 layers that compute what their fp32 layers compute, within int8's rounding, on every CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from core.int8 import Int8Conv2d, quantize_int8
+
+
+def _relative_error(found: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((found - expected).abs().mean() / expected.abs().mean()).item()
+
+
+@pytest.mark.parametrize("stride, padding, kernel, bias", [(1, 1, 3, True), (2, 1, 3, True), (2, 0, 1, False)])
+def test_int8_conv_matches_fp32_where_outputs_exceed_the_input_range(stride, padding, kernel, bias):
+    """Rectified inputs in [0, ~4] and outputs spread far wider: torch.ao's dynamic conv clips such outputs to the
+    input's range (53 % error on this kind of layer), so this is where an int8 conv must prove it returns fp32."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 48, kernel, stride=stride, padding=padding, bias=bias).eval()
+    conv.weight.data *= 10
+    x = torch.relu(torch.randn(2, 64, 20, 20))
+    with torch.inference_mode():
+        expected = conv(x)
+        found = Int8Conv2d(conv)(x)
+    assert found.dtype == torch.float32 and found.shape == expected.shape
+    assert expected.abs().max() > 2 * x.max()
+    assert _relative_error(found, expected) < 0.02
+
+
+def test_int8_conv_cannot_overflow_on_cpus_without_vnni():
+    """Every activation at its top level and every weight at its largest: with 8-bit weights, a pair of products
+    overflows int16 on CPUs without VNNI (half the true sum came back on an AVX2 EPYC); 7-bit weights cannot."""
+    conv = nn.Conv2d(256, 8, 3, padding=1, bias=False).eval()
+    conv.weight.data.fill_(1.0)
+    x = torch.ones(1, 256, 6, 6)
+    with torch.inference_mode():
+        expected, found = conv(x), Int8Conv2d(conv)(x)
+    assert torch.allclose(found, expected, rtol=1e-3)
+    assert found[0, 0, 3, 3].item() == pytest.approx(256 * 9, rel=1e-3)
+
+
+def test_int8_conv_keeps_zero_padding_exact_for_negative_inputs():
+    """The activation range always includes 0, so padded borders (zeros) quantize to exactly zero."""
+    conv = nn.Conv2d(8, 8, 3, padding=1, bias=False).eval()
+    conv.weight.data.fill_(0.5)
+    x = torch.full((1, 8, 5, 5), -2.0)
+    with torch.inference_mode():
+        expected, found = conv(x), Int8Conv2d(conv)(x)
+    assert torch.allclose(found, expected, rtol=1e-3)
+
+
+def test_int8_conv_accepts_both_memory_layouts():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(16, 16, 3, padding=1).eval()
+    x = torch.randn(2, 16, 9, 9)
+    layer = Int8Conv2d(conv)
+    with torch.inference_mode():
+        assert torch.equal(layer(x), layer(x.contiguous(memory_format=torch.channels_last)))
+
+
+def test_quantize_int8_swaps_the_named_layers_only_and_refuses_other_kinds():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5),
+                          nn.Linear(5, 2)).eval()
+    x = torch.randn(3, 3, 4, 4)
+    with torch.inference_mode():
+        expected = model(x)
+    quantize_int8(model, ["0", "3"])
+    assert isinstance(model[0], Int8Conv2d) and type(model[3]) is not nn.Linear and type(model[4]) is nn.Linear
+    with torch.inference_mode():
+        assert _relative_error(model(x), expected) < 0.05
+    with pytest.raises(ValueError, match="'1' is a ReLU"):
+        quantize_int8(model, ["1"])
