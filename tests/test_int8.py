@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from core.int8 import Int8Conv2d, quantize_int8
+from core.int8 import Int8Conv2d, Int8Linear, quantize_int8
 
 
 def _relative_error(found: torch.Tensor, expected: torch.Tensor) -> float:
@@ -72,3 +73,37 @@ def test_quantize_int8_swaps_the_named_layers_only_and_refuses_other_kinds():
         assert _relative_error(model(x), expected) < 0.05
     with pytest.raises(ValueError, match="'1' is a ReLU"):
         quantize_int8(model, ["1"])
+
+
+@pytest.mark.parametrize("activation, reference", [("none", lambda y: y), ("silu", F.silu), ("gelu", F.gelu)])
+def test_int8_linear_matches_fp32_with_its_fused_activation_over_any_leading_dims(activation, reference):
+    torch.manual_seed(2)
+    linear = nn.Linear(96, 160).eval()
+    x = torch.randn(2, 7, 96)
+    with torch.inference_mode():
+        expected = reference(linear(x))
+        found = Int8Linear(linear, activation=activation)(x)
+    assert found.shape == (2, 7, 160) and found.dtype == torch.float32
+    assert _relative_error(found, expected) < 0.03
+
+
+def test_int8_linear_factors_move_a_scale_across_the_activation():
+    """QuickGELU(y) = silu(1.702 y) / 1.702: the factors must reproduce it exactly up to int8 rounding."""
+    torch.manual_seed(3)
+    first, second = nn.Linear(64, 256).eval(), nn.Linear(256, 64).eval()
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        hidden = first(x)
+        expected = second(hidden * torch.sigmoid(1.702 * hidden))
+        fused = Int8Linear(second, input_factor=1 / 1.702)(Int8Linear(first, "silu", output_factor=1.702)(x))
+    assert _relative_error(fused, expected) < 0.03
+
+
+def test_int8_linear_cannot_overflow_and_refuses_unknown_activations():
+    linear = nn.Linear(512, 4, bias=False).eval()
+    linear.weight.data.fill_(1.0)
+    x = torch.ones(3, 512)
+    with torch.inference_mode():
+        assert torch.allclose(Int8Linear(linear)(x), torch.full((3, 4), 512.0), rtol=1e-3)
+    with pytest.raises(ValueError, match="'tanh' is not one of"):
+        Int8Linear(linear, activation="tanh")

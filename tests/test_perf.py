@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
+from open_clip.transformer import QuickGELU
 from torch import nn
 
 import pipeline as P
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
 from core.int8 import Int8Conv2d
 from core.evidence import BranchEvidence
-from detector.clip_probe import ClipProbe, SelfAttention
+from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
 from tests.test_pipeline import CentreFaceFinder, png_bytes, tiny_branches
 
@@ -42,6 +44,19 @@ def test_auto_picks_bf16_where_the_cpu_has_it_and_never_int8(monkeypatch, has_bf
     precision = select_precision("cpu", "auto")
     assert not precision.quantized
     assert precision.dtype == (torch.bfloat16 if has_bf16 else torch.float32)
+
+
+@pytest.mark.parametrize("activation, fused", [(QuickGELU(), "silu"), (nn.GELU(), "gelu")])
+def test_int8_mlp_runs_its_activation_inside_the_first_layer_and_matches_fp32(activation, fused):
+    torch.manual_seed(4)
+    mlp = nn.Sequential(OrderedDict(c_fc=nn.Linear(64, 256), gelu=activation, c_proj=nn.Linear(256, 64))).eval()
+    tokens = torch.randn(3, 10, 64)
+    with torch.inference_mode():
+        expected = mlp(tokens)
+        _fuse_mlp_int8(mlp)
+        found = mlp(tokens)
+    assert isinstance(mlp.gelu, nn.Identity) and mlp.c_fc.activation == fused
+    assert ((found - expected).abs().mean() / expected.abs().mean()).item() < 0.03
 
 
 def test_self_attention_computes_what_multihead_attention_computes():
