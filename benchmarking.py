@@ -101,13 +101,14 @@ def bench_detector(args: BenchSettings) -> Iterator[dict]:
                       "ms_per_image": round(1000 * watch.seconds / (batch_size * args.repeats), 1),
                       "peak_mem_mb": round(peak_memory_mb(), 1), "weights": "real" if real else "random",
                       "weights_mb": weights_mb and round(weights_mb, 1), "threads": torch.get_num_threads()}
-            if batch_size == largest and dtype in ("fp32", "bf16"):
+            if batch_size == largest:
                 warm_up[dtype] = (logits, features)
-                if len(warm_up) == 2:
-                    (logits32, features32), (logits16, features16) = warm_up["fp32"], warm_up["bf16"]
-                    record["max_abs_logit_diff_bf16_vs_fp32"] = round(float((logits32 - logits16).abs().max()), 5)
-                    record["min_feature_cosine_bf16_vs_fp32"] = round(
-                        float(cosine_similarity(features32, features16).min()), 6)
+                if dtype != "fp32" and "fp32" in warm_up:  # bf16 or int8 against fp32 listed before it
+                    (logits32, features32), (logits_low, features_low) = warm_up["fp32"], warm_up[dtype]
+                    record[f"max_abs_logit_diff_{dtype}_vs_fp32"] = round(
+                        float((logits32 - logits_low).abs().max()), 5)
+                    record[f"min_feature_cosine_{dtype}_vs_fp32"] = round(
+                        float(cosine_similarity(features32, features_low).min()), 6)
             yield record
         del model
         gc.collect()
@@ -214,11 +215,11 @@ def bench_encoder(args: BenchSettings) -> Iterator[dict]:
                       "gflop_per_image": round(gflop_per_image, 2),
                       "peak_mem_mb": round(peak_memory_mb(), 1), "weights": "e4e-ffhq" if real else "random",
                       "channels_last": True, "threads": torch.get_num_threads()}
-            if batch_size == largest and dtype in ("fp32", "bf16"):
+            if batch_size == largest:
                 outputs[dtype] = latents
-                if len(outputs) == 2:
-                    record["max_abs_wplus_diff_bf16_vs_fp32"] = round(
-                        float(np.abs(outputs["bf16"] - outputs["fp32"]).max()), 5)
+                if dtype != "fp32" and "fp32" in outputs:  # bf16 or int8 against fp32 listed before it
+                    record[f"max_abs_wplus_diff_{dtype}_vs_fp32"] = round(
+                        float(np.abs(outputs[dtype] - outputs["fp32"]).max()), 5)
                     record["wplus_std_fp32"] = round(float(outputs["fp32"].std()), 5)
             yield record
         del model
@@ -527,12 +528,19 @@ def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compil
     if encoder is not None:
         models["e4e"] = (encoder, torch.from_numpy(preprocess([face])).contiguous(memory_format=torch.channels_last))
     for name, (model, inputs) in models.items():
-        timings: dict[str, float | str] = {}
+        timings: dict[str, float | str | None] = {"freeze_warmup_s": None}
+        candidates = [("eager", model)]
         with torch.inference_mode():
-            with timed() as freeze_watch:
-                frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs).eval()))
-                frozen(inputs)
-            candidates = [("eager", model), ("frozen", frozen)]
+            if pipe.precision.quantized:
+                # int8 layers take each activation's scale from its own range per call: a trace would freeze the
+                # first input's scale into every later call
+                timings["frozen"] = "not applicable to int8 layers"
+            else:
+                with timed() as freeze_watch:
+                    frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs).eval()))
+                    frozen(inputs)
+                timings["freeze_warmup_s"] = round(freeze_watch.seconds, 1)
+                candidates.append(("frozen", frozen))
             if compile_models:
                 import torch._inductor.config as inductor
 
@@ -550,8 +558,7 @@ def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compil
                 seconds, _ = call_seconds(run, repeats, inputs)
                 timings[f"{kind}_ms"] = round(1000 * float(np.median(seconds)), 1)
         yield {"stage": "latency_model", "model": name, "dtype": pipe.precision.dtype_name, "batch_size": 1,
-               **timings, "freeze_warmup_s": round(freeze_watch.seconds, 1), "threads": torch.get_num_threads(),
-               "cpu": cpu_description()[0]}
+               **timings, "threads": torch.get_num_threads(), "cpu": cpu_description()[0]}
 
 
 STAGES["latency"] = bench_latency

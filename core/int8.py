@@ -116,14 +116,19 @@ class Int8Conv2d(nn.Module):
 def quantized_input(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
     """x as uint8 with the scale and zero point that cover its range and 0 (so zero padding stays exact).
 
-    The min/max runs on the flat storage: on a 4-D channels-last tensor the same reduction took 18x longer.
+    The min/max runs on the flat storage: on a 4-D channels-last tensor the same reduction took 18x longer. Copying
+    the quantized values out (int_repr) took 2-4x as long as quantizing them, so they are viewed instead.
     """
     flat = x.permute(0, 2, 3, 1).reshape(-1) if x.dim() == 4 else x.reshape(-1)
     low, high = torch.aminmax(flat)
     low, high = min(low.item(), 0.0), max(high.item(), 0.0)
     scale = (high - low) / ACTIVATION_LEVELS or 1.0
     zero_point = int(round(-low / scale))
-    return torch.quantize_per_tensor(x, scale, zero_point, torch.quint8).int_repr(), scale, zero_point
+    quantized = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
+    # the quint8 storage already is the uint8 tensor the kernels take: view it instead of copying (int_repr)
+    as_uint8 = torch.empty(0, dtype=torch.uint8).set_(quantized.untyped_storage(), quantized.storage_offset(),
+                                                      quantized.size(), quantized.stride())
+    return as_uint8, scale, zero_point
 
 
 def onednn_int8_available() -> bool:

@@ -62,6 +62,7 @@ PROBE_WEIGHTS = "ufd-probe"
 # OpenAI CLIP's training statistics, which UFD uses for CLIP backbones (ImageNet stats only for Imagenet:* archs).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+QUICK_GELU_SLOPE = 1.702  # QuickGELU(y) = y * sigmoid(1.702 y), OpenAI CLIP's activation
 
 # Window anchors (row, column) in the order crops are added: centre first (UFD), then the four corners (the most
 # distinct content), then the four edge midpoints.
@@ -317,9 +318,6 @@ def quantize_visual_int8(visual: nn.Module) -> nn.Module:
     for mlp in mlps:
         mlp.c_fc.int8_original_dtype = torch.float32  # open_clip reads the cast dtype off c_fc.weight
     return visual
-
-
-QUICK_GELU_SLOPE = 1.702  # QuickGELU(y) = y * sigmoid(1.702 y), OpenAI CLIP's activation
 
 
 def _fuse_mlp_int8(mlp: nn.Module) -> None:

@@ -84,9 +84,9 @@ def test_int8_clip_quantizes_every_linear_and_stays_close_to_fp32():
     images = _images(6)
     expected, found = reference.features(images), quantized.features(images)
     cosine = (expected * found).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(found, axis=1)
-    assert cosine.min() > 0.999
+    assert cosine.min() > 0.9999  # measured 0.99996
     logits_fp32, logits_int8 = reference.logits_from_features(expected), quantized.logits_from_features(found)
-    assert np.abs(logits_int8 - logits_fp32).max() < 0.02  # the logits here are about 0.6
+    assert np.abs(logits_int8 - logits_fp32).max() < 0.015  # measured 0.0055; the logits here are about 0.6
 
 
 def test_int8_e4e_quantizes_every_conv_but_the_gates_and_keeps_wplus_within_its_scale():
@@ -269,3 +269,23 @@ def test_a_verdict_from_int8_layers_says_so(monkeypatch, tmp_path):
         warnings[dtype] = P.Pipeline(config).analyze_one(image).warnings
     assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in warnings["int8"])
     assert not any("int8" in w for w in warnings["fp32"])
+
+
+@pytest.mark.parametrize("precision", [FP32, INT8], ids=["fp32", "int8"])
+def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision):
+    """A trace would bake the first input's activation scale into every later call of an int8 layer."""
+    from types import SimpleNamespace
+
+    from benchmarking import _eager_vs_frozen
+
+    clip = ClipProbe.tiny(precision=precision)
+    encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
+    pipe = SimpleNamespace(precision=precision, face_finder=CentreFaceFinder(),
+                           branches={"clip_probe": SimpleNamespace(model=clip),
+                                     "latent_svm": SimpleNamespace(encoder=encoder)})
+    records = list(_eager_vs_frozen(pipe, png_bytes(_images(1, seed=6)[0]), 1, False))
+    assert [record["model"] for record in records] == ["clip_visual", "e4e"]
+    for record in records:
+        assert record["eager_ms"] > 0 and record["dtype"] == precision.dtype_name
+        assert ("frozen_ms" in record) == (not precision.quantized)
+        assert (record["freeze_warmup_s"] is None) == precision.quantized
