@@ -637,6 +637,71 @@ def bench_int8(args: BenchSettings) -> Iterator[dict]:
 STAGES["int8"] = bench_int8
 
 
+def conv_layer_ms(model: torch.nn.Module, inputs: torch.Tensor, names: Sequence[str], repeats: int) -> list[dict]:
+    """Median ms of each named conv of `model` on the input it gets in `model(inputs)`, in fp32 and as
+    `core.int8.Int8Conv2d` (activation quantization included), summed over the convs of one shape.
+
+    Shows which layers int8 speeds up on this CPU and how far: a model can only gain what its convs gain.
+    """
+    import numpy as np
+
+    from core.int8 import Int8Conv2d
+
+    modules = dict(model.named_modules())
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep_input(name: str) -> Callable[..., None]:
+        def hook(layer: torch.nn.Module, args: tuple) -> None:  # returns None: a returned value would replace args
+            seen.setdefault(name, args[0])
+        return hook
+
+    hooks = [modules[name].register_forward_pre_hook(keep_input(name)) for name in names]
+    try:
+        with torch.inference_mode():
+            model(inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    by_shape: dict[tuple, dict] = {}
+    with torch.inference_mode():
+        for name in names:
+            conv, x = modules[name], seen[name]
+            int8 = Int8Conv2d(conv)
+            key = (conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0], *x.shape[-2:])
+            row = by_shape.setdefault(key, {"in": key[0], "out": key[1], "kernel": key[2], "stride": key[3],
+                                            "input_side": key[4], "convs": 0, "fp32_ms": 0.0, "int8_ms": 0.0})
+            row["convs"] += 1
+            for kind, layer in (("fp32", conv), ("int8", int8)):
+                layer(x)
+                seconds, _ = call_seconds(layer, repeats, x)
+                row[f"{kind}_ms"] += 1000 * float(np.median(seconds))
+    return sorted(by_shape.values(), key=lambda row: -row["fp32_ms"])
+
+
+def bench_int8_layers(args: BenchSettings) -> Iterator[dict]:
+    """Each conv shape of the full-size e4e (random weights) at the largest batch: fp32 vs int8 ms, one line per
+    shape and a total, so a whole-model int8 ratio can be traced to the layers that make it."""
+    from core.device import select_precision
+    from encoder.e4e import E4EConfig, Encoder4Editing, int8_conv_names
+
+    batch = max(args.batch_sizes)
+    model = Encoder4Editing.random_init(E4EConfig.ffhq(), select_precision("cpu", "fp32"), seed=0)
+    inputs = torch.randn(batch, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    rows = conv_layer_ms(model, inputs.contiguous(memory_format=torch.channels_last), int8_conv_names(model),
+                         args.repeats)
+    for row in rows:
+        yield {"stage": "int8_layers", "model": "e4e", "batch_size": batch, **row,
+               "fp32_ms": round(row["fp32_ms"], 1), "int8_ms": round(row["int8_ms"], 1),
+               "ratio": round(row["fp32_ms"] / row["int8_ms"], 2)}
+    fp32_ms, int8_ms = sum(row["fp32_ms"] for row in rows), sum(row["int8_ms"] for row in rows)
+    yield {"stage": "int8_layers", "model": "e4e", "batch_size": batch, "convs": sum(row["convs"] for row in rows),
+           "fp32_ms": round(fp32_ms, 1), "int8_ms": round(int8_ms, 1), "ratio": round(fp32_ms / int8_ms, 2),
+           "threads": torch.get_num_threads(), "cpu": cpu_description()[0]}
+
+
+STAGES["int8_layers"] = bench_int8_layers
+
+
 def bench_scan(args: BenchSettings) -> Iterator[dict]:
     """A scan as scan.py runs it, on the local backend or on a local Ray (`backend`), so Ray's overhead is a number.
 

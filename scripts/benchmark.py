@@ -10,6 +10,7 @@ compared to (see benchmarking.py for what each stage measures):
     python scripts/benchmark.py --stage pipeline --batch-size 8 --dtype fp32   # images/s beside the core-time bound
     python scripts/benchmark.py --stage latency --dtype fp32 int8             # one face at batch 1: p50/p95
     python scripts/benchmark.py --stage int8 --images 32                      # what int8 changes against fp32
+    python scripts/benchmark.py --stage int8_layers --batch-size 8            # e4e's convs, fp32 vs int8, by shape
 
 Exit status: 0 done; 2 bad input (an unknown stage, dtype or device).
 """

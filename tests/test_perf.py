@@ -289,3 +289,16 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
         assert record["eager_ms"] > 0 and record["dtype"] == precision.dtype_name
         assert ("frozen_ms" in record) == (not precision.quantized)
         assert (record["freeze_warmup_s"] is None) == precision.quantized
+
+
+def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
+    from benchmarking import conv_layer_ms
+    from encoder.e4e import int8_conv_names
+
+    model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
+    names = int8_conv_names(model)
+    rows = conv_layer_ms(model, torch.randn(2, 3, 256, 256), names, repeats=1)
+    assert sum(row["convs"] for row in rows) == len(names)
+    assert len({(row["in"], row["out"], row["kernel"], row["stride"], row["input_side"]) for row in rows}) == len(rows)
+    assert all(row["fp32_ms"] > 0 and row["int8_ms"] > 0 for row in rows)
+    assert {row["input_side"] for row in rows} >= {256, 64, 2}  # the input conv and the heads' first and last
