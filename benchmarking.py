@@ -649,13 +649,9 @@ def conv_layer_ms(model: torch.nn.Module, inputs: torch.Tensor, names: Sequence[
 
     modules = dict(model.named_modules())
     seen: dict[str, torch.Tensor] = {}
-
-    def keep_input(name: str) -> Callable[..., None]:
-        def hook(layer: torch.nn.Module, args: tuple) -> None:  # returns None: a returned value would replace args
-            seen.setdefault(name, args[0])
-        return hook
-
-    hooks = [modules[name].register_forward_pre_hook(keep_input(name)) for name in names]
+    # dict.update returns None, as a pre-hook must (a returned value would replace the layer's input)
+    hooks = [modules[name].register_forward_pre_hook(lambda layer, args, name=name: seen.update({name: args[0]}))
+             for name in names]
     try:
         with torch.inference_mode():
             model(inputs)

@@ -273,8 +273,8 @@ class ClipProbe(nn.Module):
 class SelfAttention(nn.Module):
     """`nn.MultiheadAttention` restricted to self-attention, with its projections as plain Linear layers.
 
-    Same weights and the same arithmetic, but the projections are ordinary `nn.Linear` modules, so dynamic int8
-    quantization can replace them (it cannot reach the raw `in_proj_weight` of `nn.MultiheadAttention`).
+    Same weights and the same arithmetic, but the projections are ordinary `nn.Linear` modules, so `core.int8` can
+    replace them (it cannot reach the raw `in_proj_weight` of `nn.MultiheadAttention`).
     """
 
     def __init__(self, attention: nn.MultiheadAttention):

@@ -28,6 +28,12 @@ def face_set_path() -> Path:
     return Path(os.environ.get(FACES_ENV) or REPO_ROOT.parent / "shared" / "data" / "faces")
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A folder for a test module's tiny models (the latent SVM artifact of tests.test_pipeline.tiny_branches)."""
+    return tmp_path_factory.mktemp("tiny-models")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """tests/data: the e4e and UFD fidelity fixtures and the public-domain face, committed with the tests."""

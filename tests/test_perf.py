@@ -181,11 +181,6 @@ class LoggingFaceFinder(CentreFaceFinder):
         return super().find(images, names)
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("tiny-models")
-
-
 def test_lanes_run_the_face_chain_beside_the_image_branches_within_the_thread_budget(tiny_dir):
     barrier = threading.Barrier(2, timeout=30)
     rendezvous = Rendezvous(barrier)

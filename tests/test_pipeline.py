@@ -123,11 +123,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tiny-models")
-
-
-@pytest.fixture(scope="module")
 def face_file(real_face: Path) -> Path:
     """A real photograph with one frontal face (tests/data, public domain): dlib finds it in a bare clone."""
     return real_face
