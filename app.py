@@ -35,11 +35,11 @@ from typing import Any
 import gradio as gr
 
 import pipeline as P
-from cli import add_pipeline_arguments, config_from_args
+from runners.cli import add_pipeline_arguments, config_from_args
 from core.bounded_store import BoundedStore
 from core.memory import release_free_memory
-from evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
-from verdict import primary_face_index
+from outputs.evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
+from pipeline.verdict import primary_face_index
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200

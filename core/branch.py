@@ -65,7 +65,7 @@ class Branch(Protocol):
 
     @property
     def skill(self) -> dict | None:
-        """The skill its artifact records, measured on held-out sources (see attribution.fusion), or None when
+        """The skill its artifact records, measured on held-out sources (see pipeline.fusion), or None when
         unmeasured; fusion lets a branch vote on a task only as far as this record allows."""
 
 

@@ -5,8 +5,9 @@ Why this shape:
   each branch said, the pictures behind it, the exact input (sha256) and the exact models (sha256), the GANTrace
   version and the time. JSON has the numbers but not the pictures; a screenshot has neither hashes nor text.
 * The file must open anywhere, years later, offline, and must not call home when a suspect's image is opened:
-  pictures are PNG `data:` URIs, the CSS is inline, fonts are the system's, there is no script, and a strict
-  Content-Security-Policy stops the browser from fetching anything even if a string slipped through.
+  pictures are PNG `data:` URIs, the CSS (`evidence_report.css` beside this module) is inlined, fonts are the
+  system's, there is no script, and a strict Content-Security-Policy stops the browser from fetching anything
+  even if a string slipped through.
 * File names and messages come from whoever made the image: every string from the verdict is HTML-escaped, and
   control and bidirectional-override characters in the file name are shown as `\\u202e`-style codes so a name
   cannot disguise itself (``photo\\u202egnp.exe``).
@@ -57,69 +58,7 @@ MAX_PICTURE_SIDE = 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[0-9a-f]+")
 
-_CSS = """
-:root { --ink:#1b1f24; --muted:#5b6570; --rule:#d5dae0; --panel:#f5f7f9; --accent:#1d3557;
-        --fake:#b3261e; --real:#1e7a46; --unknown:#a15c00; --none:#5b6570; }
-* { box-sizing:border-box; }
-body { margin:0; background:#e9ecef; color:var(--ink);
-       font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; }
-main { max-width:1100px; margin:24px auto; background:#fff; padding:32px 40px 24px;
-       box-shadow:0 1px 3px rgba(0,0,0,.12); }
-header { border-bottom:3px solid var(--accent); padding-bottom:12px; margin-bottom:8px; }
-header .kicker { text-transform:uppercase; letter-spacing:.12em; font-size:11px; color:var(--muted); }
-h1 { font-size:22px; margin:2px 0 8px; color:var(--accent); }
-h2 { font-size:15px; text-transform:uppercase; letter-spacing:.06em; color:var(--accent);
-     border-bottom:1px solid var(--rule); padding-bottom:4px; margin:20px 0 10px; }
-h3 { font-size:14px; margin:0 0 6px; }
-.meta { display:grid; grid-template-columns:repeat(4,auto); gap:2px 18px; font-size:12px; color:var(--muted);
-        justify-content:start; }
-.meta b { color:var(--ink); font-weight:600; }
-table { border-collapse:collapse; width:100%; font-size:13px; }
-th, td { text-align:left; vertical-align:top; padding:5px 8px; border-bottom:1px solid var(--rule); }
-th { background:var(--panel); font-weight:600; color:#333; }
-table.kv th { width:190px; background:none; color:var(--muted); font-weight:500; }
-.mono, code { font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",monospace;
-              font-size:12px; }
-.hash { word-break:break-all; }
-.scores span { display:inline-block; white-space:nowrap; margin-right:12px; }
-.finding { display:flex; gap:24px; align-items:stretch; }
-.label-box { flex:0 0 310px; border-left:6px solid var(--none); background:var(--panel); padding:12px 16px; }
-.label-box .big { font-size:21px; font-weight:700; line-height:1.2; }
-.label-box .sub { color:var(--muted); margin-top:6px; }
-.label-box .facts { margin-top:12px; font-size:12px; color:var(--muted); }
-.fake { border-color:var(--fake); } .fake .big { color:var(--fake); }
-.real { border-color:var(--real); } .real .big { color:var(--real); }
-.unknown { border-color:var(--unknown); } .unknown .big { color:var(--unknown); }
-.undecided .big { color:var(--none); }
-.bar { background:#e4e8ec; height:10px; width:180px; border-radius:2px; overflow:hidden; }
-.bar span { display:block; height:100%; background:var(--accent); }
-.pill { display:inline-block; white-space:nowrap; padding:0 7px; border-radius:9px; font-size:11px;
-        font-weight:600; color:#fff; background:var(--none); }
-.pill.ran { background:var(--real); } .pill.fake { background:var(--fake); } .pill.real { background:var(--real); }
-.pill.unknown { background:var(--unknown); }
-.faces { display:grid; grid-template-columns:repeat(auto-fill,minmax(440px,1fr)); gap:14px; }
-.face { border:1px solid var(--rule); padding:10px; }
-.face .top { display:flex; gap:12px; margin-bottom:6px; }
-.face .top > div { flex:1; min-width:0; }
-.face img { width:112px; height:112px; object-fit:contain; background:var(--panel); flex:0 0 112px; }
-.face .empty { width:112px; height:112px; flex:0 0 112px; background:var(--panel); color:var(--muted);
-               font-size:11px; display:flex; align-items:center; justify-content:center; text-align:center; }
-.face table { font-size:12px; } .face td, .face th { padding:2px 6px; }
-.face table.kv th { width:130px; }
-.face .bar { width:110px; }
-.pictures { display:grid; grid-template-columns:repeat(3,1fr); gap:14px; }
-figure { margin:0; border:1px solid var(--rule); padding:8px; background:#fff; }
-figure img { width:100%; height:260px; object-fit:contain; display:block; background:var(--panel); }
-figcaption { font-size:12px; color:var(--muted); margin-top:6px; }
-.none { color:var(--muted); font-style:italic; }
-ul.warnings { margin:0; padding-left:20px; } ul.warnings li { margin:3px 0; }
-.limits { background:#fff8e6; border:1px solid #f0d9a0; padding:10px 14px; font-size:13px; }
-details { margin-top:10px; font-size:12px; } summary { cursor:pointer; color:var(--muted); }
-pre { white-space:pre-wrap; word-break:break-all; background:var(--panel); padding:10px; font-size:11px; }
-footer { margin-top:22px; border-top:1px solid var(--rule); padding-top:8px; font-size:11px; color:var(--muted); }
-@media print { body { background:#fff; } main { box-shadow:none; margin:0; max-width:none; padding:0; }
-  section, figure, .face { break-inside:avoid; } }
-"""
+_CSS = Path(__file__).with_suffix(".css").read_text(encoding="utf-8")
 
 
 def render_html(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None, *,

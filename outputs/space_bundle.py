@@ -1,7 +1,8 @@
 """A Hugging Face Space (Gradio SDK) of GANTrace: what is staged, its README front matter, and the push.
 
 scripts/publish_space.py parses the command line and calls these. What goes up is an allow-list, never a copy of
-the working tree: the top-level modules the app imports, the four packages' .py files, a runtime
+the working tree: app.py, the runners' command-line conventions it imports (not the batch runners), the stages',
+the pipeline's and the outputs' .py files (and the report's stylesheet), a runtime
 requirements.txt, artifacts/weights.json with the small artifacts registered as `local` (e.g.
 fingerprintnet-small.safetensors + .json + model card) and a README.md whose front matter configures the Space.
 Datasets, images, pickled weights, caches, tokens, .git, tests, runs and reports are never staged, and a staged
@@ -21,8 +22,9 @@ import gradio
 from core.atomic import write_text_atomic
 from core.weights import REPO_ROOT, load_registry
 
-PACKAGES = ("core", "detector", "encoder", "attribution")
-TOP_FILES = ("app.py", "pipeline.py", "cli.py", "branches.py", "verdict.py", "image_record.py", "evidence_report.py")
+PACKAGES = ("core", "detector", "encoder", "attribution", "pipeline", "outputs")
+TOP_FILES = ("app.py", "runners/__init__.py", "runners/cli.py")
+SOURCE_SUFFIXES = (".py", ".css")
 RUNTIME_EXCLUDED = ("gradio", "gradio-client", "pytest")
 FORBIDDEN_PARTS = {".git", "tests", "runs", "reports", "data", "__pycache__", ".gradio", ".cache", "node_modules"}
 FORBIDDEN_NAMES = {".env", ".netrc", "token", "credentials", "credentials.json", "id_rsa"}
@@ -60,8 +62,8 @@ def source_files(repo: Path = REPO_ROOT) -> list[Path]:
     """Repository-relative paths of the code the Space runs."""
     files = [Path(name) for name in TOP_FILES]
     for package in PACKAGES:
-        files += sorted(p.relative_to(repo) for p in (repo / package).rglob("*.py")
-                        if "__pycache__" not in p.parts)
+        files += sorted(p.relative_to(repo) for p in (repo / package).rglob("*")
+                        if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts)
     return files
 
 

@@ -165,7 +165,7 @@ class SpectralBranch(ModelBranch):
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
         """P(real) plus P(fake) shared out over the architectures, its fake score re-centred on the artifact's
         held-out threshold so that 0.5 is its own decision point; a spectrum far from the training data is said."""
-        from attribution.fusion import recentre
+        from pipeline.fusion import recentre
         from detector.spectral import image_features
 
         features = image_features(inputs, self.model.spec)

@@ -1,6 +1,6 @@
 """What the pipeline knows about one image while its batch runs, and how that becomes a `Verdict`.
 
-Split from `pipeline.py` so the pipeline keeps only loading, batching and isolation; here live the per-face
+Split from `pipeline.pipeline` so the pipeline keeps only loading, batching and isolation; here live the per-face
 fusion rule (each face fused with the image-level evidence; the image reports its most suspicious face) and the
 order-stable assembly of warnings, models and timings.
 """
@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from attribution.fusion import (ARCHITECTURES, FusionConfig, Fused, Skills, attribution_refusal, branch_fake_probability, fuse,
+from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Skills, attribution_refusal, branch_fake_probability, fuse,
                                 real_vs_fake_refusal)
 from core.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
-from verdict import EvidencePictures, Failure, Result, Verdict
+from pipeline.verdict import EvidencePictures, Failure, Result, Verdict
 
 STAGE_ORDER_HEAD = ("load",)
 STAGE_ORDER_TAIL = ("align", "fusion", "pictures")

@@ -1,7 +1,7 @@
 """Run every registered branch on batches of images and turn their evidence into `Verdict`s.
 
 Why this shape:
-* The pipeline never names a branch: it iterates `core.branch`'s registry (filled by `branches.py`), loads each
+* The pipeline never names a branch: it iterates `core.branch`'s registry (filled by `pipeline.branches`), loads each
   branch lazily and once, and turns a missing weight or a crash into that branch's `null` evidence plus the
   reason, while the other branches still run.
 * Everything is batched (`PipelineConfig.batch_size` images at a time); `analyze_iter` streams results batch by
@@ -14,7 +14,7 @@ Why this shape:
   cores / lanes torch threads, so the threads add up to the machine and a lane that finishes early takes the next
   part. Before this, two torch threads beside a dlib thread on two cores made CLIP 2.5x and e4e 1.8x slower than
   alone (issue 13).
-* Images enter only through `core.images`; the decision itself lives in `attribution.fusion`.
+* Images enter only through `core.images`; the decision itself lives in `pipeline.fusion`.
 
 Attribution runs on every face by default: gating it on the detectors (`gate_attribution=True`) would miss the
 many StyleGAN2 faces that UFD scores under 0.5.
@@ -31,16 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from attribution.fusion import LABELS, FusionConfig, fuse
-from branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
+from pipeline.fusion import LABELS, FusionConfig, fuse
+from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
 from core.branch import Branch, BranchContext, make_branch, registered_branches
 from core.device import Precision, select_precision, torch_thread_count
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
 from core.timing import timed
 from core.weights import WeightUnavailableError, load_registry, weight_status
-from image_record import ImageRecord, make_pictures
-from verdict import CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
+from pipeline.image_record import ImageRecord, make_pictures
+from pipeline.verdict import CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
 
 __all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "RANDOM_WEIGHTS", "BranchStatus", "EvidencePictures",
            "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result", "Verdict", "write_csv"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from attribution.fusion import LABELS
+from pipeline.fusion import LABELS
 
 
 @dataclass

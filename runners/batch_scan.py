@@ -20,13 +20,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-import evidence_report
+from outputs import evidence_report
 import pipeline as P
-from cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_args, run
+from runners.cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_args, run
 from core.atomic import write_text_atomic
 from core.preflight import check_output, require_output, require_ready
 from core.datasets import images_under
-from ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
+from runners.ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> list[Path]:

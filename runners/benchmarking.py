@@ -714,7 +714,7 @@ def bench_scan(args: BenchSettings) -> Iterator[dict]:
     import numpy as np
     from PIL import Image
 
-    from ray_backend import RayOptions, analyze_on_ray
+    from runners.ray_backend import RayOptions, analyze_on_ray
 
     folders = sorted(p for p in FACES.iterdir() if p.is_dir()) if FACES.is_dir() else []
     files = [str(p) for folder in folders for p in list_images(folder)][:args.images]

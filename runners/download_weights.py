@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNUSABLE
+from runners.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNUSABLE
 from core.weights import WeightSpec, converted_path, fetch_files, load_registry, resolve, weight_status
 
 
@@ -72,7 +72,3 @@ def _convert(spec: WeightSpec, registry: dict[str, WeightSpec], offline: bool) -
     model = convert_ganorigin(*sources, out=target, origin=f"hf://{spec.repo_id}@{spec.revision}",
                               trust_foreign=True)
     return f"{target} (classes {', '.join(model.classes_)}; closed set; converted from {sources[0].parent})"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

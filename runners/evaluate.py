@@ -31,9 +31,9 @@ import sys
 from pathlib import Path
 
 import pipeline as P
-from cli import EXIT_OK, EXIT_UNUSABLE, add_pipeline_arguments, config_from_args, positive_int, run
+from runners.cli import EXIT_OK, EXIT_UNUSABLE, add_pipeline_arguments, config_from_args, positive_int, run
 from core.preflight import require_output, require_ready
-from evaluation import PERTURBATIONS, collect_dataset, evaluate_dataset, summary_markdown
+from runners.evaluation import PERTURBATIONS, collect_dataset, evaluate_dataset, summary_markdown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +70,3 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"\nwrote {args.out}/: metrics.json, predictions.jsonl, summary.md, {', '.join(report['plots'])}",
           file=sys.stderr)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -160,7 +160,3 @@ def main(argv: list[str] | None = None) -> int:
     document = write_table(predictions, args.out, f"{args.branch}, leave-one-source-out", args.max_real_fpr)
     print(json.dumps(document["skill"], indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

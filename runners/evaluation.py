@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import pipeline as P
-from attribution.fusion import (
+from pipeline.fusion import (
     ARCHITECTURES,
     BranchEvidence,
     FusionConfig,

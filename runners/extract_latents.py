@@ -37,7 +37,7 @@ from attribution.latent_extraction import ExtractionSettings, ShardBuilder, extr
 from attribution.latent_shards import FAILURES_NAME, ShardSettingsError, inputs_digest, open_shard_folder, \
     remove_partial_files
 from attribution.resolution import ResolutionAugmentConfig
-from cli import EXIT_OK, EXIT_STOPPED, EXIT_UNUSABLE, add_runtime_arguments, apply_runtime, positive_int, run
+from runners.cli import EXIT_OK, EXIT_STOPPED, EXIT_UNUSABLE, add_runtime_arguments, apply_runtime, positive_int, run
 from core.datasets import read_dataset
 from core.device import Precision, select_precision
 from core.errors import InputError
@@ -45,7 +45,7 @@ from core.preflight import require_output
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing
-from ray_backend import RayWorkerError, add_ray_arguments, map_ordered, ray_options
+from runners.ray_backend import RayWorkerError, add_ray_arguments, map_ordered, ray_options
 
 TINY_WARNING = ("tiny-random encoder: RANDOM weights, the latents carry no information about the faces; "
                 "use them for plumbing tests only, never to train a model you will use")
@@ -214,7 +214,3 @@ def _parser() -> argparse.ArgumentParser:
                              "exit status 3")
     add_ray_arguments(parser)
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -201,7 +201,3 @@ def main(argv: list[str] | None = None) -> int:
                 server.kill()
     print(json.dumps(summary))
     return 0 if summary["failed_valid"] == 0 and summary["failed_malformed"] == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
-from cli import EXIT_OK, EXIT_STOPPED, add_runtime_arguments, apply_runtime, positive_int, run
+from runners.cli import EXIT_OK, EXIT_STOPPED, add_runtime_arguments, apply_runtime, positive_int, run
 from core.datasets import limit_per_class, read_dataset
 from core.preflight import require_output
 from detector.fingerprint_training import PRESETS, SELECT_ON, Trainer, TrainSettings, prepare_output
@@ -100,7 +99,3 @@ def _train(args: argparse.Namespace) -> int:
     LOG.info("best epoch %d: balanced accuracy %.3f, real-vs-fake AUC %s; report in %s", report["best_epoch"],
              report["validation"]["balanced_accuracy"], "n/a" if auc is None else f"{auc:.3f}", args.out)
     return EXIT_OK if report["finished"] else EXIT_STOPPED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

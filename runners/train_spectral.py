@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from evaluate_sources import DEFAULT_CACHE, cap_per_source, list_face_set, spectral_predictions, write_table
+from runners.evaluate_sources import DEFAULT_CACHE, cap_per_source, list_face_set, spectral_predictions, write_table
 
 from core.errors import InputError
 from core.images import ImageError
@@ -210,7 +210,3 @@ def add_ood(args: argparse.Namespace, samples: list) -> int:
     card.write_text(with_ood_section(card.read_text(encoding="utf-8"), ood_section(record, holdout)), encoding="utf-8")
     print(json.dumps(record, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,7 @@ from attribution.latent_shards import load_latent_set
 from attribution.latent_svm import LatentAttributor
 from attribution.latent_training import feature_spec, select_C, write_training_report
 from attribution.share import push_staged, stage_attributor
-from cli import EXIT_OK, run
+from runners.cli import EXIT_OK, run
 from core.errors import InputError
 from core.preflight import require_output
 
@@ -128,7 +128,3 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: stage and list, upload nothing")
     parser.add_argument("--licence", default="other", help="licence id for the model card (default: other)")
     return parser
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@
     python scripts/publish_space.py --stage-dir /tmp/space           # also keep the staged folder to inspect
     python scripts/publish_space.py --push --space-id USER/gantrace  # create/update the Space (needs `hf auth login`)
 
-What goes up is an allow-list, never a copy of the working tree (see space_bundle.py): the code the app runs, a
+What goes up is an allow-list, never a copy of the working tree (see outputs/space_bundle.py): the code the app runs, a
 runtime requirements.txt, the weight registry with the small local artifacts, and a README.md whose front matter
 configures the Space; the large hub weights are preloaded by the Space builder, not uploaded.
 
@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli import EXIT_OK, EXIT_UNUSABLE
-from space_bundle import SpaceCard, front_matter, push, stage
+from runners.cli import EXIT_OK, EXIT_UNUSABLE
+from outputs.space_bundle import SpaceCard, front_matter, push, stage
 
 
 def main(argv: list[str] | None = None) -> int:

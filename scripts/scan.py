@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 
-from batch_scan import main
+from runners.batch_scan import main
 
 if __name__ == "__main__":
     sys.exit(main(description=__doc__))

@@ -4,7 +4,6 @@ GANOrigin's pickles fetched from a loopback Hub, unpickled only with consent and
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import os
 import subprocess
@@ -21,8 +20,9 @@ from loopback_hub import endpoint, serve_hub
 from attribution.ganorigin import convert_ganorigin
 from attribution.latent_svm import UNKNOWN, ForeignArtifactError, LatentAttributor, default_attributor_path
 from core.weights import WeightUnavailableError, load_registry
+from runners import download_weights
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "download_weights.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "download_weights.py"
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -52,9 +52,7 @@ def test_unknown_weight_name_is_a_usage_error(tmp_path):
 
 def download(*args: str) -> int:
     """Run the script in this process (scikit-learn is already imported here; a subprocess would import it again)."""
-    if str(SCRIPT.parent) not in sys.path:
-        sys.path.insert(0, str(SCRIPT.parent))
-    return importlib.import_module("download_weights").main(list(args))
+    return download_weights.main(list(args))
 
 
 @pytest.fixture()

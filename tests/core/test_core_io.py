@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-import cli
+from runners import cli
 from core.arrays import check_rgb, check_rgb_batch
 from core.atomic import TEMP_PREFIX, atomic_path, write_json_atomic
 from core.checkpoints import StateDictError, load_state_dict_strict

@@ -12,10 +12,10 @@ import huggingface_hub.constants
 import pytest
 import numpy as np
 from loopback_hub import endpoint, serve_hub, silent_host
-from test_pipeline import png_bytes
+from tiny_models import png_bytes
 
 import pipeline as P
-from cli import add_pipeline_arguments, config_from_args
+from runners.cli import add_pipeline_arguments, config_from_args
 from core.branch import register_branch, unregister_branch
 from core.evidence import BranchEvidence
 from core.weights import resolve

@@ -18,7 +18,7 @@ from core.int8 import Int8Conv2d
 from core.evidence import BranchEvidence
 from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
-from tests.test_pipeline import CentreFaceFinder, png_bytes, tiny_branches
+from tiny_models import CentreFaceFinder, png_bytes, tiny_branches
 
 FP32 = select_precision("cpu", "fp32")
 INT8 = select_precision("cpu", "int8")
@@ -234,7 +234,7 @@ def test_one_lane_and_two_lanes_give_the_same_verdicts(tiny_dir):
 
 
 def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_and_the_bound(tiny_dir):
-    from benchmarking import measure_pipeline
+    from runners.benchmarking import measure_pipeline
 
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=2)
     pipe = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder())
@@ -271,7 +271,7 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
     """A trace would bake the first input's activation scale into every later call of an int8 layer."""
     from types import SimpleNamespace
 
-    from benchmarking import _eager_vs_frozen
+    from runners.benchmarking import _eager_vs_frozen
 
     clip = ClipProbe.tiny(precision=precision)
     encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
@@ -287,7 +287,7 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
 
 
 def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
-    from benchmarking import conv_layer_ms
+    from runners.benchmarking import conv_layer_ms
     from encoder.e4e import int8_conv_names
 
     model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)

@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-import batch_scan
+from runners import batch_scan
 from core.weights import WeightUnavailableError
-from ray_backend import RayOptions, RayWorkerError, map_ordered, ray_session
-from test_extract_latents import FAST, _shard_bytes, extract
-from test_pipeline import png_bytes
-from test_scan import SCRIPT, rows
+from runners.ray_backend import RayOptions, RayWorkerError, map_ordered, ray_session
+from program_runs import FAST, SCAN, extract, rows, shard_bytes
+from tiny_models import png_bytes
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
 
@@ -78,8 +77,8 @@ def test_extraction_on_ray_writes_byte_identical_shards_and_the_same_failures(ra
     assert local.returncode == 0, local.stderr
     on_ray = extract(inputs, "--out", tmp_path / "ray", *FAST, "--ray", ray_address, "--ray-actors", "2")
     assert on_ray.returncode == 0, on_ray.stderr
-    shards = _shard_bytes(tmp_path / "local")
-    assert len(shards) == 3 and _shard_bytes(tmp_path / "ray") == shards
+    shards = shard_bytes(tmp_path / "local")
+    assert len(shards) == 3 and shard_bytes(tmp_path / "ray") == shards
     failures = json.loads((tmp_path / "ray" / "failures.json").read_text())
     assert failures == json.loads((tmp_path / "local" / "failures.json").read_text())
     assert [f["path"] for f in failures] == ["beta/zz-broken.jpg"]
@@ -88,7 +87,7 @@ def test_extraction_on_ray_writes_byte_identical_shards_and_the_same_failures(ra
 def test_interrupted_ray_scan_resumes_to_one_row_per_file_with_the_same_verdicts(ray_address, images,
                                                                                  local_scan, tmp_path):
     out = tmp_path / "resumed.csv"
-    command = [sys.executable, str(SCRIPT), str(images), "--out", str(out), *SCAN_FLAGS, "--batch-size", "1",
+    command = [sys.executable, str(SCAN), str(images), "--out", str(out), *SCAN_FLAGS, "--batch-size", "1",
                "--ray", ray_address, "--ray-actors", "1"]
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -21,7 +21,7 @@ from core.errors import InputError
 from detector.fingerprint_data import AugmentConfig, augment, balanced_indices, decode_samples, split_by_source
 from detector.fingerprint_training import Trainer, TrainSettings, lr_factor, prepare_output
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_fingerprint.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_fingerprint.py"
 FACES = face_set_path()
 CLASSES = ["real", "progan", "stylegan2", "stylegan3"]
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from playwright.sync_api import Page, expect, sync_playwright
 
 import app
-from test_pipeline import tiny_pipeline
+from tiny_models import tiny_pipeline
 
 SCREENSHOT_ENV = "GANTRACE_SCREENSHOT"  # where to keep the screenshot, e.g. docs/app-screenshot.png for the README
 # No sandbox (CI runs as root), no GPU, and nothing that phones home: the test must work offline.

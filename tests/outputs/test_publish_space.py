@@ -11,9 +11,9 @@ from pathlib import Path
 import gradio
 import pytest
 
-import space_bundle as publish
+from outputs import space_bundle as publish
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "publish_space.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "publish_space.py"
 
 SPACE_COLOURS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 
@@ -39,10 +39,11 @@ def parse_front_matter(text: str) -> dict:
 def fake_repo(tmp_path: Path) -> Path:
     """A repository with the files a Space needs and every kind of file it must never get."""
     repo = tmp_path / "repo"
-    for relative in ("app.py", "pipeline.py", "cli.py", "branches.py", "verdict.py", "image_record.py",
-                     "evidence_report.py", "core/__init__.py", "core/images.py", "detector/__init__.py",
-                     "encoder/__init__.py", "attribution/__init__.py", "attribution/fusion.py",
-                     "tests/test_app.py", "scripts/scan.py", "core/__pycache__/images.cpython-311.pyc",
+    for relative in ("app.py", "runners/__init__.py", "runners/cli.py", "runners/batch_scan.py",
+                     "pipeline/__init__.py", "pipeline/fusion.py", "outputs/__init__.py",
+                     "outputs/evidence_report.py", "outputs/evidence_report.css", "core/__init__.py", "core/images.py",
+                     "detector/__init__.py", "encoder/__init__.py", "attribution/__init__.py",
+                     "tests/app/test_app.py", "scripts/scan.py", "core/__pycache__/images.cpython-311.pyc",
                      ".git/config", "runs/log.txt", "artifacts/fingerprintnet-small.safetensors",
                      "artifacts/fingerprintnet-small.json", "artifacts/fingerprintnet-small.md",
                      "artifacts/other-experiment.safetensors", "README.md", ".env"):
@@ -62,11 +63,11 @@ def fake_repo(tmp_path: Path) -> Path:
 def test_staging_copies_exactly_the_allow_list(fake_repo, tmp_path):
     staged, missing = publish.stage(tmp_path / "space", publish.SpaceCard(), repo=fake_repo)
     assert [str(p) for p in staged] == sorted([
-        "README.md", "app.py", "cli.py", "pipeline.py", "branches.py", "verdict.py", "image_record.py",
-        "evidence_report.py", "requirements.txt", "artifacts/weights.json",
-        "artifacts/fingerprintnet-small.json", "artifacts/fingerprintnet-small.md",
-        "artifacts/fingerprintnet-small.safetensors", "attribution/__init__.py", "attribution/fusion.py",
-        "core/__init__.py", "core/images.py", "detector/__init__.py", "encoder/__init__.py"])
+        "README.md", "app.py", "runners/__init__.py", "runners/cli.py", "pipeline/__init__.py", "pipeline/fusion.py",
+        "outputs/__init__.py", "outputs/evidence_report.py", "outputs/evidence_report.css", "requirements.txt",
+        "artifacts/weights.json", "artifacts/fingerprintnet-small.json", "artifacts/fingerprintnet-small.md",
+        "artifacts/fingerprintnet-small.safetensors", "attribution/__init__.py", "core/__init__.py",
+        "core/images.py", "detector/__init__.py", "encoder/__init__.py"])
     assert missing == []
     assert (tmp_path / "space" / "requirements.txt").read_text() == "torch==2.14.1\nnumpy>=1.26\n"
 
@@ -136,6 +137,7 @@ def test_dry_run_of_this_repository_prints_the_header_and_only_allowed_files():
     assert header["sdk_version"] == gradio.__version__
     listed = [line.split()[-1] for line in result.stdout.split("---\n", 2)[2].splitlines()
               if line.strip() and line.split()[0].replace(",", "").isdigit()]
-    assert {"app.py", "pipeline.py", "cli.py", "README.md", "requirements.txt", "artifacts/weights.json"} <= set(listed)
+    assert {"app.py", "pipeline/pipeline.py", "runners/cli.py", "README.md", "requirements.txt",
+            "artifacts/weights.json"} <= set(listed)
     assert not any(p.startswith(("tests/", "scripts/", ".git")) or "__pycache__" in p for p in listed)
     assert "dry run: nothing uploaded" in result.stderr

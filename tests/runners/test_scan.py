@@ -3,7 +3,6 @@ interrupted scan resumes."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -12,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import batch_scan as scan
+from runners import batch_scan as scan
 import pipeline as P
-from test_pipeline import _tiny_models, png_bytes, tiny_branches, tiny_pipeline
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scan.py"
-
+from program_runs import SCAN, rows
+from tiny_models import _tiny_models, png_bytes, tiny_branches, tiny_pipeline
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
@@ -35,11 +32,6 @@ def folder(tmp_path: Path) -> Path:
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
     (root / "notes.txt").write_text("not an image")
     return root
-
-
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_folders_globs_and_files_expand_without_duplicates(folder):
@@ -127,7 +119,7 @@ def test_refuses_to_append_to_a_csv_that_is_not_a_scan(pipe, folder, tmp_path):
 
 
 def test_command_line_with_a_missing_path_exits_nonzero_with_one_clear_message(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nowhere"), "--out",
+    result = subprocess.run([sys.executable, str(SCAN), str(tmp_path / "nowhere"), "--out",
                              str(tmp_path / "r.csv")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "nothing to scan at" in result.stderr and "nowhere" in result.stderr
@@ -168,7 +160,7 @@ def test_an_attribution_artifact_that_cannot_be_used_fails_the_run_with_a_real_r
 
     artifact = tmp_path / "downloaded.joblib"
     joblib.dump({"not": "ours"}, artifact)
-    from branches import LatentBranch
+    from pipeline.branches import LatentBranch
 
     encoder = _tiny_models(str(tmp_path / "models"))["e4e"]
     branches = tiny_branches(tmp_path / "models", latent_svm=LatentBranch(encoder=encoder))

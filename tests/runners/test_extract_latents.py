@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from program_runs import FAST, extract, shard_bytes
+
 from attribution.latent_shards import read_shard
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "extract_latents.py"
-FAST = ["--encoder", "tiny-random", "--copies", "2", "--shard-size", "2", "--workers", "1",
-        "--device", "cpu", "--dtype", "fp32", "--threads", "1", "--no-progress"]
-
-
-def extract(*args) -> subprocess.CompletedProcess:
-    """The script in its own process, as from a shell: its exit status and its messages."""
-    return subprocess.run([sys.executable, str(SCRIPT), *(str(a) for a in args)], capture_output=True, text=True,
-                          timeout=600)
-
 
 @pytest.fixture
 def faces(face_classes, tmp_path: Path) -> Path:
@@ -38,10 +27,6 @@ def reference(face_classes, tmp_path_factory) -> tuple[Path, Path]:
     inputs = face_classes(root / "faces", 2)
     assert extract(inputs, "--out", root / "latents", *FAST).returncode == 0
     return inputs, root / "latents"
-
-
-def _shard_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("shard-*.npz"))}
 
 
 def test_shards_hold_the_designed_arrays_and_manifest(reference):
@@ -102,7 +87,7 @@ def test_killed_and_resumed_run_gives_byte_identical_shards(reference, tmp_path)
     (resumed / ".partial-shard-00001.npz.x1y2").write_bytes(b"half a shard, as a kill mid-write leaves")
     assert extract(faces, "--out", resumed, *FAST).returncode == 0
     assert (resumed / "shard-00000.npz").stat().st_mtime_ns == first_written
-    assert _shard_bytes(resumed) == _shard_bytes(whole) and len(_shard_bytes(whole)) == 2
+    assert shard_bytes(resumed) == shard_bytes(whole) and len(shard_bytes(whole)) == 2
     assert not list(resumed.glob(".partial-*"))
 
 
@@ -111,14 +96,14 @@ def test_deleted_shard_is_rebuilt_identically(reference, tmp_path):
     out = shutil.copytree(whole, tmp_path / "latents")
     (out / "shard-00001.npz").unlink()
     assert extract(faces, "--out", out, *FAST).returncode == 0
-    assert _shard_bytes(out) == _shard_bytes(whole)
+    assert shard_bytes(out) == shard_bytes(whole)
 
 
 def test_parallel_workers_give_the_same_shards(reference, tmp_path):
     faces, serial = reference
     parallel = tmp_path / "parallel"
     assert extract(faces, "--out", parallel, *FAST, "--workers", "2").returncode == 0
-    assert _shard_bytes(parallel) == _shard_bytes(serial)
+    assert shard_bytes(parallel) == shard_bytes(serial)
 
 
 def test_rerun_with_different_settings_is_refused(reference, tmp_path):
@@ -128,7 +113,7 @@ def test_rerun_with_different_settings_is_refused(reference, tmp_path):
     assert result.returncode == 2
     error = result.stderr
     assert "different settings" in error and "seed" in error
-    assert _shard_bytes(out) == _shard_bytes(whole)
+    assert shard_bytes(out) == shard_bytes(whole)
 
 
 def test_csv_input_keeps_the_given_groups(faces, tmp_path):

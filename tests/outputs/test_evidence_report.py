@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-import evidence_report as R
+from outputs import evidence_report as R
 import pipeline as P
 from core.weights import load_registry
-from test_pipeline import png_bytes, tiny_pipeline
-from test_scan import scan as scan_script
+from tiny_models import png_bytes, tiny_pipeline
+
+from runners import batch_scan as scan_script
 
 SECTIONS = ["input", "verdict", "faces", "branches", "pictures", "models", "warnings", "limits", "record"]
 WHEN = datetime(2026, 11, 30, 4, 0, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ import gradio as gr
 import pytest
 
 import app
-from test_pipeline import DESIGN_FIELDS, png_bytes, tiny_pipeline
+from tiny_models import DESIGN_FIELDS, png_bytes, tiny_pipeline
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -3,33 +3,24 @@ and a branch the user asked for by a flag that cannot run is an error, not a not
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.preflight import OutputError, check_output, require_ready
+from runners import batch_scan, evaluate, extract_latents, train_fingerprint, train_svm
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 UNWRITABLE = Path("/proc/gantrace-preflight-test")  # procfs refuses new files even to root
 
 
-@functools.cache
-def load_script(name: str):
-    """scripts/<name>.py imported as a module (scripts are not a package), once per test session."""
-    spec = importlib.util.spec_from_file_location(f"{name}_preflight", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+PROGRAMS = {"scan": batch_scan, "evaluate": evaluate, "extract_latents": extract_latents, "train_svm": train_svm,
+            "train_fingerprint": train_fingerprint}
 
 
 def _exit_code(name: str, argv: list[str]) -> int:
     try:
-        return load_script(name).main(argv)
+        return PROGRAMS[name].main(argv)
     except SystemExit as stop:
         return stop.code
 
@@ -119,7 +110,7 @@ def test_a_requested_branch_that_cannot_run_exits_2_with_its_reason_and_fix(caps
 
 def test_evaluate_exits_2_when_the_attribution_it_was_given_cannot_run(tmp_path, capsys, monkeypatch):
     import numpy as np
-    from test_pipeline import Missing, png_bytes, tiny_pipeline
+    from tiny_models import Missing, png_bytes, tiny_pipeline
 
     import pipeline
 
@@ -131,7 +122,7 @@ def test_evaluate_exits_2_when_the_attribution_it_was_given_cannot_run(tmp_path,
     argv = [str(tmp_path / "data"), "--out", str(tmp_path / "report"), "--attribution", "svm.joblib",
             "--no-progress"]
     try:
-        code = load_script("evaluate").main(argv)
+        code = evaluate.main(argv)
     except SystemExit as stop:
         code = stop.code
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,4 @@
-"""Evaluation (core.metrics, evaluation.py behind scripts/evaluate.py): metrics equal hand-computed values and
+"""Evaluation (core.metrics, runners/evaluation.py behind scripts/evaluate.py): metrics equal hand-computed values and
 sklearn's; perturbations reach core.images as files."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
 
-import evaluation
-from attribution.fusion import ARCHITECTURES
+from runners import evaluation
+from pipeline.fusion import ARCHITECTURES
 from core.errors import InputError
 from core.images import load_image
 from core.metrics import attribution_metrics, detection_metrics, tpr_at_fpr
 import pipeline as P
-from test_pipeline import png_bytes, tiny_branches
+from tiny_models import png_bytes, tiny_branches
 
 # Five real and five fake scores, ranked: F .95, F .9, R .8, F .7, F .5, R .4, F .35, R .3, R .2, R .1
 IS_FAKE = [False] * 5 + [True] * 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attribution.fusion import (
+from pipeline.fusion import (
     ARCHITECTURES,
     BRANCHES,
     CLIP_PROBE,
@@ -203,7 +203,7 @@ def test_disagreeing_detectors_and_a_near_threshold_score_are_flagged():
 
 
 def test_contradiction_checker_catches_the_ganorigin_output():
-    from attribution.fusion import Fused
+    from pipeline.fusion import Fused
 
     ganorigin = Fused(is_fake=False, fake_probability=0.85, label="real",
                       probabilities={"real": 0.15, "progan": 0.85, "stylegan2": 0.0, "stylegan3": 0.0,

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from runners import evaluate_sources, train_spectral
 from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, holdout_ood, image_features,
                                training_views)
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1, resize=None)
-
-
-def _load_script(name: str):
-    sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _natural(rng: np.random.Generator, size: int = 72) -> np.ndarray:
@@ -66,7 +56,7 @@ def test_artifact_round_trips_through_npz_and_json_without_pickle(tmp_path):
 
 
 def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
-    path = Path(__file__).resolve().parents[1] / "artifacts" / "spectral-dct.npz"
+    path = Path(__file__).resolve().parents[2] / "artifacts" / "spectral-dct.npz"
     detector = SpectralDetector.from_pretrained(path)
     assert path.stat().st_size + path.with_suffix(".json").stat().st_size < 1_000_000
     assert detector.skill["protocol"] == "leave-one-source-out" and 0.0 < detector.threshold < 1.0
@@ -141,7 +131,7 @@ def _face_folder(root: Path) -> Path:
 
 
 def test_evaluate_sources_writes_the_per_source_table_for_the_spectral_branch(tmp_path):
-    module = _load_script("evaluate_sources")
+    module = evaluate_sources
     data = _face_folder(tmp_path / "faces")
     assert module.main([str(data), "--branch", "spectral", "--out", str(tmp_path / "out"),
                         "--cache", str(tmp_path / "cache"), "--C", "1.0"]) == 0
@@ -153,7 +143,7 @@ def test_evaluate_sources_writes_the_per_source_table_for_the_spectral_branch(tm
 
 
 def test_evaluate_sources_exits_2_naming_the_missing_provenance_file(tmp_path, capsys):
-    module = _load_script("evaluate_sources")
+    module = evaluate_sources
     (tmp_path / "real").mkdir()
     assert module.main([str(tmp_path), "--branch", "spectral", "--out", str(tmp_path / "out")]) == 2
     assert "provenance.csv: missing" in capsys.readouterr().err
@@ -204,7 +194,7 @@ def test_holdout_ood_fires_on_the_source_unlike_the_others():
 
 
 def test_train_spectral_ood_only_adds_the_record_without_touching_the_weights(tmp_path):
-    module = _load_script("train_spectral")
+    module = train_spectral
     data = _face_folder(tmp_path / "faces")
     out = tmp_path / "art" / "spectral"
     common = [str(data), "--out", str(out), "--cache", str(tmp_path / "cache"), "--report", str(tmp_path / "rep")]
@@ -224,7 +214,7 @@ def test_train_spectral_ood_only_adds_the_record_without_touching_the_weights(tm
 
 
 def test_train_spectral_ood_only_exits_2_naming_a_missing_artifact(tmp_path, capsys):
-    module = _load_script("train_spectral")
+    module = train_spectral
     data = _face_folder(tmp_path / "faces")
     assert module.main([str(data), "--out", str(tmp_path / "none" / "spectral"), "--ood-only"]) == 2
     assert "spectral.npz: missing" in capsys.readouterr().err

@@ -7,10 +7,10 @@ import os
 import pytest
 
 import app
-from test_pipeline import tiny_pipeline
-from test_preflight import load_script
+from tiny_models import tiny_pipeline
 
-soak = load_script("soak")
+from runners import soak
+
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from attribution.latent_shards import open_shard_folder, shard_name, write_shard
 from attribution.latent_svm import LatentAttributor
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 CLASSES = ["progan", "stylegan2", "stylegan3"]
 
 

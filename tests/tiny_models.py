@@ -1,0 +1,118 @@
+"""Tiny random models behind the shipped branch classes, for every test that needs a whole pipeline.
+
+`tiny_pipeline()` builds every stage tiny and randomly initialised through the stages' own code, so the tests of
+the pipeline, the runners, the outputs and the app need no weights and run in seconds.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import pipeline as P
+from pipeline.branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
+from core.branch import Branch
+from core.weights import WeightUnavailableError
+from encoder.align import AlignedFace
+
+DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
+                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
+
+
+@lru_cache(maxsize=1)
+def _tiny_models(svm_dir: str) -> dict:
+    from attribution.latent_svm import LatentAttributor
+    from core.device import Precision, prepare_model
+    from detector.clip_probe import ClipProbe
+    from detector.fingerprint_net import FingerprintConfig, FingerprintNet
+    from encoder.e4e import E4EConfig, Encoder4Editing
+
+    import torch
+
+    fp32 = Precision(torch.device("cpu"), torch.float32)
+    e4e_config = E4EConfig.tiny()
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 20)
+    latents = rng.normal(size=(len(labels), e4e_config.n_styles, e4e_config.style_dim)).astype(np.float32)
+    svm = LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels)))
+    svm_path = Path(svm_dir) / "tiny-svm.joblib"
+    svm.save(svm_path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
+    return {"clip_probe": ClipProbe.tiny(precision=fp32), "fingerprint_net": fingerprint,
+            "e4e": Encoder4Editing.random_init(e4e_config, fp32), "latent_svm": LatentAttributor.load(svm_path)}
+
+
+def tiny_branches(tmp_dir: Path, **replace: Branch) -> dict[str, Branch]:
+    """The shipped branch classes around tiny random models (the real dlib aligner stays: it ships in a pip
+    package)."""
+    models = _tiny_models(str(tmp_dir))
+    branches = {
+        "clip_probe": ClipProbeBranch(models["clip_probe"], {"clip-probe-tiny": P.RANDOM_WEIGHTS}),
+        "fingerprint_net": FingerprintBranch(models["fingerprint_net"], {"fingerprintnet-tiny": P.RANDOM_WEIGHTS}),
+        "latent_svm": LatentBranch(models["e4e"], models["latent_svm"],
+                                   {"e4e-tiny": P.RANDOM_WEIGHTS, "latent-svm-tiny": P.RANDOM_WEIGHTS}),
+    }
+    branches.update(replace)
+    return branches
+
+
+def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, face_finder: FaceFinder | None = None,
+                  **replace: Branch) -> P.Pipeline:
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size)
+    return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder)
+
+
+class Missing:
+    """A branch whose weight is not on disk: loading raises the registry's error."""
+
+    models: dict = {}
+    warning = skill = None
+
+    def __init__(self, name: str, weight: str, level: str = "image"):
+        self.name, self.weight, self.level = name, weight, level
+
+    def required_weights(self, context) -> list[str]:
+        return [self.weight]
+
+    def load(self, context) -> None:
+        raise WeightUnavailableError(self.weight, "it is not in the local cache and downloads are disabled",
+                                     "the Hub", f"python scripts/download_weights.py --name {self.weight}")
+
+    def run(self, inputs):
+        raise AssertionError("a branch that failed to load must never run")
+
+
+class CentreFaceFinder(FaceFinder):
+    """Stands in for dlib: one 'face' per image (or `per_image` of them), the centre square resized to 256 px, so
+    the face-level branches run without the development face set."""
+
+    def __init__(self, per_image: int = 1):
+        super().__init__(aligner=object(), models={"centre-face-finder": "test"})
+        self.per_image = per_image
+
+    def find(self, images, names):
+        return [[centre_face(image, index) for index in range(self.per_image)] for image in images]
+
+
+def centre_face(image: np.ndarray, index: int = 0) -> AlignedFace:
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((256, 256))
+    pixels = np.asarray(crop if index == 0 else crop.rotate(90 * index))
+    box = (left, top, left + side, top + side)
+    landmarks = np.zeros((68, 2), np.float32)
+    quad = np.array([[left, top], [left, top + side], [left + side, top + side], [left + side, top]], np.float32)
+    return AlignedFace(image=pixels, box=box, landmarks=landmarks, quad=quad, alignment_error=0.01, score=1.0)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
