@@ -8,12 +8,10 @@ Why this shape:
   batch so a scan of a million files needs constant memory.
 * Faces are found once per image and every face, up to `max_faces`, goes through the face-level branches; fusion
   runs per face and the image reports the most suspicious face.
-* The cores are shared out, not fought over. A batch's work becomes jobs: the face chain (dlib alignment, then the
-  face-level branches) and each image-level branch, each on one of `lanes` parts of the batch. `lanes` worker
-  threads take the jobs, longest first by what each took per image in the previous batch, each holding
-  cores / lanes torch threads, so the threads add up to the machine and a lane that finishes early takes the next
-  part. Before this, two torch threads beside a dlib thread on two cores made CLIP 2.5x and e4e 1.8x slower than
-  alone (issue 13).
+* The cores are shared out, not fought over (`pipeline.lanes`): a batch's work becomes jobs, the face chain
+  (dlib alignment, then the face-level branches) and each image-level branch, each on one of `lanes` parts of the
+  batch, run on worker threads that together hold torch's threads. What a branch needs and how to fetch it is
+  `pipeline.status`.
 * Images enter only through `core.images`; the decision itself lives in `pipeline.fusion`.
 
 Attribution runs on every face by default: gating it on the detectors (`gate_attribution=True`) would miss the
@@ -24,8 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +31,14 @@ import numpy as np
 from pipeline.fusion import LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
 from core.branch import Branch, BranchContext, make_branch, registered_branches
-from core.device import Precision, select_precision, torch_thread_count
+from core.device import Precision, select_precision
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
 from core.timing import timed
-from core.weights import WeightUnavailableError, load_registry, weight_status
+from core.weights import WeightUnavailableError
 from pipeline.image_record import ImageRecord, make_pictures
+from pipeline.lanes import Lanes
+from pipeline.status import BranchStatus, registry_or_empty, weight_states
 from pipeline.verdict import CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
 
 __all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "RANDOM_WEIGHTS", "BranchStatus", "EvidencePictures",
@@ -94,22 +93,6 @@ class PipelineConfig:
             raise ValueError(f"lanes must be at least 1, not {self.lanes}")
 
 
-@dataclass
-class BranchStatus:
-    """Whether a branch can run, and if not, why and how to enable it."""
-
-    branch: str
-    enabled: bool
-    ready: bool | None
-    reason: str | None
-    weights: dict[str, str]
-    fix: list[str]
-    origin: str | None = None
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 class Pipeline:
     """Loads the branches lazily (once), runs every one it can on batches of images and fuses the evidence.
 
@@ -131,7 +114,7 @@ class Pipeline:
         self._load_lock = threading.Lock()
         self._run_lock = threading.RLock()
         self._precision: Precision | None = None
-        self._job_ms: dict[str, float] = {}  # ms per image of each kind of job in the last batch, for ordering
+        self._lanes = Lanes(self.config.lanes)
 
     @property
     def precision(self) -> Precision:
@@ -175,7 +158,7 @@ class Pipeline:
         `ready` is True once the branch (and, for face-level branches, the face finder) loaded, False when it
         cannot (or a weight it needs is absent), None while nothing says either way yet.
         """
-        registry = _registry_or_empty()
+        registry = registry_or_empty()
         statuses = []
         for name, branch in self.branches.items():
             parts: list[tuple[str, Any]] = [(name, branch)]
@@ -185,14 +168,9 @@ class Pipeline:
             for part, component in parts:
                 if part in self._failed:
                     problems.append(self._failed[part])
-                for weight in component.required_weights(self._context(part)):
-                    state = weight_status(weight, registry) if weight in registry else _path_state(weight)
-                    weights[weight] = state
-                    if state != "present":
-                        fix.append(_fix_command(weight, registry))
-                        if part not in self._loaded and not self.config.random_weights_ok:
-                            problems.append(f"{weight} is {state}")
-                weights.update(component.models)
+                absent = weight_states(component, self._context(part), registry, weights, fix)
+                if part not in self._loaded and not self.config.random_weights_ok:
+                    problems += absent
             enabled = name not in self.config.disabled_branches
             if not enabled:
                 ready, problems = False, [f"turned off (PipelineConfig.disabled_branches has {name!r})"]
@@ -214,11 +192,11 @@ class Pipeline:
             good = [item for item in items if item.image is not None]
             if good:
                 if self.config.gate_attribution:
-                    self._run_in_lanes(self._image_jobs(good))
+                    self._lanes.run(self._image_jobs(good), self._run_job)
                     self._gate(good, self._skills())
-                    self._run_in_lanes(self._face_jobs(good))
+                    self._lanes.run(self._face_jobs(good), self._run_job)
                 else:
-                    self._run_in_lanes(self._face_jobs(good) + self._image_jobs(good))
+                    self._lanes.run(self._face_jobs(good) + self._image_jobs(good), self._run_job)
                 self._record_use(good)
                 skills = self._skills()  # a branch that loaded during this chunk now has its record too
                 for item in good:
@@ -244,43 +222,21 @@ class Pipeline:
         item.timings["load"] = watch.seconds * 1000
         return item
 
-    def _lanes(self) -> int:
-        """`lanes`, but never more than torch's threads: a one-CPU worker (a Ray actor) runs one job at a time."""
-        return min(self.config.lanes, torch_thread_count())
-
     def _face_jobs(self, items: list[ImageRecord]) -> list[tuple[str, list[ImageRecord]]]:
-        return [("faces", part) for part in _parts(items, self._lanes())]
+        return [("faces", part) for part in self._lanes.split(items)]
 
     def _image_jobs(self, items: list[ImageRecord]) -> list[tuple[str, list[ImageRecord]]]:
-        return [(name, part) for name in self._enabled("image") for part in _parts(items, self._lanes())]
-
-    def _run_in_lanes(self, jobs: list[tuple[str, list[ImageRecord]]]) -> None:
-        """Every job on `lanes` threads that together hold torch's thread count, the longest expected first.
-
-        A job is (kind, images): "faces" is the face chain, any other kind an image-level branch. Each lane's torch
-        thread count is set in the lane itself because OpenMP keeps it per calling thread.
-        """
-        jobs = sorted(jobs, key=lambda job: -self._job_ms.get(job[0], 0.0) * len(job[1]))
-        lanes = self._lanes()
-        if lanes <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                self._run_job(*job)
-            return
-        threads = max(torch_thread_count() // lanes, 1)
-        with ThreadPoolExecutor(max_workers=min(lanes, len(jobs)), thread_name_prefix="gantrace-lane",
-                                initializer=torch_thread_count, initargs=(threads,)) as pool:
-            for future in [pool.submit(self._run_job, *job) for job in jobs]:
-                future.result()
+        return [(name, part) for name in self._enabled("image") for part in self._lanes.split(items)]
 
     def _run_job(self, kind: str, items: list[ImageRecord]) -> None:
-        with timed() as watch:
-            if kind == "faces":
-                self._find_faces(items)
-                self._run_face_branches(items)
-            else:
-                for item, evidence in zip(items, self._run_branch(kind, items, [i.image.pixels for i in items])):
-                    item.evidence[kind] = evidence
-        self._job_ms[kind] = watch.seconds * 1000 / len(items)
+        """A lane's job: "faces" is the face chain (alignment, then the face-level branches), any other kind an
+        image-level branch."""
+        if kind == "faces":
+            self._find_faces(items)
+            self._run_face_branches(items)
+        else:
+            for item, evidence in zip(items, self._run_branch(kind, items, [i.image.pixels for i in items])):
+                item.evidence[kind] = evidence
 
     def _record_use(self, items: list[ImageRecord]) -> None:
         """Each image's weights and caveats from the branches that ran on it, in registry order (lanes finish in
@@ -378,15 +334,6 @@ class Pipeline:
             return self._failed.get(name)
 
 
-def _parts(items: list[ImageRecord], count: int) -> list[list[ImageRecord]]:
-    """`items` cut into at most `count` contiguous, non-empty parts whose sizes differ by at most one."""
-    size, extra = divmod(len(items), count)
-    bounds = [0]
-    for index in range(count):
-        bounds.append(bounds[-1] + size + (index < extra))
-    return [items[start:stop] for start, stop in zip(bounds, bounds[1:]) if stop > start]
-
-
 def _isolated(run: Callable[[list[Any]], Sequence[Any]], inputs: list[Any], stage: str) -> list[Any]:
     """`run` on the batch; if it fails, input by input, each failure becoming that input's reason."""
     try:
@@ -408,24 +355,3 @@ def _isolated(run: Callable[[list[Any]], Sequence[Any]], inputs: list[Any], stag
 
 def _failure(stage: str, err: Exception) -> BranchEvidence:
     return BranchEvidence(reason=f"{stage} failed: {type(err).__name__}: {err}")
-
-
-def _registry_or_empty() -> dict:
-    try:
-        return load_registry()
-    except (OSError, ValueError):
-        return {}
-
-
-def _path_state(weight: str) -> str:
-    if "/" in weight or Path(weight).suffix:
-        return "present" if Path(weight).is_file() else "missing"
-    return "not configured"
-
-
-def _fix_command(weight: str, registry: dict) -> str:
-    if weight in registry:
-        return registry[weight].fetch_command
-    if "/" in weight or Path(weight).suffix:
-        return f"{weight} does not exist; give the path of an existing file"
-    return f"{weight} is not in artifacts/weights.json: register the trained artifact there or pass a file path"

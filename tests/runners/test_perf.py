@@ -18,6 +18,7 @@ from core.int8 import Int8Conv2d
 from core.evidence import BranchEvidence
 from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
+from pipeline.lanes import parts as lanes_parts
 from tiny_models import CentreFaceFinder, png_bytes, tiny_branches
 
 FP32 = select_precision("cpu", "fp32")
@@ -213,7 +214,7 @@ def test_the_slowest_kind_of_job_goes_first_once_its_cost_is_known(tiny_dir):
                                                  (2, 4, [1, 1])])
 def test_a_batch_is_cut_into_near_equal_contiguous_parts(count, lanes, sizes):
     items = list(range(count))
-    parts = P._parts(items, lanes)
+    parts = lanes_parts(items, lanes)
     assert [len(part) for part in parts] == sizes
     assert [item for part in parts for item in part] == items
 
