@@ -4,8 +4,8 @@ DATA is a folder of class folders (real/, progan/, stylegan2/, stylegan3/, other
 provenance.csv beside them (columns class, file, repo; the face set's format). A source is a
 `repo`; a real/fake pair processed the same way shares its repo and so is held out as one source.
 
-    python scripts/evaluate_sources.py ../shared/data/faces --branch spectral --out /work/runs/spectral/loso
-    python scripts/evaluate_sources.py ../shared/data/faces --branch fingerprint_net --out /work/runs/fp-loso
+    python scripts/evaluate_sources.py ../shared/data/faces --branch spectral --out runs/spectral/loso
+    python scripts/evaluate_sources.py ../shared/data/faces --branch fingerprint_net --out runs/fp-loso
 
 --branch spectral trains the spectral recipe on all other sources for every held-out source (features cached in
 --cache). --branch fingerprint_net scores the shipped, already trained FingerprintNet: it is not refitted per
@@ -35,7 +35,7 @@ from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, HeldO
 from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
 
 BRANCHES = ("spectral", "fingerprint_net")
-DEFAULT_CACHE = Path("/work/runs/spectral")
+DEFAULT_CACHE = Path("runs") / "spectral"  # relative to the working directory, like --out
 DEFAULT_FINGERPRINT = Path(__file__).resolve().parents[1] / "artifacts" / "fingerprintnet-small.safetensors"
 THRESHOLD_CONDITIONS = ("clean", "jpeg75")
 BATCH = 16

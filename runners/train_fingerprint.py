@@ -6,7 +6,7 @@ so it never shares a source with training; every class gets the same random down
 are taken at native resolution, and batches are class-balanced.
 
     python scripts/train_fingerprint.py ../shared/data/faces/provenance.csv \\
-        --preset small --epochs 40 --time-budget-min 38 --out /work/runs/fp-small
+        --preset small --epochs 40 --time-budget-min 38 --out runs/fp-small
 
 The output folder holds last/best checkpoints (safetensors + JSON), optimizer state (resume with --resume),
 epochs.csv, curves.png, confusion matrix, ROC/PR, the robustness table, open-set behaviour and summary.json.
