@@ -84,19 +84,17 @@ def test_image_logits_are_the_probe_applied_to_image_features(ufd_probe):
     np.testing.assert_allclose(ufd_probe.predict_proba(images), 1 / (1 + np.exp(-expected)), rtol=1e-6)
 
 
-def test_probe_file_with_fc_prefix_is_refused_naming_file_and_key(tiny_fp32, tmp_path):
-    path = tmp_path / "prefixed.pth"
-    torch.save({"fc.weight": torch.zeros(1, 16), "fc.bias": torch.zeros(1)}, path)
-    with pytest.raises(ProbeFormatError,
-                       match=r"prefixed\.pth: .*unexpected key\(s\), first fc\.weight.*strip the 'fc\.' prefix"):
-        tiny_fp32.load_probe(path)
-
-
-def test_probe_file_with_wrong_shape_is_refused_naming_key_and_shapes(tiny_fp32, tmp_path):
-    path = tmp_path / "wide.pth"
-    torch.save({"weight": torch.zeros(1, 768), "bias": torch.zeros(1)}, path)
-    with pytest.raises(ProbeFormatError,
-                       match=r"wide\.pth: .*first weight has \[1, 768\] where this architecture needs \[1, 16\]"):
+@pytest.mark.parametrize("name, state, message", [
+    ("prefixed.pth", {"fc.weight": torch.zeros(1, 16), "fc.bias": torch.zeros(1)},
+     r"prefixed\.pth: .*unexpected key\(s\), first fc\.weight.*strip the 'fc\.' prefix"),
+    ("wide.pth", {"weight": torch.zeros(1, 768), "bias": torch.zeros(1)},
+     r"wide\.pth: .*first weight has \[1, 768\] where this architecture needs \[1, 16\]"),
+], ids=["fc-prefix", "wrong-shape"])
+def test_probe_file_with_wrong_keys_or_shapes_is_refused_naming_file_key_and_remedy(tiny_fp32, tmp_path, name, state,
+                                                                                   message):
+    path = tmp_path / name
+    torch.save(state, path)
+    with pytest.raises(ProbeFormatError, match=message):
         tiny_fp32.load_probe(path)
 
 
