@@ -199,9 +199,11 @@ def new_results_path(root: Path | None = None) -> Path:
 
 
 def status_markdown(pipe: P.Pipeline) -> str:
-    """Which branches can run, which cannot and the exact command that enables each."""
+    """Which branches can run, which cannot and the exact command that enables each; then which attribution model
+    runs (name, sha256 prefix, origin)."""
+    statuses = pipe.status()
     lines = ["| branch | state | weights | how to enable |", "|---|---|---|---|"]
-    for status in pipe.status():
+    for status in statuses:
         if status.ready:
             state = "ready"
         elif status.ready is None:
@@ -212,7 +214,14 @@ def status_markdown(pipe: P.Pipeline) -> str:
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
         lines.append(f"| {BRANCH_NAMES.get(status.branch, status.branch)} | {state} | {weights} | {fix} |")
-    return "\n".join(lines)
+    attributor = running_attributor(statuses)
+    return "\n".join(lines) + "\n\n**Attribution model:** " + (
+        _escape(attributor) if attributor else "none loaded, so no face is attributed (see the Latent SVM row)")
+
+
+def running_attributor(statuses: list[P.BranchStatus]) -> str | None:
+    """The attribution model the latent branch runs (name, sha256 prefix, origin), None when none is loaded."""
+    return next((s.origin for s in statuses if s.branch == "latent_svm" and s.origin), None)
 
 
 def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
@@ -314,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     print("loading the models (Ctrl-C to cancel)…", file=sys.stderr)
     try:
         pipe = P.Pipeline(config_from_args(args))
-        for status in pipe.load_all():
+        statuses = pipe.load_all()
+        for status in statuses:
             state = "ready" if status.ready else f"OFF ({status.reason})"
             print(f"{status.branch}: {state}", file=sys.stderr)
+        print(f"attribution model: {running_attributor(statuses) or 'none loaded'}", file=sys.stderr)
         launch(build_demo(pipe), args.host, args.port)
     except KeyboardInterrupt:
         print("interrupted during start-up; the server is not running", file=sys.stderr)
