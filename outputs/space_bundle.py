@@ -45,6 +45,9 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".bin"}
 FORBIDDEN_SUFFIXES = PICKLE_SUFFIXES | {".pem", ".key", ".npz", ".npy", ".csv", ".jsonl", ".parquet", ".zip", ".tar",
                                         ".gz", ".jpg", ".jpeg", ".png", ".webp"}
 MAX_FILE_MB = 50
+# The attributor is named by the publisher, not swept up: it may be larger (GANOrigin's converted SVC keeps its
+# support vectors, 9,216 floats each), and the Hub stores it through its large-file storage.
+MAX_ATTRIBUTOR_MB = 500
 PYTHON_VERSION = "3.11"
 
 
@@ -205,11 +208,12 @@ def stage(target: Path, card: SpaceCard, repo: Path = REPO_ROOT, attributor: Sta
     """Copy the allow-listed files (and the attributor) into `target`, write the staged registry, README.md and
     requirements.txt; return the staged files sorted, and the registered artifacts that are missing."""
     artifacts, missing = artifact_files(repo)
-    copies = [(relative, repo / relative, relative in artifacts) for relative in source_files(repo) + artifacts]
+    copies = [(relative, repo / relative, relative in artifacts, MAX_FILE_MB)
+              for relative in source_files(repo) + artifacts]
     if attributor is not None:
-        copies.append((attributor.staged_path, Path(attributor.file), True))
-    for relative, source, registered in copies:
-        check_allowed(relative, source, registered=registered)
+        copies.append((attributor.staged_path, Path(attributor.file), True, MAX_ATTRIBUTOR_MB))
+    for relative, source, registered, limit_mb in copies:
+        check_allowed(relative, source, registered=registered, limit_mb=limit_mb)
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
@@ -221,7 +225,7 @@ def stage(target: Path, card: SpaceCard, repo: Path = REPO_ROOT, attributor: Sta
     return staged, missing
 
 
-def check_allowed(relative: Path, source: Path, registered: bool = False) -> None:
+def check_allowed(relative: Path, source: Path, registered: bool = False, limit_mb: float | None = None) -> None:
     """Refuse anything that must never reach a public Space, whatever a future edit of the allow-list says.
 
     A `registered` file (one of a `local` weight's files in artifacts/weights.json) may have a weight suffix such
@@ -232,8 +236,9 @@ def check_allowed(relative: Path, source: Path, registered: bool = False) -> Non
     if FORBIDDEN_PARTS & set(relative.parts) or name in FORBIDDEN_NAMES or forbidden_suffix:
         raise ValueError(f"{relative} must never be uploaded to a Space (data, weights, caches or secrets)")
     size_mb = source.stat().st_size / 1e6
-    if size_mb > MAX_FILE_MB:
-        raise ValueError(f"{relative} is {size_mb:.0f} MB, over the {MAX_FILE_MB} MB limit for staged files; "
+    limit_mb = MAX_FILE_MB if limit_mb is None else limit_mb
+    if size_mb > limit_mb:
+        raise ValueError(f"{relative} is {size_mb:.0f} MB, over the {limit_mb:g} MB limit for staged files; "
                          "large weights belong on the Hub and in preload_from_hub")
 
 

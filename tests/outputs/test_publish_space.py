@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio
 import pytest
 from huggingface_hub import SpaceCard
+from loopback_hub import endpoint, serve_hub
 from tiny_models import tiny_attributor
 
 from core.weights import sha256_file
@@ -279,3 +280,26 @@ def test_converted_ganorigin_replaces_its_registry_entry_with_the_staged_file(tm
      "accuracy 0.900, balanced accuracy 0.850, on 40 latents (held-out)")])
 def test_skill_is_the_artifacts_record_or_not_measured(skill, text):
     assert publish_space.skill_text({"skill": skill} if skill else {}) == text
+
+
+def test_hub_attributor_is_fetched_and_staged_under_its_repo_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    data = tiny_attributor(tmp_path / "latent_svm.skops").read_bytes()
+    with serve_hub({"latent_svm.skops": data}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint(hub))
+        chosen = publish_space.attributor_for_space("hf://me/Face-SVM@v1")
+    assert chosen.name == "face-svm" and chosen.file.read_bytes() == data and chosen.hub_repo == "me/Face-SVM"
+    assert chosen.origin.startswith("hf://me/Face-SVM@v1") and "revision v1" in chosen.origin
+    staged, _ = publish.stage(tmp_path / "space", publish.SpaceCard(), attributor=chosen)
+    assert Path("artifacts/face-svm.skops") in staged
+    assert "me/Face-SVM" in front_matter((tmp_path / "space" / "README.md").read_text())["models"]
+
+
+def test_attributor_has_its_own_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "MAX_ATTRIBUTOR_MB", 0.0001)
+    chosen = publish.StagedAttributor(name="svm", file=tiny_attributor(tmp_path / "svm.skops"), origin="o",
+                                      licence="mit", skill="not measured", open_set="none", description="d",
+                                      classes=("progan",))
+    with pytest.raises(ValueError, match="over the 0.0001 MB limit"):
+        publish.stage(tmp_path / "space", publish.SpaceCard(), attributor=chosen)
