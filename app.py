@@ -214,14 +214,16 @@ def status_markdown(pipe: P.Pipeline) -> str:
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
         lines.append(f"| {BRANCH_NAMES.get(status.branch, status.branch)} | {state} | {weights} | {fix} |")
-    attributor = running_attributor(statuses)
-    return "\n".join(lines) + "\n\n**Attribution model:** " + (
-        _escape(attributor) if attributor else "none loaded, so no face is attributed (see the Latent SVM row)")
+    return "\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
 
 
-def running_attributor(statuses: list[P.BranchStatus]) -> str | None:
-    """The attribution model the latent branch runs (name, sha256 prefix, origin), None when none is loaded."""
-    return next((s.origin for s in statuses if s.branch == "latent_svm" and s.origin), None)
+def attributor_state(statuses: list[P.BranchStatus]) -> str:
+    """Which attribution model the latent branch runs (name, sha256 prefix, origin), or why none does."""
+    latent = next((s for s in statuses if s.branch == "latent_svm"), None)
+    if latent is None or not latent.origin:
+        return "none loaded, so no face is attributed (see the Latent SVM row)"
+    return latent.origin if latent.ready is not False else \
+        f"{latent.origin} — loaded, but the Latent SVM branch is off (see its row)"
 
 
 def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         for status in statuses:
             state = "ready" if status.ready else f"OFF ({status.reason})"
             print(f"{status.branch}: {state}", file=sys.stderr)
-        print(f"attribution model: {running_attributor(statuses) or 'none loaded'}", file=sys.stderr)
+        print(f"attribution model: {attributor_state(statuses)}", file=sys.stderr)
         launch(build_demo(pipe), args.host, args.port)
     except KeyboardInterrupt:
         print("interrupted during start-up; the server is not running", file=sys.stderr)
