@@ -14,10 +14,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 app: $(VENV)/.installed
 	$(PY) app.py
 
-# The suite also tests the optional Ray backend (requirements-ray.txt), which `make app` does not install.
-$(VENV)/.installed-ray: $(VENV)/.installed requirements-ray.txt
-	$(PY) -m pip install -r requirements-ray.txt
+# The suite needs the test tools (requirements-test.txt) and tests the optional Ray backend (requirements-ray.txt),
+# neither of which `make app` installs.
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-ray.txt
+	$(PY) -m pip install -r requirements-test.txt -r requirements-ray.txt
 	touch $@
 
-test: $(VENV)/.installed-ray
+test: $(VENV)/.installed-test
 	$(PY) -m pytest

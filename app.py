@@ -199,9 +199,11 @@ def new_results_path(root: Path | None = None) -> Path:
 
 
 def status_markdown(pipe: P.Pipeline) -> str:
-    """Which branches can run, which cannot and the exact command that enables each."""
+    """Which branches can run, which cannot and the exact command that enables each; then which attribution model
+    runs (name, sha256 prefix, origin)."""
+    statuses = pipe.status()
     lines = ["| branch | state | weights | how to enable |", "|---|---|---|---|"]
-    for status in pipe.status():
+    for status in statuses:
         if status.ready:
             state = "ready"
         elif status.ready is None:
@@ -212,7 +214,16 @@ def status_markdown(pipe: P.Pipeline) -> str:
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
         lines.append(f"| {BRANCH_NAMES.get(status.branch, status.branch)} | {state} | {weights} | {fix} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
+
+
+def attributor_state(statuses: list[P.BranchStatus]) -> str:
+    """Which attribution model the latent branch runs (name, sha256 prefix, origin), or why none does."""
+    latent = next((s for s in statuses if s.branch == "latent_svm"), None)
+    if latent is None or not latent.origin:
+        return "none loaded, so no face is attributed (see the Latent SVM row)"
+    return latent.origin if latent.ready is not False else \
+        f"{latent.origin} — loaded, but the Latent SVM branch is off (see its row)"
 
 
 def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
@@ -314,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     print("loading the models (Ctrl-C to cancel)…", file=sys.stderr)
     try:
         pipe = P.Pipeline(config_from_args(args))
-        for status in pipe.load_all():
+        statuses = pipe.load_all()
+        for status in statuses:
             state = "ready" if status.ready else f"OFF ({status.reason})"
             print(f"{status.branch}: {state}", file=sys.stderr)
+        print(f"attribution model: {attributor_state(statuses)}", file=sys.stderr)
         launch(build_demo(pipe), args.host, args.port)
     except KeyboardInterrupt:
         print("interrupted during start-up; the server is not running", file=sys.stderr)

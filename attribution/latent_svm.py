@@ -39,7 +39,8 @@ from sklearn.svm import LinearSVC
 
 from core.atomic import atomic_path, write_text_atomic
 from core.metrics import classification_metrics
-from core.weights import HUB_URI_PREFIX, WeightSpec, parse_hub_uri, resolve, resolve_hub_uri, sha256_file
+from core.weights import (HUB_URI_PREFIX, WeightSpec, parse_hub_uri, registry_default, resolve, resolve_hub_uri,
+                          sha256_file)
 
 DEFAULT_ATTRIBUTOR = "ganorigin-svm"
 HUB_FILENAME = "latent_svm.skops"
@@ -67,12 +68,19 @@ class ForeignArtifactError(RuntimeError):
     """A pickle/joblib file that GANTrace did not write (or that changed since): loading it would run its code."""
 
 
+def default_attributor_name() -> str:
+    """The registry name of the attributor used when none is given: the registry's `defaults.attributor` (a
+    published Space's registry names the .skops file staged with it), else GANOrigin's converted classifier."""
+    return registry_default("attributor") or DEFAULT_ATTRIBUTOR
+
+
 def default_attributor_path(registry: dict[str, WeightSpec] | None = None) -> Path:
-    """The attributor used when none is given: GANOrigin's classifier once converted with the user's consent.
+    """The attributor used when none is given (`default_attributor_name`), e.g. GANOrigin's classifier once
+    converted with the user's consent.
 
     Never downloads or converts (that needs `download_weights.py --name ganorigin-svm --trust-foreign-pickle`);
     until then it raises WeightUnavailableError whose message carries that command."""
-    return resolve(DEFAULT_ATTRIBUTOR, download=False, registry=registry)
+    return resolve(default_attributor_name(), download=False, registry=registry)
 
 
 def resolve_attributor(source: str | Path | None, download: bool = True) -> Path:

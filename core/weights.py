@@ -64,6 +64,7 @@ class WeightSpec:
     path: str | None = None
     sha256: str | None = None
     size: int | None = None
+    origin: str | None = None  # where a `local` file not made in this repository came from (e.g. a staged Space's)
 
     @property
     def source(self) -> str:
@@ -76,7 +77,7 @@ class WeightSpec:
         if self.kind == "converted":
             return (f"the Hugging Face Hub repo {self.repo_id}, files {', '.join(self.files or ())}, revision "
                     f"{self.revision}, converted by GANTrace into GANTRACE_HOME/{self.path}")
-        return f"this repository ({self.path})"
+        return f"this repository ({self.path})" + (f", from {self.origin}" if self.origin else "")
 
     @property
     def fetch_command(self) -> str:
@@ -106,6 +107,17 @@ def load_registry(path: Path | None = None) -> dict[str, WeightSpec]:
             raise ValueError(f"{path}: weight {spec.name!r} has kind {spec.kind!r}, not one of {KINDS}")
         registry[spec.name] = spec
     return registry
+
+
+def registry_default(role: str, path: Path | None = None) -> str | None:
+    """The registered weight that plays `role` (e.g. "attributor") when the user names none: the registry's
+    `defaults` map, so that a copy of the registry (a published Space's) can name its own without code changes."""
+    path = Path(path) if path else REGISTRY_PATH
+    document = json.loads(path.read_text(encoding="utf-8"))
+    name = document.get("defaults", {}).get(role)
+    if name is not None and name not in {entry.get("name") for entry in document["weights"]}:
+        raise ValueError(f"{path}: the default {role} {name!r} is not a registered weight")
+    return name
 
 
 def gantrace_home() -> Path:

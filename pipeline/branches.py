@@ -17,7 +17,7 @@ import numpy as np
 
 from core.branch import BranchContext, register_branch
 from core.evidence import BranchEvidence
-from core.weights import WeightUnavailableError, sha256_file, weight_sha256, resolve
+from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
 
 RANDOM_WEIGHTS = "random-init"
 CLIP_WEIGHTS = ("clip-vit-l14-openai", "ufd-probe")
@@ -193,11 +193,12 @@ class LatentBranch(ModelBranch):
     def __init__(self, encoder: Any = None, attributor: Any = None, models: dict[str, str] | None = None):
         super().__init__(attributor, models)
         self.encoder = encoder
+        self.attributor_name: str | None = None
 
     def required_weights(self, context: BranchContext) -> list[str]:
         if self._models:
             return []
-        return [E4E_WEIGHTS, str(context.options.get("artifact") or DEFAULT_ATTRIBUTOR)]
+        return [E4E_WEIGHTS, str(context.options.get("artifact") or default_attributor())]
 
     def load(self, context: BranchContext) -> None:
         if self.model is None:
@@ -215,13 +216,19 @@ class LatentBranch(ModelBranch):
             raise WeightUnavailableError("latent-svm", f"{path} does not exist; pass the path of an artifact "
                                          "written by scripts/train_svm.py")
         model = LatentAttributor.load(path, trust_foreign=bool(context.options.get("trust_foreign", False)))
-        self._models[str(artifact) if artifact else DEFAULT_ATTRIBUTOR] = sha256_file(path)
+        self.attributor_name = str(artifact) if artifact else default_attributor()
+        self._models[self.attributor_name] = sha256_file(path)
         return model
 
     @property
     def origin(self) -> str | None:
-        """Where the attribution model came from, for the status panel (None before it loads)."""
-        return self.model.origin if self.model is not None else None
+        """Which attribution model runs (its name and sha256 prefix) and where it came from, in one line for the
+        status panel (None before it loads)."""
+        if self.model is None:
+            return None
+        sha256 = self._models.get(self.attributor_name or "", "")
+        name = f"{self.attributor_name} (sha256 {sha256[:12]}…)" if self.attributor_name else "an injected model"
+        return f"{name}: {self.model.origin}"
 
     def _load_encoder(self, context: BranchContext) -> Any:
         from encoder.e4e import E4EConfig, Encoder4Editing
@@ -242,6 +249,11 @@ class LatentBranch(ModelBranch):
         classes = [str(c) for c in self.model.classes_]
         return [BranchEvidence(dict(zip(classes, map(float, row))), label=str(label))
                 for row, label in zip(probabilities, labels)]
+
+
+def default_attributor() -> str:
+    """The registry's default attributor name (a published Space's registry names its staged one)."""
+    return registry_default("attributor") or DEFAULT_ATTRIBUTOR
 
 
 class FaceFinder:

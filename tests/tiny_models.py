@@ -35,17 +35,25 @@ def _tiny_models(svm_dir: str) -> dict:
 
     fp32 = Precision(torch.device("cpu"), torch.float32)
     e4e_config = E4EConfig.tiny()
-    rng = np.random.default_rng(0)
-    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 20)
-    latents = rng.normal(size=(len(labels), e4e_config.n_styles, e4e_config.style_dim)).astype(np.float32)
-    svm = LatentAttributor(calibration_folds=2).fit(latents, labels, np.arange(len(labels)))
-    svm_path = Path(svm_dir) / "tiny-svm.joblib"
-    svm.save(svm_path)
+    svm_path = tiny_attributor(Path(svm_dir) / "tiny-svm.joblib")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
     return {"clip_probe": ClipProbe.tiny(precision=fp32), "fingerprint_net": fingerprint,
             "e4e": Encoder4Editing.random_init(e4e_config, fp32), "latent_svm": LatentAttributor.load(svm_path)}
+
+
+def tiny_attributor(path: Path) -> Path:
+    """A latent SVM fitted on random latents of the tiny e4e's W+ shape, saved at `path` (.skops or legacy .joblib):
+    real attribution code on meaningless data."""
+    from attribution.latent_svm import LatentAttributor
+    from encoder.e4e import E4EConfig
+
+    config = E4EConfig.tiny()
+    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 20)
+    latents = np.random.default_rng(0).normal(size=(len(labels), config.n_styles, config.style_dim))
+    LatentAttributor(calibration_folds=2).fit(latents.astype(np.float32), labels, np.arange(len(labels))).save(path)
+    return path
 
 
 def tiny_branches(tmp_dir: Path, **replace: Branch) -> dict[str, Branch]:

@@ -134,7 +134,16 @@ def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tm
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
-    assert text.count("\n") == 5
+    assert text.split("\n\n")[0].count("\n") == 5
+
+
+def test_status_panel_names_the_attribution_model_it_runs_or_that_none_is_loaded(pipe, tmp_path, monkeypatch):
+    assert app.status_markdown(pipe).splitlines()[-1].startswith(
+        "**Attribution model:** an injected model: trained by GANTrace")
+    monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
+    bare = app.P.Pipeline(app.P.PipelineConfig(download=False))
+    assert app.status_markdown(bare).splitlines()[-1] == \
+        "**Attribution model:** none loaded, so no face is attributed (see the Latent SVM row)"
 
 
 def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, real_face, tmp_path):

@@ -13,8 +13,8 @@ import huggingface_hub.constants
 import pytest
 from loopback_hub import endpoint, refusing_port, serve_hub, silent_host
 
-from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, download_timeout, load_registry, resolve,
-                          weight_sha256, weight_status)
+from core.weights import (REGISTRY_PATH, WeightSpec, WeightUnavailableError, download_timeout, load_registry,
+                          registry_default, resolve, weight_sha256, weight_status)
 
 PAYLOAD = b"pretend these are network weights" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -124,6 +124,17 @@ def test_registry_rejects_unknown_fields(tmp_path):
     path.write_text(json.dumps(entries))
     with pytest.raises(ValueError, match="shasum"):
         load_registry(path)
+
+
+def test_registry_names_the_default_attributor_and_refuses_an_unregistered_one(tmp_path):
+    assert registry_default("attributor") == "ganorigin-svm"
+    path = tmp_path / "weights.json"
+    entries = json.loads(REGISTRY_PATH.read_text())
+    path.write_text(json.dumps({**entries, "defaults": {"attributor": "nowhere"}}))
+    with pytest.raises(ValueError, match="the default attributor 'nowhere' is not a registered weight"):
+        registry_default("attributor", path)
+    path.write_text(json.dumps({"weights": entries["weights"]}))
+    assert registry_default("attributor", path) is None
 
 
 def test_weight_sha256_names_the_pin_without_rehashing_and_hashes_unpinned_files(tmp_path):
