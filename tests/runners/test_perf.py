@@ -14,7 +14,7 @@ from torch import nn
 
 import pipeline as P
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
-from core.int8 import Int8Conv2d
+from core.int8 import Int8Conv2d, Int8Linear
 from core.evidence import BranchEvidence
 from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
@@ -251,19 +251,26 @@ def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_
     assert record["of_bound"] == pytest.approx(record["images_per_s"] / record["bound_images_per_s"], rel=1e-2)
 
 
-def test_a_verdict_from_int8_layers_says_so(monkeypatch, tmp_path):
+def test_a_verdict_from_int8_layers_says_so_and_stays_close_to_fp32(monkeypatch, tmp_path):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tiny = ClipProbe.tiny(precision=INT8)
-    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
+    # the tiny tower in whichever precision the pipeline asks for, so the int8 run really runs int8 layers
+    monkeypatch.setattr(ClipProbe, "random_init", classmethod(
+        lambda cls, config=None, precision=None: cls.tiny(config, precision)))
     only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
     image = png_bytes(_images(1, seed=5)[0])
-    warnings = {}
+    verdicts, int8_layers = {}, {}
     for dtype in ("fp32", "int8"):
         config = P.PipelineConfig(device="cpu", dtype=dtype, disabled_branches=only_clip, random_weights_ok=True)
-        warnings[dtype] = P.Pipeline(config).analyze_one(image).warnings
-    assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in warnings["int8"])
-    assert not any("int8" in w for w in warnings["fp32"])
+        pipe = P.Pipeline(config)
+        verdicts[dtype] = pipe.analyze_one(image)
+        int8_layers[dtype] = sum(isinstance(m, Int8Linear) for m in pipe.branches["clip_probe"].model.modules())
+    assert int8_layers["fp32"] == 0 and int8_layers["int8"] > 0
+    assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in verdicts["int8"].warnings)
+    assert not any("int8" in w for w in verdicts["fp32"].warnings)
+    fake = {dtype: verdict.evidence["clip_probe"]["probabilities"]["fake"] for dtype, verdict in verdicts.items()}
+    assert fake["int8"] != fake["fp32"]  # int8 rounding moves the last digits: it is not the fp32 model twice
+    assert fake["int8"] == pytest.approx(fake["fp32"], abs=0.01)
 
 
 @pytest.mark.parametrize("precision", [FP32, INT8], ids=["fp32", "int8"])
