@@ -227,7 +227,12 @@ class ClipProbe(nn.Module):
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """The projected CLIP image embedding (B×D float32, not normalised) of preprocessed crops."""
-        return self.visual(pixels.to(self.precision.device, self.precision.dtype)).float()
+        return self.visual(self.visual_input(pixels)).float()
+
+    def visual_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed crops on the tower's device and in its weights' dtype: what `visual` itself takes (bf16
+        weights refuse fp32 inputs), for every caller of the tower, not only `embed`."""
+        return pixels.to(self.precision.device, self.precision.dtype)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """The linear probe: w·f + b, in the probe's own (fp32) dtype."""

@@ -523,10 +523,10 @@ def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compil
     models = {}
     clip = getattr(pipe.branches["clip_probe"], "model", None)
     if clip is not None:
-        models["clip_visual"] = (clip.visual, clip.preprocess([pixels]))
+        models["clip_visual"] = (clip.visual, clip.visual_input(clip.preprocess([pixels])))
     encoder = getattr(pipe.branches["latent_svm"], "encoder", None)
     if encoder is not None:
-        models["e4e"] = (encoder, torch.from_numpy(preprocess([face])).contiguous(memory_format=torch.channels_last))
+        models["e4e"] = (encoder, encoder.network_input(preprocess([face])))
     for name, (model, inputs) in models.items():
         timings: dict[str, float | str | None] = {"freeze_warmup_s": None}
         candidates = [("eager", model)]

@@ -293,6 +293,37 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
         assert (record["freeze_warmup_s"] is None) == precision.quantized
 
 
+def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(monkeypatch, tiny_dir, capsys):
+    """bf16 weights refuse fp32 inputs: the frozen trace must get the inputs each model's own predict path casts."""
+    import json
+
+    import runners.benchmarking as bench
+    from core.timing import emit
+    from pipeline.branches import ClipProbeBranch, LatentBranch
+
+    svm = tiny_branches(tiny_dir)["latent_svm"].model
+
+    def tiny_pipeline_in(args, svm_path, dtype, batch_size, lanes):
+        precision = select_precision("cpu", dtype)
+        encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
+        branches = tiny_branches(tiny_dir, clip_probe=ClipProbeBranch(ClipProbe.tiny(precision=precision), {"t": "t"}),
+                                 latent_svm=LatentBranch(encoder, svm, {"t": "t"}))
+        config = P.PipelineConfig(device="cpu", dtype=dtype, batch_size=batch_size, lanes=lanes)
+        return P.Pipeline(config, branches, CentreFaceFinder())
+
+    monkeypatch.setattr(bench, "full_pipeline", tiny_pipeline_in)
+    with torch_threads(2):
+        for record in bench.STAGES["latency"](bench.BenchSettings(device="cpu", dtypes=("bf16", "int8"), repeats=1)):
+            emit(record)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for dtype in ("bf16", "int8"):
+        assert [row["lanes"] for row in rows if row["stage"] == "latency" and row["dtype"] == dtype] == [1, 2]
+        models = [row for row in rows if row["stage"] == "latency_model" and row["dtype"] == dtype]
+        assert [row["model"] for row in models] == ["clip_visual", "e4e"]
+        assert all(row["eager_ms"] > 0 for row in models)
+    assert all(row["frozen_ms"] > 0 for row in rows if row["stage"] == "latency_model" and row["dtype"] == "bf16")
+
+
 def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
     from runners.benchmarking import conv_layer_ms
     from encoder.e4e import int8_conv_names
