@@ -234,7 +234,7 @@ def test_one_lane_and_two_lanes_give_the_same_verdicts(tiny_dir):
 
 
 def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_and_the_bound(tiny_dir):
-    from runners.benchmarking import measure_pipeline
+    from runners.bench_models import measure_pipeline
 
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=2)
     pipe = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder())
@@ -278,7 +278,7 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
     """A trace would bake the first input's activation scale into every later call of an int8 layer."""
     from types import SimpleNamespace
 
-    from runners.benchmarking import _eager_vs_frozen
+    from runners.bench_models import _eager_vs_frozen
 
     clip = ClipProbe.tiny(precision=precision)
     encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
@@ -297,7 +297,7 @@ def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(mo
     """bf16 weights refuse fp32 inputs: the frozen trace must get the inputs each model's own predict path casts."""
     import json
 
-    import runners.benchmarking as bench
+    import runners.bench_models as bench
     from core.timing import emit
     from pipeline.branches import ClipProbeBranch, LatentBranch
 
@@ -325,7 +325,7 @@ def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(mo
 
 
 def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
-    from runners.benchmarking import conv_layer_ms
+    from runners.bench_models import conv_layer_ms
     from encoder.e4e import int8_conv_names
 
     model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
