@@ -234,7 +234,7 @@ def test_one_lane_and_two_lanes_give_the_same_verdicts(tiny_dir):
 
 
 def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_and_the_bound(tiny_dir):
-    from runners.bench_models import measure_pipeline
+    from runners.bench_pipeline import measure_pipeline
 
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=2)
     pipe = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder())
@@ -278,7 +278,7 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
     """A trace would bake the first input's activation scale into every later call of an int8 layer."""
     from types import SimpleNamespace
 
-    from runners.bench_models import _eager_vs_frozen
+    from runners.bench_latency import _eager_vs_frozen
 
     clip = ClipProbe.tiny(precision=precision)
     encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
@@ -297,9 +297,11 @@ def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(mo
     """bf16 weights refuse fp32 inputs: the frozen trace must get the inputs each model's own predict path casts."""
     import json
 
-    import runners.bench_models as bench
+    import runners.bench_latency as bench
     from core.timing import emit
     from pipeline.branches import ClipProbeBranch, LatentBranch
+    from runners.bench_settings import BenchSettings
+    from runners.bench_stages import STAGES
 
     svm = tiny_branches(tiny_dir)["latent_svm"].model
 
@@ -313,7 +315,7 @@ def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(mo
 
     monkeypatch.setattr(bench, "full_pipeline", tiny_pipeline_in)
     with torch_threads(2):
-        for record in bench.STAGES["latency"](bench.BenchSettings(device="cpu", dtypes=("bf16", "int8"), repeats=1)):
+        for record in STAGES["latency"](BenchSettings(device="cpu", dtypes=("bf16", "int8"), repeats=1)):
             emit(record)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for dtype in ("bf16", "int8"):
@@ -325,7 +327,7 @@ def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(mo
 
 
 def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
-    from runners.bench_models import conv_layer_ms
+    from runners.bench_int8 import conv_layer_ms
     from encoder.e4e import int8_conv_names
 
     model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
