@@ -1,12 +1,16 @@
-"""int8 layers for CPUs without bf16: weights stored as int8 once, each activation quantized per call from its range.
+"""int8 layers for CPUs without bf16: weights stored as int8 once, each sample's activation quantized per call.
 
-Both layers call oneDNN's quantized kernels with an fp32 output: weights per output channel, activations per tensor
-(uint8, from the tensor's own min and max, so no calibration set is needed). Why not torch.ao's dynamic layers:
-its Conv2d re-quantizes its output to 8 bits on the *input's* scale and zero point before returning it, so any
-output outside the input's range is clipped (44-53 % mean relative error on single convs whose outputs exceed their
-inputs; torch warns that its accuracy is poor); and its Linear cannot fuse the activation that follows (CLIP's
-QuickGELU, unfused, took 15 % of int8 CLIP's time; fused into c_fc, the pair ran 2.5x faster than in fp32 on a
-2-core AVX2 EPYC).
+Both layers call oneDNN's quantized kernels with an fp32 output: weights per output channel, activations per sample
+(uint8, from each sample's own min and max, so no calibration set is needed). Per sample, not per tensor: a scale
+taken over the whole batch would make a face's int8 verdict depend on its batch neighbours, `--batch-size` and the
+lanes. oneDNN takes one activation scale per call (it refuses per-row scales: "act scale/zp size should be 1"), so
+each sample along dim 0 is one kernel call.
+
+Why not torch.ao's dynamic layers: its Conv2d re-quantizes its output to 8 bits on the *input's* scale and zero
+point before returning it, so any output outside the input's range is clipped (44-53 % mean relative error on single
+convs whose outputs exceed their inputs; torch warns that its accuracy is poor); and its Linear cannot fuse the
+activation that follows (CLIP's QuickGELU, unfused, took 15 % of int8 CLIP's time; fused into c_fc, the pair ran
+2.5x faster than in fp32 on a 2-core AVX2 EPYC).
 
 Weights use 7 bits (±63): on CPUs without VNNI, oneDNN sums pairs of uint8 x int8 products in int16, and full 8-bit
 weights overflowed it (a conv of 255s with weights of 127 returned half of the true sum on that EPYC; a Linear was
@@ -16,7 +20,7 @@ weights overflowed it (a conv of 255s with weights of 127 returned half of the t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -77,12 +81,12 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features, self.activation = linear.in_features, linear.out_features, activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        leading = x.shape[:-1]
-        quantized, scale, zero_point = quantized_input(x.reshape(-1, self.in_features))
-        out = torch.ops.onednn.qlinear_pointwise(
+        """x: (..., in_features), batch first (dim 0 is the sample; for CLIP's (B, T, C) tokens, each image's T)."""
+        samples = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features)
+        out = per_sample(samples, lambda quantized, scale, zero_point: torch.ops.onednn.qlinear_pointwise(
             quantized, scale, zero_point, self.packed_weight, self.weight_scale, self.weight_zero_point, self.bias,
-            1.0, 0, torch.float32, self.post_op, [], self.algorithm)
-        return out.reshape(*leading, self.out_features)
+            1.0, 0, torch.float32, self.post_op, [], self.algorithm))
+        return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, int8 weights, activation={self.activation}"
@@ -105,13 +109,20 @@ class Int8Conv2d(nn.Module):
         self.in_channels, self.out_channels, self.kernel_size = conv.in_channels, conv.out_channels, conv.kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        quantized, scale, zero_point = quantized_input(x.contiguous(memory_format=torch.channels_last))
-        return torch.ops.onednn.qconv2d_pointwise(
-            quantized, scale, zero_point, self.packed_weight, self.weight_scale, self.weight_zero_point, self.bias,
-            *self.geometry, 1.0, 0, torch.float32, "none", [], "")
+        return per_sample(x.contiguous(memory_format=torch.channels_last),
+                          lambda quantized, scale, zero_point: torch.ops.onednn.qconv2d_pointwise(
+                              quantized, scale, zero_point, self.packed_weight, self.weight_scale,
+                              self.weight_zero_point, self.bias, *self.geometry, 1.0, 0, torch.float32, "none", [], ""))
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, int8 weights"
+
+
+def per_sample(x: torch.Tensor, kernel: Callable[[torch.Tensor, float, int], torch.Tensor]) -> torch.Tensor:
+    """`kernel(uint8, scale, zero_point)` on each sample (dim 0) of x quantized on its own range, concatenated:
+    a sample's result is then the same whatever else is in its batch."""
+    outputs = [kernel(*quantized_input(sample)) for sample in x.split(1)]
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 def quantized_input(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
