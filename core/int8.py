@@ -31,9 +31,9 @@ from torch import nn
 
 WEIGHT_LEVELS = 63
 ACTIVATION_LEVELS = 255
-# what an Int8Linear applies to its rescaled output (GELU exact, nn.GELU's default)
+# what an Int8Linear applies in place to its rescaled output (GELU exact, nn.GELU's default)
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "none": lambda y: y, "silu": lambda y: F.silu(y, inplace=True), "gelu": F.gelu}
+    "none": lambda y: y, "silu": lambda y: F.silu(y, inplace=True), "gelu": torch.ops.aten.gelu_}
 
 # torch's notice that quantized tensors move to torchao (not a dependency): `quantized_input` makes one only to
 # reach the fastest float-to-uint8 conversion (3x a chain of float ops) and returns plain tensors.
@@ -90,10 +90,9 @@ class Int8Linear(nn.Module):
         """x: (..., in_features), batch first (dim 0 is the sample; for CLIP's (B, T, C) tokens, each image's T)."""
         samples = x.reshape(x.shape[0] if x.dim() > 1 else 1, -1, self.in_features)
         quantized, scale, zero_point = quantized_samples(samples)
-        tokens = samples.shape[1]
-        out = rescaled(self._sums(quantized.view(-1, self.in_features)), scale.repeat_interleave(tokens),
-                       zero_point.repeat_interleave(tokens), self.weight_sums_and_bias)
-        return ACTIVATIONS[self.activation](out).reshape(*x.shape[:-1], self.out_features)
+        sums = self._sums(quantized.view(-1, self.in_features)).view(len(samples), -1, self.out_features)
+        out = rescaled(sums, scale, zero_point, self.weight_sums_and_bias, ACTIVATIONS[self.activation])
+        return out.reshape(*x.shape[:-1], self.out_features)
 
     def _sums(self, quantized: torch.Tensor) -> torch.Tensor:
         """Σ q·w per row and output channel (the kernel at scale 1, zero point 0, no bias): `rescaled`'s input."""
@@ -154,15 +153,20 @@ def quantized_samples(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return quantized, torch.tensor([part[1] for part in parts]), torch.tensor([float(part[2]) for part in parts])
 
 
-def rescaled(sums: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
-             weight_sums_and_bias: torch.Tensor) -> torch.Tensor:
-    """Rows of Σ q·w (R × N, made at scale 1 and zero point 0) → Σ scale·(q − zero_point)·w + bias, in place, with
-    each row's own scale and zero point: bias + scale·Σ q·w − scale·zero_point·Σ w.
+def rescaled(sums: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, weight_sums_and_bias: torch.Tensor,
+             activation: Callable[[torch.Tensor], torch.Tensor] = ACTIVATIONS["none"]) -> torch.Tensor:
+    """Σ q·w of each sample (dim 0 of `sums`, made at scale 1 and zero point 0) → Σ scale·(q − zero_point)·w + bias,
+    in place, with the sample's own scale and zero point: bias + scale·Σ q·w − scale·zero_point·Σ w, then the
+    in-place `activation`.
 
-    Elementwise passes, not a matmul: a matmul's rounding may follow the number of rows, a row's result must not."""
+    One sample at a time: an op over the whole batch splits its work among threads at points that move with the
+    batch size, and the elements at a split may be rounded differently (vector vs scalar code); per sample, every
+    op sees the same shape alone or in any batch, so the sample's result is bit-identical."""
     weight_sums, bias = weight_sums_and_bias
-    torch.addcmul(bias, sums, scale[:, None], out=sums)
-    return sums.addcmul_((-scale * zero_point)[:, None], weight_sums)
+    for block, sample_scale, sample_zero_point in zip(sums, scale.tolist(), zero_point.tolist()):
+        torch.add(bias, block, alpha=sample_scale, out=block)
+        activation(block.add_(weight_sums, alpha=-sample_scale * sample_zero_point))
+    return sums
 
 
 def _channels_last_rows(out: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from open_clip.transformer import QuickGELU
 from torch import nn
 
 import pipeline as P
+from pipeline.pipeline import _parts
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
 from core.int8 import Int8Conv2d, Int8Linear
 from core.evidence import BranchEvidence
@@ -213,7 +214,7 @@ def test_the_slowest_kind_of_job_goes_first_once_its_cost_is_known(tiny_dir):
                                                  (2, 4, [1, 1])])
 def test_a_batch_is_cut_into_near_equal_contiguous_parts(count, lanes, sizes):
     items = list(range(count))
-    parts = P._parts(items, lanes)
+    parts = _parts(items, lanes)
     assert [len(part) for part in parts] == sizes
     assert [item for part in parts for item in part] == items
 
@@ -274,9 +275,11 @@ def test_a_verdict_from_int8_layers_says_so_and_stays_close_to_fp32(monkeypatch,
 
 
 def test_an_int8_face_verdict_is_the_same_alone_and_in_a_batch_of_8_among_other_faces(tiny_dir):
-    """Each sample is quantized on its own range. With one scale per batch, the neighbours moved P(fake) of the
-    int8 CLIP by 6e-4 and the latent branch by 1.4e-6 here. The latent branch's fp32 layers and SVM still sum in an
-    order that depends on the batch (4e-10 in fp32 alone), so it is held to 1e-8 rather than to equality."""
+    """Each sample is quantized on its own range, and its int8 layers' outputs are bit-identical in any batch
+    (tests/core/test_int8.py). With one scale per batch, the neighbours moved the int8 CLIP's P(fake) by 6e-4 and the
+    latent branch's probabilities by 1.4e-6 here. What is left is fp32 rounding outside the int8 layers (CLIP's
+    final projection, e4e's heads, the SVM go through MKL, whose last bits may follow the number of rows and the
+    memory's alignment): 6e-8 on CLIP's P(fake), 4e-10 on the latent branch, hence the bounds."""
     face = png_bytes(_images(1, seed=7)[0])
     others = [png_bytes(image) for image in _images(7, seed=8)]
     config = P.PipelineConfig(device="cpu", dtype="int8", batch_size=8, lanes=2)
@@ -284,10 +287,10 @@ def test_an_int8_face_verdict_is_the_same_alone_and_in_a_batch_of_8_among_other_
     alone = pipe.analyze([face])[0]
     among = pipe.analyze([*others[:3], face, *others[3:]])[3]
     assert alone.sha256 == among.sha256 and alone.label == among.label
-    assert alone.evidence["clip_probe"] == among.evidence["clip_probe"]
-    assert alone.evidence["latent_svm"]["probabilities"] == pytest.approx(among.evidence["latent_svm"]["probabilities"],
-                                                                         abs=1e-8)
-    assert alone.probabilities == pytest.approx(among.probabilities, abs=1e-8)
+    for branch, bound in (("clip_probe", 1e-6), ("latent_svm", 1e-8)):
+        expected = alone.evidence[branch]["probabilities"]
+        assert among.evidence[branch]["probabilities"] == pytest.approx(expected, abs=bound)
+    assert among.probabilities == pytest.approx(alone.probabilities, abs=1e-6)
 
 
 @pytest.mark.parametrize("precision", [FP32, INT8], ids=["fp32", "int8"])
