@@ -7,8 +7,8 @@ and never autocast on CPU.
 "int8" is the opt-in path for CPUs without bf16 (`--dtype int8`, GANTRACE_DTYPE=int8): the weights of the heavy
 layers are stored as int8 and packed once, and each activation is quantized on the fly (`core.int8`), while every
 other tensor stays fp32. "auto" does not pick it: it has been measured only with random and closed-form weights,
-and trained ViTs are known for a few activation channels far larger than the rest, which per-tensor activation
-scales handle worst; a forensic verdict must not change silently with the CPU it runs on (README, "Measured").
+and trained ViTs are known for a few activation channels far larger than the rest, which one activation scale per
+sample handles worst; a forensic verdict must not change silently with the CPU it runs on (README, "Measured").
 """
 
 from __future__ import annotations

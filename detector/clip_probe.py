@@ -29,8 +29,8 @@ image (257 tokens) made a ViT-L linear layer ~4x slower per image than at eight.
 
 With `--dtype int8` (CPUs without bf16) every Linear of the visual tower holds int8 weights, including the
 attention projections: `nn.MultiheadAttention` uses its weights directly, so each one is first rebuilt as two
-plain Linear layers around `scaled_dot_product_attention` (`quantize_visual_int8`), and each MLP's QuickGELU runs
-inside its first int8 layer (`_fuse_mlp_int8`). The patch embedding, the layer norms, the attention products and
+plain Linear layers around `scaled_dot_product_attention` (`quantize_visual_int8`), and each MLP's QuickGELU becomes
+one silu pass of its first int8 layer (`_fuse_mlp_int8`). The patch embedding, the layer norms, the attention products and
 the probe stay fp32.
 """
 
@@ -227,7 +227,12 @@ class ClipProbe(nn.Module):
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """The projected CLIP image embedding (B×D float32, not normalised) of preprocessed crops."""
-        return self.visual(pixels.to(self.precision.device, self.precision.dtype)).float()
+        return self.visual(self.visual_input(pixels)).float()
+
+    def visual_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed crops on the tower's device and in its weights' dtype: what `visual` itself takes (bf16
+        weights refuse fp32 inputs), for every caller of the tower, not only `embed`."""
+        return pixels.to(self.precision.device, self.precision.dtype)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """The linear probe: w·f + b, in the probe's own (fp32) dtype."""
@@ -305,8 +310,8 @@ class SelfAttention(nn.Module):
 
 
 def quantize_visual_int8(visual: nn.Module) -> nn.Module:
-    """The fp32 visual tower with every Linear (MLP and attention projections) in int8, each MLP's activation fused
-    into its first layer (oneDNN post-op): unfused, QuickGELU's three passes took 15 % of int8 CLIP's time."""
+    """The fp32 visual tower with every Linear (MLP and attention projections) in int8, each MLP's activation taken
+    into its first layer as one pass: as its own module, QuickGELU's three passes took 15 % of int8 CLIP's time."""
     for block in visual.modules():
         attention = getattr(block, "attn", None)
         if isinstance(attention, nn.MultiheadAttention):
@@ -323,7 +328,7 @@ def quantize_visual_int8(visual: nn.Module) -> nn.Module:
 def _fuse_mlp_int8(mlp: nn.Module) -> None:
     """c_fc -> activation -> c_proj as two int8 layers, the activation inside the first.
 
-    QuickGELU(y) = y * sigmoid(1.702 y) = silu(1.702 y) / 1.702: c_fc's output is scaled by 1.702 into oneDNN's silu
+    QuickGELU(y) = y * sigmoid(1.702 y) = silu(1.702 y) / 1.702: c_fc's output is scaled by 1.702 into its silu
     and c_proj's input by 1 / 1.702, both folded into the per-channel weight scales. Any other activation than
     QuickGELU or exact GELU leaves the MLP to plain int8 Linears.
     """

@@ -285,18 +285,23 @@ class Encoder4Editing(nn.Module):
         """Aligned RGB uint8 faces (any size) -> float32 N x n_styles x style_dim; W+ by default, offsets if not."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        parameter = next(self.parameters())
         config = self.config
         outputs = [np.zeros((0, config.n_styles, config.style_dim), dtype=np.float32)]
         with torch.inference_mode():
             for start in range(0, len(faces), batch_size):
                 batch = preprocess(faces[start:start + batch_size], config.input_size, first_index=start)
-                x = torch.from_numpy(batch).to(parameter.device, parameter.dtype)
-                w = self(x.contiguous(memory_format=torch.channels_last)).float()
+                w = self(self.network_input(batch)).float()
                 if add_latent_avg:
                     w = w + self.latent_avg.float()
                 outputs.append(w.cpu().numpy())
         return np.concatenate(outputs)
+
+    def network_input(self, batch: np.ndarray) -> torch.Tensor:
+        """A `preprocess`ed batch as `forward` takes it: on the weights' device, in their dtype (bf16 weights refuse
+        fp32 inputs), channels-last like the weights; for every caller of the network, not only `encode`."""
+        parameter = next(self.parameters())
+        x = torch.from_numpy(batch).to(parameter.device, parameter.dtype)
+        return x.contiguous(memory_format=torch.channels_last)
 
     @classmethod
     def random_init(cls, config: E4EConfig, precision: Precision | None = None, seed: int = 0) -> Encoder4Editing:

@@ -2,7 +2,7 @@
 
 Prints one JSON object per measurement (at least stage, dtype, batch_size, images_per_s, peak_mem_mb) so runs can
 be compared across commits and machines; the first is the machine's own matmul rate, the ceiling the stages are
-compared to (see runners/benchmarking.py for what each stage measures):
+compared to (see runners/bench_stages.py for the stages and where each is measured):
 
     python scripts/benchmark.py --stage detector
     python scripts/benchmark.py --stage encoder --batch-size 1 8 --dtype fp32 bf16 --device cpu
@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runners.benchmarking import STAGES, BenchSettings, machine_record
+from runners.bench_settings import BenchSettings
+from runners.bench_stages import STAGES, machine_record
 from runners.cli import EXIT_OK, add_pipeline_arguments, config_from_args, positive_int, run
 from core.timing import emit
 

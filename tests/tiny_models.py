@@ -16,6 +16,7 @@ from PIL import Image
 import pipeline as P
 from pipeline.branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
 from core.branch import Branch
+from core.device import Precision
 from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
@@ -23,13 +24,22 @@ DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probabili
                  "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
+@lru_cache(maxsize=4)
+def _tiny_networks(precision: Precision) -> dict:
+    """The tiny CLIP tower + probe and the tiny e4e in one precision, from the same seeds in every precision."""
+    from detector.clip_probe import ClipProbe
+    from encoder.e4e import E4EConfig, Encoder4Editing
+
+    return {"clip_probe": ClipProbe.tiny(precision=precision),
+            "e4e": Encoder4Editing.random_init(E4EConfig.tiny(), precision)}
+
+
 @lru_cache(maxsize=1)
 def _tiny_models(svm_dir: str) -> dict:
     from attribution.latent_svm import LatentAttributor
-    from core.device import Precision, prepare_model
-    from detector.clip_probe import ClipProbe
+    from core.device import prepare_model
     from detector.fingerprint_net import FingerprintConfig, FingerprintNet
-    from encoder.e4e import E4EConfig, Encoder4Editing
+    from encoder.e4e import E4EConfig
 
     import torch
 
@@ -39,8 +49,7 @@ def _tiny_models(svm_dir: str) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
-    return {"clip_probe": ClipProbe.tiny(precision=fp32), "fingerprint_net": fingerprint,
-            "e4e": Encoder4Editing.random_init(e4e_config, fp32), "latent_svm": LatentAttributor.load(svm_path)}
+    return {**_tiny_networks(fp32), "fingerprint_net": fingerprint, "latent_svm": LatentAttributor.load(svm_path)}
 
 
 def tiny_attributor(path: Path) -> Path:
@@ -56,10 +65,12 @@ def tiny_attributor(path: Path) -> Path:
     return path
 
 
-def tiny_branches(tmp_dir: Path, **replace: Branch) -> dict[str, Branch]:
+def tiny_branches(tmp_dir: Path, precision: Precision | None = None, **replace: Branch) -> dict[str, Branch]:
     """The shipped branch classes around tiny random models (the real dlib aligner stays: it ships in a pip
-    package)."""
+    package); CLIP and e4e in `precision` when given (bf16 or int8 weights), fp32 otherwise."""
     models = _tiny_models(str(tmp_dir))
+    if precision is not None:
+        models = {**models, **_tiny_networks(precision)}
     branches = {
         "clip_probe": ClipProbeBranch(models["clip_probe"], {"clip-probe-tiny": P.RANDOM_WEIGHTS}),
         "fingerprint_net": FingerprintBranch(models["fingerprint_net"], {"fingerprintnet-tiny": P.RANDOM_WEIGHTS}),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.device import prepare_model, select_precision
+from core.device import cpu_supports_bf16, prepare_model, select_precision
 
 
 def test_explicit_cpu_fp32_is_honoured():
@@ -20,11 +20,12 @@ def test_environment_overrides_auto(monkeypatch):
     assert select_precision() == select_precision("cpu", "bf16")
 
 
-def test_auto_on_cpu_picks_a_supported_dtype(monkeypatch):
+def test_auto_on_cpu_picks_bf16_exactly_where_this_cpu_computes_it_natively(monkeypatch):
     monkeypatch.delenv("GANTRACE_DEVICE", raising=False)
     monkeypatch.delenv("GANTRACE_DTYPE", raising=False)
     precision = select_precision("cpu")
-    assert precision.dtype in (torch.float32, torch.bfloat16)
+    assert precision.device.type == "cpu" and not precision.quantized
+    assert precision.dtype == (torch.bfloat16 if cpu_supports_bf16() else torch.float32)
 
 
 def test_unknown_dtype_is_refused():

@@ -107,3 +107,18 @@ def test_int8_linear_cannot_overflow_and_refuses_unknown_activations():
         assert torch.allclose(Int8Linear(linear)(x), torch.full((3, 4), 512.0), rtol=1e-3)
     with pytest.raises(ValueError, match="'tanh' is not one of"):
         Int8Linear(linear, activation="tanh")
+
+
+@pytest.mark.parametrize("make_layer, shape", [(lambda: Int8Conv2d(nn.Conv2d(16, 24, 3, padding=1)), (1, 16, 12, 12)),
+                                               (lambda: Int8Linear(nn.Linear(32, 40), "gelu"), (1, 9, 32))],
+                         ids=["conv", "linear"])
+def test_each_sample_is_quantized_on_its_own_range_whatever_its_batch_neighbours(make_layer, shape):
+    """A neighbour 100x larger would set a batch-wide scale 100x coarser: the sample's result must not move at all."""
+    torch.manual_seed(5)
+    layer = make_layer().eval()
+    sample = torch.randn(shape)
+    neighbours = torch.cat([100 * torch.randn(shape), torch.relu(torch.randn(shape)), -3 * torch.rand(shape)])
+    with torch.inference_mode():
+        alone = layer(sample)
+        first, in_batch = layer(torch.cat([sample, neighbours])), layer(torch.cat([neighbours, sample]))
+    assert torch.equal(first[:1], alone) and torch.equal(in_batch[-1:], alone)

@@ -14,7 +14,7 @@ from torch import nn
 
 import pipeline as P
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
-from core.int8 import Int8Conv2d
+from core.int8 import Int8Conv2d, Int8Linear
 from core.evidence import BranchEvidence
 from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
@@ -235,7 +235,7 @@ def test_one_lane_and_two_lanes_give_the_same_verdicts(tiny_dir):
 
 
 def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_and_the_bound(tiny_dir):
-    from runners.benchmarking import measure_pipeline
+    from runners.bench_pipeline import measure_pipeline
 
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=2)
     pipe = P.Pipeline(config, tiny_branches(tiny_dir), CentreFaceFinder())
@@ -252,19 +252,45 @@ def test_the_pipeline_benchmark_sets_each_stage_in_the_pipeline_beside_it_alone_
     assert record["of_bound"] == pytest.approx(record["images_per_s"] / record["bound_images_per_s"], rel=1e-2)
 
 
-def test_a_verdict_from_int8_layers_says_so(monkeypatch, tmp_path):
+def test_a_verdict_from_int8_layers_says_so_and_stays_close_to_fp32(monkeypatch, tmp_path):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tiny = ClipProbe.tiny(precision=INT8)
-    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
+    # the tiny tower in whichever precision the pipeline asks for, so the int8 run really runs int8 layers
+    monkeypatch.setattr(ClipProbe, "random_init", classmethod(
+        lambda cls, config=None, precision=None: cls.tiny(config, precision)))
     only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
     image = png_bytes(_images(1, seed=5)[0])
-    warnings = {}
+    verdicts, int8_layers = {}, {}
     for dtype in ("fp32", "int8"):
         config = P.PipelineConfig(device="cpu", dtype=dtype, disabled_branches=only_clip, random_weights_ok=True)
-        warnings[dtype] = P.Pipeline(config).analyze_one(image).warnings
-    assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in warnings["int8"])
-    assert not any("int8" in w for w in warnings["fp32"])
+        pipe = P.Pipeline(config)
+        verdicts[dtype] = pipe.analyze_one(image)
+        int8_layers[dtype] = sum(isinstance(m, Int8Linear) for m in pipe.branches["clip_probe"].model.modules())
+    assert int8_layers["fp32"] == 0 and int8_layers["int8"] > 0
+    assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in verdicts["int8"].warnings)
+    assert not any("int8" in w for w in verdicts["fp32"].warnings)
+    fake = {dtype: verdict.evidence["clip_probe"]["probabilities"]["fake"] for dtype, verdict in verdicts.items()}
+    assert fake["int8"] != fake["fp32"]  # int8 rounding moves the last digits: it is not the fp32 model twice
+    assert fake["int8"] == pytest.approx(fake["fp32"], abs=0.01)
+
+
+def test_an_int8_face_verdict_is_the_same_alone_and_in_a_batch_of_8_among_other_faces(tiny_dir):
+    """Each sample is quantized on its own range, and its int8 layers' outputs are bit-identical in any batch
+    (tests/core/test_int8.py). With one scale per batch, the neighbours moved the int8 CLIP's P(fake) by 6e-4 and the
+    latent branch's probabilities by 1.4e-6 here. What is left is fp32 rounding outside the int8 layers (CLIP's
+    final projection, e4e's heads, the SVM go through MKL, whose last bits may follow the number of rows and the
+    memory's alignment): 6e-8 on CLIP's P(fake), 4e-10 on the latent branch, hence the bounds."""
+    face = png_bytes(_images(1, seed=7)[0])
+    others = [png_bytes(image) for image in _images(7, seed=8)]
+    config = P.PipelineConfig(device="cpu", dtype="int8", batch_size=8, lanes=2)
+    pipe = P.Pipeline(config, tiny_branches(tiny_dir, INT8), CentreFaceFinder())
+    alone = pipe.analyze([face])[0]
+    among = pipe.analyze([*others[:3], face, *others[3:]])[3]
+    assert alone.sha256 == among.sha256 and alone.label == among.label
+    for branch, bound in (("clip_probe", 1e-6), ("latent_svm", 1e-8)):
+        expected = alone.evidence[branch]["probabilities"]
+        assert among.evidence[branch]["probabilities"] == pytest.approx(expected, abs=bound)
+    assert among.probabilities == pytest.approx(alone.probabilities, abs=1e-6)
 
 
 @pytest.mark.parametrize("precision", [FP32, INT8], ids=["fp32", "int8"])
@@ -272,7 +298,7 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
     """A trace would bake the first input's activation scale into every later call of an int8 layer."""
     from types import SimpleNamespace
 
-    from runners.benchmarking import _eager_vs_frozen
+    from runners.bench_latency import _eager_vs_frozen
 
     clip = ClipProbe.tiny(precision=precision)
     encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
@@ -287,8 +313,34 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
         assert (record["freeze_warmup_s"] is None) == precision.quantized
 
 
+def test_the_latency_benchmark_prints_rows_for_bf16_weights_and_then_for_int8(monkeypatch, tiny_dir, capsys):
+    """bf16 weights refuse fp32 inputs: the frozen trace must get the inputs each model's own predict path casts."""
+    import json
+
+    import runners.bench_latency as bench
+    from core.timing import emit
+    from runners.bench_settings import BenchSettings
+    from runners.bench_stages import STAGES
+
+    def tiny_pipeline_in(args, svm_path, dtype, batch_size, lanes):
+        config = P.PipelineConfig(device="cpu", dtype=dtype, batch_size=batch_size, lanes=lanes)
+        return P.Pipeline(config, tiny_branches(tiny_dir, select_precision("cpu", dtype)), CentreFaceFinder())
+
+    monkeypatch.setattr(bench, "full_pipeline", tiny_pipeline_in)
+    with torch_threads(2):
+        for record in STAGES["latency"](BenchSettings(device="cpu", dtypes=("bf16", "int8"), repeats=1)):
+            emit(record)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for dtype in ("bf16", "int8"):
+        assert [row["lanes"] for row in rows if row["stage"] == "latency" and row["dtype"] == dtype] == [1, 2]
+        models = [row for row in rows if row["stage"] == "latency_model" and row["dtype"] == dtype]
+        assert [row["model"] for row in models] == ["clip_visual", "e4e"]
+        assert all(row["eager_ms"] > 0 for row in models)
+    assert all(row["frozen_ms"] > 0 for row in rows if row["stage"] == "latency_model" and row["dtype"] == "bf16")
+
+
 def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_shape():
-    from runners.benchmarking import conv_layer_ms
+    from runners.bench_int8 import conv_layer_ms
     from encoder.e4e import int8_conv_names
 
     model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
