@@ -6,8 +6,10 @@ the branch wrappers and their registration (`branches`), the per-image record (`
 `core`, never the runners, the outputs, `app.py` or `scripts/`; callers import the few names below.
 """
 
-from pipeline.pipeline import (CSV_COLUMNS, IMAGE_SUFFIXES, LABELS, RANDOM_WEIGHTS, BranchStatus, EvidencePictures,
-                               Failure, FusionConfig, Pipeline, PipelineConfig, Result, Verdict, write_csv)
+from pipeline.pipeline import (CSV_COLUMNS, IMAGE_SUFFIXES, LABELS, PROBABILITY_LABELS, RANDOM_WEIGHTS, SCHEMA_VERSION,
+                               BranchStatus, EvidencePictures, Failure, FusionConfig, Pipeline, PipelineConfig, Result,
+                               Verdict, write_csv)
 
-__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "RANDOM_WEIGHTS", "BranchStatus", "EvidencePictures",
-           "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result", "Verdict", "write_csv"]
+__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "PROBABILITY_LABELS", "RANDOM_WEIGHTS", "SCHEMA_VERSION",
+           "BranchStatus", "EvidencePictures", "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result",
+           "Verdict", "write_csv"]

@@ -27,9 +27,13 @@ The rules (defaults in `FusionConfig`):
 * **Uncertain**: a verdict is marked uncertain, with the reasons in `Fused.uncertain`, when P(fake) is near the
   decision point, when the voting detectors disagree, or when a voting branch says the image lies outside what it
   was trained on (`BranchEvidence.out_of_distribution`).
-* **Consistency**: `probabilities` has every label and sums to 1; `probabilities["real"] = 1 − fake_probability`;
-  `label == "real"` exactly when `is_fake` is false; otherwise `label` is the most probable non-real label.
-  `contradictions()` checks these and the tests drive it with random evidence.
+* **No decision is an answer**: when no detector may vote, `label` is "undecided", `is_fake` and every probability
+  are None and `uncertain` says why each branch stayed silent. "unknown" keeps one meaning: fake, by a generator
+  none of the known architectures fits (or no attribution branch with the skill to say ran; a warning says which).
+* **Consistency**: `probabilities` has every decision label (`PROBABILITY_LABELS`) and sums to 1;
+  `probabilities["real"] = 1 − fake_probability`; `label == "real"` exactly when `is_fake` is false; otherwise
+  `label` is the most probable non-real label. `contradictions()` checks these and the tests drive it with random
+  evidence.
 """
 
 from __future__ import annotations
@@ -40,7 +44,10 @@ from dataclasses import dataclass, field
 
 from core.evidence import BranchEvidence
 
-LABELS = ("real", "progan", "stylegan2", "stylegan3", "unknown")
+PROBABILITY_LABELS = ("real", "progan", "stylegan2", "stylegan3", "unknown")
+UNKNOWN = "unknown"
+UNDECIDED = "undecided"
+LABELS = (*PROBABILITY_LABELS, UNDECIDED)
 ARCHITECTURES = ("progan", "stylegan2", "stylegan3")
 CLIP_PROBE = "clip_probe"
 FINGERPRINT_NET = "fingerprint_net"
@@ -201,7 +208,7 @@ def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict
                      config: FusionConfig, skills: Skills | None = None) -> list[str]:
     """Why no known architecture fits (empty when one does); each reason is a sentence for the analyst."""
     if architectures is None:
-        return ["no attribution branch produced an architecture estimate"]
+        return ["no attribution branch with the skill to vote ran"]
     reasons = []
     latent = evidence.get(LATENT_SVM, BranchEvidence())
     if latent.ran and latent.label == "unknown":
@@ -234,15 +241,16 @@ def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = N
     if p_fake is None:
         warnings = ["no real-vs-fake detector with the skill to vote ran, so real or fake cannot be decided; "
                     "see `evidence` for each branch's own output and why the others did not run or vote"]
-        return Fused(is_fake=None, fake_probability=None, label="unknown",
-                     probabilities=dict.fromkeys(LABELS, None), warnings=warnings, uncertain=uncertain)
+        uncertain.append("nothing voted on real vs fake: " + "; ".join(_silent_detectors(evidence, config, skills)))
+        return Fused(is_fake=None, fake_probability=None, label=UNDECIDED,
+                     probabilities=dict.fromkeys(PROBABILITY_LABELS, None), warnings=warnings, uncertain=uncertain)
     warnings = []
 
-    probabilities = dict.fromkeys(LABELS, 0.0)
+    probabilities = dict.fromkeys(PROBABILITY_LABELS, 0.0)
     probabilities["real"] = 1.0 - p_fake
     if reasons:
-        probabilities["unknown"] = p_fake
-        fake_label = "unknown"
+        probabilities[UNKNOWN] = p_fake
+        fake_label = UNKNOWN
     else:
         for arch in ARCHITECTURES:
             probabilities[arch] = p_fake * architectures[arch]
@@ -260,17 +268,26 @@ def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = N
 
 
 def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
-    """Every way `fused` contradicts itself (empty when consistent); the invariant the tests hold fusion to."""
+    """Every way `fused` contradicts itself (empty when consistent); the invariant the tests hold fusion to.
+
+    "undecided" goes with no P(fake), `is_fake` None, no probabilities and a reason in `uncertain`, and with
+    nothing else; "unknown" is a fake answer like the architectures."""
     problems = []
-    if set(fused.probabilities) != set(LABELS):
-        problems.append(f"probabilities has labels {sorted(fused.probabilities)}, not {sorted(LABELS)}")
+    if set(fused.probabilities) != set(PROBABILITY_LABELS):
+        problems.append(f"probabilities has labels {sorted(fused.probabilities)}, not {sorted(PROBABILITY_LABELS)}")
         return problems
     if fused.label not in LABELS:
         problems.append(f"label {fused.label!r} is not one of {LABELS}")
     if fused.fake_probability is None:
-        if fused.is_fake is not None or fused.label != "unknown":
+        if fused.is_fake is not None or fused.label != UNDECIDED:
             problems.append("no P(fake) but a real/fake decision was made")
+        if any(value is not None for value in fused.probabilities.values()):
+            problems.append(f"probabilities without a P(fake): {fused.probabilities}")
+        if not fused.uncertain:
+            problems.append("undecided without the reason in `uncertain`")
         return problems
+    if fused.label == UNDECIDED:
+        problems.append(f"label 'undecided' beside P(fake) = {fused.fake_probability:.3f}")
     values = fused.probabilities
     if any(v is None or v < -tolerance or v > 1 + tolerance for v in values.values()):
         problems.append(f"probabilities outside [0, 1]: {values}")
@@ -284,8 +301,7 @@ def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
     if (fused.label == "real") == bool(fused.is_fake):
         problems.append(f"label {fused.label!r} disagrees with is_fake={fused.is_fake}")
     if fused.is_fake:
-        fake_labels = [label for label in LABELS if label != "real"]
-        best = max(values[label] for label in fake_labels)
+        best = max(values[label] for label in PROBABILITY_LABELS if label != "real")
         if values[fused.label] < best - tolerance:
             problems.append(f"label {fused.label!r} is not the most probable non-real label")
     return problems
@@ -307,6 +323,24 @@ def _votes(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills:
     return {branch: p for branch in BRANCHES if weights[branch] > 0
             and not real_vs_fake_refusal(branch, (skills or {}).get(branch), config)
             and (p := branch_fake_probability(branch, evidence.get(branch, BranchEvidence()))) is not None}
+
+
+def _silent_detectors(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None
+                      ) -> list[str]:
+    """Why each branch did not vote on real vs fake, for the `uncertain` reason of an undecided verdict."""
+    weights = _detector_weights(config)
+    silent = []
+    for branch, item in evidence.items():
+        if not item.ran:
+            why = "did not run"
+        elif branch_fake_probability(branch, item) is None:
+            why = "gives no real/fake reading"
+        elif weights.get(branch, 0.0) == 0:
+            why = "has weight 0 on real vs fake"
+        else:
+            why = real_vs_fake_refusal(branch, (skills or {}).get(branch), config) or "voted"
+        silent.append(f"{branch}: {why}")
+    return silent or ["no branch ran"]
 
 
 def _out_of_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None

@@ -140,13 +140,13 @@ def make_pictures(items: list[ImageRecord],
         item.timings["pictures"] = watch.seconds * 1000
 
 
-LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0)}
+LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0), "undecided": (117, 117, 117)}
 FAKE_COLOUR = (198, 40, 40)
 
 
 def faces_overview(pixels: np.ndarray, boxes: Sequence[Sequence[int]], labels: Sequence[str]) -> np.ndarray:
     """The image with every analysed face boxed and numbered from 1 (largest first), green when judged real, red
-    when judged made by a known GAN, orange for an unknown generator or no decision."""
+    when judged made by a known GAN, orange for an unknown generator, grey when undecided (nothing voted)."""
     from PIL import Image, ImageDraw, ImageFont
 
     canvas = Image.fromarray(pixels).convert("RGB")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fusion import LABELS, FusionConfig, fuse
+from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
 from core.branch import Branch, BranchContext, make_branch, registered_branches
 from core.device import Precision, select_precision, torch_thread_count
@@ -40,10 +40,11 @@ from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
 from core.timing import timed
 from core.weights import WeightUnavailableError, load_registry, weight_status
 from pipeline.image_record import ImageRecord, make_pictures
-from pipeline.verdict import CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
+from pipeline.verdict import SCHEMA_VERSION, CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
 
-__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "RANDOM_WEIGHTS", "BranchStatus", "EvidencePictures",
-           "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result", "Verdict", "write_csv"]
+__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "PROBABILITY_LABELS", "RANDOM_WEIGHTS", "SCHEMA_VERSION",
+           "BranchStatus", "EvidencePictures", "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result",
+           "Verdict", "write_csv"]
 
 Source = str | Path | bytes
 

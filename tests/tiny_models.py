@@ -19,7 +19,7 @@ from core.branch import Branch
 from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
-DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
+DESIGN_FIELDS = {"schema_version", "file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
                  "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 

@@ -12,6 +12,7 @@ from pipeline.fusion import (
     FINGERPRINT_NET,
     LABELS,
     LATENT_SVM,
+    PROBABILITY_LABELS,
     BranchEvidence,
     FusionConfig,
     architecture_distribution,
@@ -64,7 +65,9 @@ def test_a_branch_whose_recorded_skill_is_below_the_bar_does_not_vote():
     assert fake_probability(evidence, FusionConfig(), {FINGERPRINT_NET: STRONG_DETECTOR}) == \
         pytest.approx((0.2 + 0.95) / 2)
     alone = fuse({FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)}, skills=weak)
-    assert alone.is_fake is None and alone.label == "unknown"
+    assert alone.is_fake is None and alone.label == "undecided"
+    assert alone.uncertain == ["nothing voted on real vs fake: fingerprint_net: no real/fake skill: held-out AUC "
+                               "0.46 < 0.85; calls 98% of held-out real photos fake (> 10%)"]
 
 
 def test_skill_refusal_names_each_shortfall_clean_and_after_jpeg():
@@ -174,9 +177,10 @@ def test_unsure_fingerprint_net_makes_the_generator_unknown():
     assert any("FingerprintNet is unsure" in w for w in fused.warnings)
 
 
-def test_only_a_detector_ran_so_a_fake_is_of_unknown_generator():
+def test_only_a_detector_ran_so_a_fake_is_of_unknown_generator_and_a_warning_says_why():
     fused = fuse({CLIP_PROBE: clip(0.9), FINGERPRINT_NET: MISSING, LATENT_SVM: MISSING})
     assert fused.is_fake is True and fused.label == "unknown"
+    assert "generator unknown: no attribution branch with the skill to vote ran" in fused.warnings
     assert contradictions(fused) == []
 
 
@@ -189,11 +193,24 @@ def test_real_verdict_still_carries_the_attribution_mass_consistently():
     assert contradictions(fused) == []
 
 
-def test_no_detector_means_no_decision_and_a_warning():
+def test_no_detector_means_undecided_with_the_reason_in_uncertain_never_unknown():
     fused = fuse({CLIP_PROBE: MISSING, FINGERPRINT_NET: MISSING, LATENT_SVM: latent(0.1, 0.8, 0.1)})
-    assert fused.is_fake is None and fused.fake_probability is None and fused.label == "unknown"
-    assert set(fused.probabilities) == set(LABELS)
+    assert fused.is_fake is None and fused.fake_probability is None and fused.label == "undecided"
+    assert fused.probabilities == dict.fromkeys(PROBABILITY_LABELS, None)
+    assert fused.uncertain == ["nothing voted on real vs fake: clip_probe: did not run; fingerprint_net: did not "
+                               "run; latent_svm: gives no real/fake reading"]
     assert any("no real-vs-fake detector with the skill to vote ran" in w for w in fused.warnings)
+    assert contradictions(fused) == []
+
+
+def test_contradiction_checker_refuses_unknown_for_no_decision_and_undecided_beside_a_decision():
+    from pipeline.fusion import Fused
+
+    empty = dict.fromkeys(PROBABILITY_LABELS, None)
+    assert contradictions(Fused(None, None, "unknown", empty, uncertain=["nothing voted"]))
+    assert contradictions(Fused(None, None, "undecided", empty)) == ["undecided without the reason in `uncertain`"]
+    decided = {"real": 0.8, "progan": 0.0, "stylegan2": 0.0, "stylegan3": 0.0, "unknown": 0.2}
+    assert contradictions(Fused(False, 0.2, "undecided", decided))
 
 
 def test_disagreeing_detectors_and_a_near_threshold_score_are_flagged():

@@ -40,7 +40,7 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert isinstance(verdict, P.Verdict)
     data = json.loads(json.dumps(verdict.to_dict()))
     assert set(data) == DESIGN_FIELDS
-    assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.LABELS)
+    assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
     assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "latent_svm"}
     face = data["faces"][0]
@@ -96,7 +96,7 @@ def test_bad_inputs_become_failures_with_the_image_module_message_in_order(tiny_
     assert absent.error == "absent.jpg: no such file"
     assert cut.error.startswith("cut.webp:") and ("truncated" in cut.error or "decoded" in cut.error)
     assert "under the 64-pixel minimum" in small.error
-    assert junk.to_dict() == {"file": "junk.png", "error": junk.error}
+    assert junk.to_dict() == {"schema_version": P.SCHEMA_VERSION, "file": "junk.png", "error": junk.error}
 
 
 def test_image_without_a_face_is_analysed_with_a_no_face_warning(tiny_dir, faceless_png):

@@ -58,7 +58,7 @@ def test_every_file_gets_a_row_and_a_full_verdict_line_errors_included(pipe, fol
     assert "no face found" in by_name["a.png"]["warnings"]
     verdicts = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert [v["file"] for v in verdicts] == [str(f) for f in files]
-    assert "evidence" in verdicts[0] and verdicts[2] == {"file": str(folder / "broken.jpg"),
+    assert "evidence" in verdicts[0] and verdicts[2] == {"schema_version": 2, "file": str(folder / "broken.jpg"),
                                                           "error": by_name["broken.jpg"]["error"]}
     assert counts["error"] == 2
 
