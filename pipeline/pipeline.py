@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
-from core.branch import Branch, BranchContext, make_branch, registered_branches
+from core.branch import Branch, BranchContext, BranchRole, make_branch, registered_branches, role_of
 from core.device import Precision, select_precision, torch_thread_count
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
@@ -135,6 +135,11 @@ class Pipeline:
         self._job_ms: dict[str, float] = {}  # ms per image of each kind of job in the last batch, for ordering
 
     @property
+    def roles(self) -> dict[str, BranchRole]:
+        """Each branch's declared role (what it votes on, its weights, its title), which fusion applies."""
+        return {name: role_of(branch) for name, branch in self.branches.items()}
+
+    @property
     def precision(self) -> Precision:
         if self._precision is None:
             self._precision = select_precision(self.config.device, self.config.dtype)
@@ -224,13 +229,13 @@ class Pipeline:
                 skills = self._skills()  # a branch that loaded during this chunk now has its record too
                 for item in good:
                     with timed() as watch:
-                        item.fuse(self.config.fusion, skills)
+                        item.fuse(self.config.fusion, skills, self.roles)
                     item.timings["fusion"] = watch.seconds * 1000
                 if with_pictures:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
         names = list(self.branches)
-        return [item.result(share, names, skills, self.config.fusion) for item in items]
+        return [item.result(share, names, skills, self.config.fusion, self.roles) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -339,7 +344,7 @@ class Pipeline:
     def _gate(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> None:
         """With gate_attribution: the images the image-level branches call real say why they get no face chain."""
         for item in items:
-            if fuse(item.evidence, self.config.fusion, skills).is_fake is False:
+            if fuse(item.evidence, self.config.fusion, skills, self.roles).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
 
     def _explainer(self) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:

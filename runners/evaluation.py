@@ -105,7 +105,7 @@ def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
         alone = {branch: evidence}
         dist = architecture_distribution(alone, alone_config)
         reasons = open_set_reasons(alone, dist, alone_config) if dist is not None else ["no attribution"]
-        outcomes[branch] = {"ran": True, "p_fake": branch_fake_probability(branch, evidence),
+        outcomes[branch] = {"ran": True, "p_fake": branch_fake_probability(evidence),
                             "label": "unknown" if reasons else max(dist, key=dist.get),
                             "closed_set": max(dist, key=dist.get) if dist is not None else None}
     all_evidence = {b: BranchEvidence(e.get("probabilities"), e.get("label"), e.get("reason"))
