@@ -20,8 +20,8 @@ from core.evidence import BranchEvidence
 from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
-DESIGN_FIELDS = {"schema_version", "file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
-                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
+DESIGN_FIELDS = {"schema_version", "file", "sha256", "width", "height", "is_fake", "fake_probability", "label",
+                 "probabilities", "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
 @lru_cache(maxsize=1)

@@ -170,7 +170,8 @@ def test_flat_architecture_distribution_is_unknown_not_forced_into_a_class():
 
 def test_unsure_fingerprint_net_makes_the_generator_unknown():
     evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.05, 0.4, 0.25)}
-    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0, trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET)))
+    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0,
+                                        trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET)))
     assert fused.label == "unknown"
     assert any("FingerprintNet is unsure" in w for w in fused.warnings)
 
