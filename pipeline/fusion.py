@@ -188,6 +188,7 @@ def fake_probability(evidence: Mapping[str, BranchEvidence], config: FusionConfi
                      skills: Skills | None = None, roles: Roles | None = None) -> float | None:
     """Weighted mean P(fake) of the detectors that may vote, re-centred so the operating point maps to 0.5."""
     roles = _known(roles)
+    evidence = _in_order(evidence, roles)
     total = weighted = 0.0
     for branch, p in _votes(evidence, config, skills, roles).items():
         weight = branch_role(branch, config, roles).detect_weight
@@ -210,6 +211,7 @@ def architecture_distribution(evidence: Mapping[str, BranchEvidence], config: Fu
                               skills: Skills | None = None, roles: Roles | None = None) -> dict[str, float] | None:
     """Weighted mean P(architecture | fake) of the attribution branches that may vote, or None when none can."""
     roles = _known(roles)
+    evidence = _in_order(evidence, roles)
     total = 0.0
     mixed = dict.fromkeys(ARCHITECTURES, 0.0)
     for branch, dist in _attributors(evidence, config, skills, roles).items():
@@ -228,6 +230,7 @@ def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict
     if architectures is None:
         return ["no attribution branch with the skill to vote ran"]
     roles = _known(roles)
+    evidence = _in_order(evidence, roles)
     voters = _attributors(evidence, config, skills, roles)
     reasons = [f"the open-set rule of {branch_title(branch, roles)} rejected every known architecture"
                for branch in voters if evidence[branch].label == UNKNOWN]
@@ -252,6 +255,7 @@ def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = N
     it to its declared role (None: the registry's roles)."""
     config = config or FusionConfig()
     roles = _known(roles)
+    evidence = _in_order(evidence, roles)
     uncertain = _disagreement(evidence, config, skills, roles) + _out_of_distribution(evidence, config, skills, roles)
     p_fake = fake_probability(evidence, config, skills, roles)
     architectures = architecture_distribution(evidence, config, skills, roles)
@@ -329,6 +333,13 @@ def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
 
 def _known(roles: Roles | None) -> Roles:
     return registered_roles() if roles is None else roles
+
+
+def _in_order(evidence: Mapping[str, BranchEvidence], roles: Roles) -> dict[str, BranchEvidence]:
+    """The evidence in registry order (then by name), whatever order the lanes filled it in, so that sums, reasons
+    and warnings come out the same on every run."""
+    rank = {branch: index for index, branch in enumerate(roles)}
+    return dict(sorted(evidence.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
 
 def _architectures_only(probabilities: dict[str, float] | None) -> dict[str, float] | None:

@@ -272,3 +272,10 @@ def test_a_role_without_a_real_fake_vote_keeps_a_skilled_branch_out_of_p_fake():
     roles = {CLIP_PROBE: BranchRole(trust_unmeasured=True), "newcomer": BranchRole(detects=False)}
     assert fake_probability(evidence, FusionConfig(), {"newcomer": STRONG_DETECTOR}, roles) == pytest.approx(0.2)
     assert real_vs_fake_refusal("newcomer", STRONG_DETECTOR, FusionConfig(), roles).startswith("no real/fake vote")
+
+
+def test_the_verdict_does_not_depend_on_the_order_the_lanes_filled_the_evidence_in():
+    evidence = {CLIP_PROBE: MISSING, FINGERPRINT_NET: fingerprint(0.5, 0.2, 0.2, 0.1),
+                LATENT_SVM: latent(0.3, 0.4, 0.3), "newcomer": BranchEvidence({"real": 0.4, "fake": 0.6})}
+    forwards, backwards = fuse(evidence), fuse(dict(reversed(evidence.items())))
+    assert forwards == backwards and forwards.uncertain[0].startswith("nothing voted on real vs fake: clip_probe:")
