@@ -76,9 +76,10 @@ def render_verdict(verdict: dict, pictures: P.EvidencePictures | None) -> tuple:
     detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
     report = write_report(verdict, pictures, new_results_path().parent)
     pictures = pictures or P.EvidencePictures()
-    return (verdict_card(verdict), probability_panel(verdict), pictures.faces_overview, face_gallery(verdict, pictures),
-            face_markdown(verdict, primary_face_index(verdict["faces"])), pictures.spectrum, pictures.gradcam,
-            branch_rows(verdict), gr.DownloadButton(value=str(report), interactive=True))
+    return (verdict_card(verdict), probability_panel(verdict), pictures.faces_overview,
+            face_gallery(verdict, pictures), face_markdown(verdict, primary_face_index(verdict["faces"])),
+            pictures.spectrum, pictures.gradcam, branch_rows(verdict),
+            gr.DownloadButton(value=str(report), interactive=True))
 
 
 def render_failure() -> tuple:
@@ -260,7 +261,8 @@ def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | No
                     report = gr.DownloadButton("Download report", interactive=False, elem_id="report")
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
-                    bars = gr.Label(label="Probabilities", num_top_classes=len(P.LABELS), elem_id="bars")
+                    bars = gr.Label(label="Probabilities", elem_id="bars",
+                                    num_top_classes=max(len(P.LABELS), len(pipe.branches)))
             with gr.Tab("Faces"):
                 with gr.Row():
                     overview = gr.Image(label=f"Faces found ({W.FACE_LEGEND})",
