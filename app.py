@@ -103,8 +103,7 @@ def probability_panel(verdict: dict) -> gr.Label:
     readings = W.own_readings(verdict["evidence"])
     if not readings:
         return gr.Label(W.NO_READING, label="Probabilities: no decision")
-    return gr.Label({f"{title}: own P(fake)": p for title, p in readings.items()},
-                    label="No decision: each branch's own P(fake), not a vote")
+    return gr.Label(readings, label="No decision: each branch's own P(fake), not a vote")
 
 
 def _no_bars() -> gr.Label:

@@ -202,7 +202,7 @@ def _probabilities(probabilities: Mapping[str, Any] | None, evidence: Mapping[st
         if not readings:
             return f'<p class="none">{_e(W.NO_READING)}.</p>'
         title = "<p>No decision: each branch's own P(fake), not a vote.</p>"
-        return title + _bars({f"{name}: own P(fake)": p for name, p in readings.items()}, "branch", header)
+        return title + _bars(readings, "branch", header)
     return _bars({W.label_name(label): p for label, p in probabilities.items()}, "class", header)
 
 

@@ -94,8 +94,9 @@ def top_class(item: Mapping[str, Any] | None) -> str:
 
 
 def own_readings(evidence: Mapping[str, Any]) -> dict[str, float]:
-    """Branch title → its own P(fake), for every branch that gave one: what an undecided verdict can still show."""
-    return {branch_title(branch): own for branch, item in evidence.items()
+    """"<branch title>: own P(fake), not a vote" → that P(fake), for every branch that gave one: what an undecided
+    verdict can still show, named so that no reader takes it for the verdict's."""
+    return {f"{branch_title(branch)}: own P(fake), not a vote": own for branch, item in evidence.items()
             if (own := own_fake_probability(item)) is not None}
 
 

@@ -74,7 +74,7 @@ def test_the_probabilities_panel_of_an_undecided_verdict_shows_own_readings_as_n
                                "fake_probability": None, "skill_notes": ["no real/fake skill: none measured"]}}
     panel = app.probability_panel(verdict(**UNDECIDED, evidence=evidence))
     assert panel.label == "No decision: each branch's own P(fake), not a vote"
-    assert panel.value["confidences"] == [{"label": "CLIP probe (UFD): own P(fake)", "confidence": 0.7}]
+    assert panel.value["confidences"] == [{"label": "CLIP probe (UFD): own P(fake), not a vote", "confidence": 0.7}]
     empty = app.probability_panel(verdict(**UNDECIDED, evidence={"clip_probe": {"probabilities": None}}))
     assert empty.value == {"label": "No decision, and no branch gave a real/fake reading of its own",
                            "confidences": None}
