@@ -230,7 +230,7 @@ def _faces(verdict: Mapping[str, Any], pictures: P.EvidencePictures) -> str:
         picture = (_img(crop, f"aligned face {index + 1}") if crop is not None
                    else '<div class="empty">no aligned picture</div>')
         cards.append(f'<div class="face"><div class="top">{picture}<div><h3>Face {index + 1}{_face_pill(face)}</h3>'
-                     f"{_face_facts(face)}</div></div>{_face_evidence(face)}</div>")
+                     f"{_face_facts(face)}</div></div>{_face_evidence(face, verdict.get('evidence') or {})}</div>")
     note = ("<p>Faces are numbered largest first. Each picture is the FFHQ-aligned crop the face-level branches "
             "analysed.</p>")
     return note + '<div class="faces">' + "".join(cards) + "</div>"
@@ -256,15 +256,17 @@ def _face_facts(face: Mapping[str, Any]) -> str:
         if key not in ("label", "fake_probability", "box", "landmarks", "probabilities", "evidence",
                        "alignment_quality") and \
                 not isinstance(value, (Mapping, list, tuple)):
-            rows.append((_e(key.replace("_", " ")), _e(value)))
+            rows.append((_e(key.replace("_", " ")), _p(value) if value is None else _e(value)))
     return _kv(rows)
 
 
-def _face_evidence(face: Mapping[str, Any]) -> str:
-    """The face's own probabilities and branch evidence, when the pipeline gives per-face verdicts."""
+def _face_evidence(face: Mapping[str, Any], image_evidence: Mapping[str, Any]) -> str:
+    """The face's own probabilities and branch evidence, when the pipeline gives per-face verdicts (a face is fused
+    with the image-level evidence too, so an undecided face shows those branches' own readings)."""
     parts = []
     if face.get("probabilities"):
-        parts.append(_probabilities(face["probabilities"], face.get("evidence") or {}, header=False))
+        evidence = {**image_evidence, **(face.get("evidence") or {})}
+        parts.append(_probabilities(face["probabilities"], evidence, header=False))
     if face.get("evidence"):
         parts.append(_branch_table(face["evidence"], ""))
     return "".join(parts)

@@ -219,6 +219,7 @@ def test_report_of_an_undecided_real_face_says_no_decision_with_the_reason_and_t
     assert "Uncertain: nothing voted on real vs fake" in finding
     assert "No decision: each branch's own P(fake), not a vote." in finding and "own P(fake)" in finding
     assert "No decision" in faces and "Unknown generator" not in finding + faces
+    assert "CLIP probe (UFD): own P(fake), not a vote" in faces  # a face is fused with the image-level readings
     assert "verdict schema 2" in page.text["record"]
 
 
