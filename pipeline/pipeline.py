@@ -115,7 +115,7 @@ class Pipeline:
     """Loads the branches lazily (once), runs every one it can on batches of images and fuses the evidence.
 
     `branches` replaces registered branches by instances (tests inject tiny models); `face_finder` replaces the
-    dlib aligner the face-level branches share.
+    dlib aligner the face-level branches share. `roles` is each branch's declared role, which fusion applies.
     """
 
     def __init__(self, config: PipelineConfig | None = None, branches: Mapping[str, Branch] | None = None,
@@ -126,6 +126,7 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown branches {sorted(unknown)}; registered: {names}")
         self.branches: dict[str, Branch] = {name: (branches or {}).get(name) or make_branch(name) for name in names}
+        self.roles: dict[str, BranchRole] = {name: role_of(branch) for name, branch in self.branches.items()}
         self.face_finder = face_finder or FaceFinder()
         self._failed: dict[str, str] = {}
         self._loaded: set[str] = set()
@@ -133,11 +134,6 @@ class Pipeline:
         self._run_lock = threading.RLock()
         self._precision: Precision | None = None
         self._job_ms: dict[str, float] = {}  # ms per image of each kind of job in the last batch, for ordering
-
-    @property
-    def roles(self) -> dict[str, BranchRole]:
-        """Each branch's declared role (what it votes on, its weights, its title), which fusion applies."""
-        return {name: role_of(branch) for name, branch in self.branches.items()}
 
     @property
     def precision(self) -> Precision:
