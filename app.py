@@ -38,8 +38,10 @@ import pipeline as P
 from runners.cli import add_pipeline_arguments, config_from_args
 from core.bounded_store import BoundedStore
 from core.memory import release_free_memory
-from outputs.evidence_report import BRANCH_NAMES, LABEL_NAMES, write_report
+from outputs.evidence_report import write_report
+from pipeline import wording as W
 from pipeline.verdict import primary_face_index
+from pipeline.wording import LABEL_NAMES
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
@@ -54,8 +56,8 @@ BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
 BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
 INTRO = """# GANTrace
 Is this face a real photo or made by a GAN, and if so by which architecture (ProGAN, StyleGAN2, StyleGAN3, or an
-unknown generator)? Upload one face image; the verdict combines a CLIP detector, FingerprintNet and a latent-space
-attribution, and shows the evidence of each. It is evidence for an analyst, not proof: read the warnings."""
+unknown generator)? Upload one face image; {branches}. Each branch's evidence is shown. It is evidence for an
+analyst, not proof: read the warnings (when no branch has the skill to decide, the answer is "no decision")."""
 
 
 def analyze_upload(pipe: P.Pipeline, path: str | None) -> tuple[dict, P.EvidencePictures | None]:
@@ -72,29 +74,45 @@ def analyze_upload(pipe: P.Pipeline, path: str | None) -> tuple[dict, P.Evidence
 def render_verdict(verdict: dict, pictures: P.EvidencePictures | None) -> tuple:
     """Every panel for one verdict: card, bars, the faces (boxed overview, aligned crops, the verdict's face in
     detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
-    bars = {LABEL_NAMES[label]: p for label, p in verdict["probabilities"].items() if p is not None}
     report = write_report(verdict, pictures, new_results_path().parent)
     pictures = pictures or P.EvidencePictures()
-    return (verdict_card(verdict), bars or None, pictures.faces_overview, face_gallery(verdict, pictures),
-            face_markdown(verdict, primary_face_index(verdict["faces"])), pictures.spectrum, pictures.gradcam,
-            branch_rows(verdict), gr.DownloadButton(value=str(report), interactive=True))
+    return (verdict_card(verdict), probability_panel(verdict), pictures.faces_overview,
+            face_gallery(verdict, pictures), face_markdown(verdict, primary_face_index(verdict["faces"])),
+            pictures.spectrum, pictures.gradcam, branch_rows(verdict),
+            gr.DownloadButton(value=str(report), interactive=True))
 
 
 def render_failure() -> tuple:
     """What the evidence panels show when the upload could not be analysed (the reason is in the pop-up)."""
     card = ("### Could not analyse this file\nThe reason is in the message at the top right. GANTrace reads JPEG, "
             "PNG, WebP, BMP, GIF and TIFF images between 64 px and 50 megapixels.")
-    return card, None, None, None, "", None, None, [], gr.DownloadButton(value=None, interactive=False)
+    return card, _no_bars(), None, None, "", None, None, [], gr.DownloadButton(value=None, interactive=False)
 
 
 def render_pending() -> tuple:
-    return ("### Analysing…", None, None, None, "", None, None, [],
+    return ("### Analysing…", _no_bars(), None, None, "", None, None, [],
             gr.DownloadButton(value=None, interactive=False))
+
+
+def probability_panel(verdict: dict) -> gr.Label:
+    """The fused probabilities; for an undecided verdict, each branch's own P(fake) under a title that says it is
+    not a decision, or one sentence when no branch gave one (never an empty box)."""
+    if verdict["fake_probability"] is not None:
+        bars = {LABEL_NAMES[label]: p for label, p in verdict["probabilities"].items() if p is not None}
+        return gr.Label(bars, label="Probabilities")
+    readings = W.own_readings(verdict["evidence"])
+    if not readings:
+        return gr.Label(W.NO_READING, label="Probabilities: no decision")
+    return gr.Label(readings, label="No decision: each branch's own P(fake), not a vote")
+
+
+def _no_bars() -> gr.Label:
+    return gr.Label(None, label="Probabilities")
 
 
 def face_gallery(verdict: dict, pictures: P.EvidencePictures) -> list[tuple]:
     """The aligned crop of every analysed face, captioned with its number (as in the overview) and its label."""
-    return [(crop, f"{index + 1}: {LABEL_NAMES.get(face.get('label'), face.get('label'))}")
+    return [(crop, W.face_caption(index + 1, face))
             for index, (crop, face) in enumerate(zip(pictures.faces, verdict["faces"]))]
 
 
@@ -104,36 +122,25 @@ def face_markdown(verdict: dict, index: int | None) -> str:
         return "No face was found, so there is no face-level evidence (see the warnings on the card)."
     face = verdict["faces"][index]
     p_fake = face.get("fake_probability")
-    label = LABEL_NAMES.get(face.get("label"), face.get("label"))
+    label = W.label_name(face.get("label"))
     lines = [f"#### Face {index + 1}{' (the verdict is about this face)' if face.get('primary') else ''}: {label}"
-             + ("" if p_fake is None else f" — P(fake) = {p_fake:.2f}"),
+             + (f" — {W.NO_DECISION}" if p_fake is None else f" — P(fake) = {p_fake:.2f}"),
              f"box {face['box']} · alignment error {face['alignment_error']:.3f}"]
     lines += [f"- uncertain: {_escape(reason)}" for reason in face.get("uncertain") or []]
     rows = branch_rows({"evidence": face.get("evidence") or {}})
-    lines += [f"- {row[0]}: " + (f"{row[3]}" + (f", {row[2]}" if row[2].startswith("no ") else
-                                                f", P(fake) {row[2]}" if row[2] else "")
-                                 if row[1] == "yes" else f"did not run ({_escape(row[4])})") for row in rows]
+    lines += [_said(row) if row[1] == "yes" else f"- {row[0]}: did not run ({_escape(row[4])})" for row in rows]
     return "\n".join(lines)
 
 
 def verdict_card(verdict: dict) -> str:
     """The verdict in words, with what the analyst must know before trusting it."""
-    p_fake = verdict["fake_probability"]
-    if verdict["is_fake"] is None:
-        headline = "No real/fake decision: no trusted detector ran (see the Branches and Model status tabs)"
-    elif not verdict["is_fake"]:
-        headline = f"Real photo — P(fake) = {p_fake:.2f}"
-    elif verdict["label"] == "unknown":
-        headline = f"GAN-generated or synthetic, generator unknown — P(fake) = {p_fake:.2f}"
-    else:
-        headline = (f"GAN-generated: {LABEL_NAMES[verdict['label']]} — P(fake) = {p_fake:.2f}, "
-                    f"P({LABEL_NAMES[verdict['label']]}) = {verdict['probabilities'][verdict['label']]:.2f}")
-    lines = [f"### {headline}",
+    headline = W.headline(verdict)
+    lines = [f"### {headline.title} — {headline.detail}",
              f"{_escape(verdict['file'])} · {verdict['width']}×{verdict['height']} px · "
              f"{len(verdict['faces'])} face(s) · sha256 `{verdict['sha256'][:16]}…`"]
-    said = [f"- {row[0]}: {row[3]}" + (f", {row[2]}" if row[2].startswith("no ") else
-                                        f", P(fake) {row[2]}" if row[2] else "")
-            for row in branch_rows(verdict) if row[1] == "yes"]
+    if verdict["fake_probability"] is None and verdict.get("uncertain"):
+        lines.append("**Why there is no decision**\n" + "\n".join(f"- {_escape(r)}" for r in verdict["uncertain"]))
+    said = [_said(row) for row in branch_rows(verdict) if row[1] == "yes"]
     if said:
         lines.append("**What each branch says on its own**\n" + "\n".join(said))
     if verdict["warnings"]:
@@ -141,27 +148,24 @@ def verdict_card(verdict: dict) -> str:
     skipped = {b: e["reason"] for b, e in verdict["evidence"].items() if e and e["probabilities"] is None}
     if skipped:
         lines.append("**Branches that did not run**\n" + "\n".join(
-            f"- {BRANCH_NAMES.get(b, b)}: {_escape(reason or 'unknown reason')}" for b, reason in skipped.items()))
+            f"- {W.branch_title(b)}: {_escape(reason or 'unknown reason')}" for b, reason in skipped.items()))
     return "\n\n".join(lines)
 
 
+def _said(row: list[str]) -> str:
+    """One branch's own reading as a list item: its top class and its P(fake) (marked when it is not a vote)."""
+    return f"- {row[0]}: {row[3]}" + (f", P(fake) {row[2]}" if row[2] else "")
+
+
 def branch_rows(verdict: dict) -> list[list[str]]:
-    """One row per branch: whether it ran, its own P(fake) and top class, or why it did not run."""
+    """One row per branch: whether it ran, its P(fake) (marked when it is its own reading, not a vote) and top
+    class, or why it did not run."""
     rows = []
     for branch, evidence in verdict["evidence"].items():
-        probs = (evidence or {}).get("probabilities")
-        if probs is None:
-            rows.append([BRANCH_NAMES.get(branch, branch), "no", "", "", (evidence or {}).get("reason") or ""])
+        if (evidence or {}).get("probabilities") is None:
+            rows.append([W.branch_title(branch), "no", "", "", (evidence or {}).get("reason") or ""])
             continue
-        p_fake = evidence.get("fake_probability")
-        notes = evidence.get("skill_notes") or []
-        no_skill = any(note.startswith("no real/fake skill") for note in notes)
-        top = max(probs, key=probs.get)
-        own = evidence.get("label")
-        top_text = f"{top} ({probs[top]:.2f})" + (f", says {own}" if own and own != top else "") + \
-            (", no attribution skill" if any(note.startswith("no attribution skill") for note in notes) else "")
-        p_text = "no real/fake skill" if no_skill else ("" if p_fake is None else f"{p_fake:.3f}")
-        rows.append([BRANCH_NAMES.get(branch, branch), "yes", p_text, top_text, ""])
+        rows.append([W.branch_title(branch), "yes", W.fake_reading(evidence), W.top_class(evidence), ""])
     return rows
 
 
@@ -180,7 +184,7 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
             rows.append([result.file, "not analysed", "", result.error])
         else:
             p_fake = "" if result.fake_probability is None else f"{result.fake_probability:.3f}"
-            rows.append([result.file, LABEL_NAMES[result.label], p_fake, " | ".join(result.warnings)])
+            rows.append([result.file, W.label_name(result.label), p_fake, " | ".join(result.warnings)])
     out = new_results_path()
     out.write_text(P.write_csv(results), encoding="utf-8")
     return rows, str(out)
@@ -213,7 +217,7 @@ def status_markdown(pipe: P.Pipeline) -> str:
         weights = "<br>".join(f"{_escape(n)}: {_escape(s[:12] if len(s) == 64 else s)}"
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
-        lines.append(f"| {BRANCH_NAMES.get(status.branch, status.branch)} | {state} | {weights} | {fix} |")
+        lines.append(f"| {W.branch_title(status.branch)} | {state} | {weights} | {fix} |")
     return "\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
 
 
@@ -224,6 +228,21 @@ def attributor_state(statuses: list[P.BranchStatus]) -> str:
         return "none loaded, so no face is attributed (see the Latent SVM row)"
     return latent.origin if latent.ready is not False else \
         f"{latent.origin} — loaded, but the Latent SVM branch is off (see its row)"
+
+
+def intro_markdown(pipe: P.Pipeline) -> str:
+    """The page header, naming the registered branches as they stand: loaded, still to load, or off."""
+    titles = {state: [W.branch_title(s.branch) for s in pipe.status() if s.ready is state]
+              for state in (True, None, False)}
+    if titles[True]:
+        branches = f"the verdict combines the branches loaded, {W.branches_sentence(titles[True])}"
+    elif titles[None]:
+        branches = f"the verdict combines {W.branches_sentence(titles[None])} (they load on the first analysis)"
+    else:
+        branches = "no branch could be loaded, so there is nothing to decide with"
+    if titles[False]:
+        branches += f"; off: {W.branches_sentence(titles[False])} (see the Model status tab)"
+    return INTRO.format(branches=branches)
 
 
 def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
@@ -242,7 +261,7 @@ def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | No
     """The whole interface around one pipeline; tests launch it with a pipeline of tiny models."""
     store = pictures if pictures is not None else picture_store()
     with gr.Blocks(title="GANTrace", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(intro_markdown(pipe))
         with gr.Tab("Analyse"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -252,10 +271,11 @@ def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | No
                     report = gr.DownloadButton("Download report", interactive=False, elem_id="report")
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
-                    bars = gr.Label(label="Probabilities", num_top_classes=len(LABEL_NAMES), elem_id="bars")
+                    bars = gr.Label(label="Probabilities", elem_id="bars",
+                                    num_top_classes=max(len(P.LABELS), len(pipe.branches)))
             with gr.Tab("Faces"):
                 with gr.Row():
-                    overview = gr.Image(label="Faces found (numbered; green real, red GAN, orange unknown)",
+                    overview = gr.Image(label=f"Faces found ({W.FACE_LEGEND})",
                                         interactive=False, elem_id="faces-overview")
                     with gr.Column():
                         gallery = gr.Gallery(label="Aligned faces: click one to see its evidence", columns=4,

@@ -8,12 +8,17 @@ A branch works at one `level`: "image" branches see the decoded RGB image, "face
 face (the pipeline finds and aligns faces once and shares them). `load` raises `WeightUnavailableError` for a
 missing weight (the pipeline records the message and runs the others); `run` takes a batch and returns one
 `BranchEvidence` per input, in order.
+
+A branch may declare a `role` (a `BranchRole`): what its evidence votes on in the verdict, with which weight, and
+the title people read. Without one it gets the defaults: it may vote on real vs fake and on the architecture, as
+far as its probabilities allow and its measured skill clears fusion's bar, with weight 1 and its name as title.
+The pipeline hands every branch's role to fusion, which loops over the evidence it gets and names no branch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from core.device import Precision
@@ -37,6 +42,43 @@ class BranchContext:
     download: bool = False
     random_weights_ok: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BranchRole:
+    """What a branch's evidence counts for in the verdict and how people read its name; every field has a default.
+
+    detects: may vote on real vs fake, with P(fake) = its "fake" probability, else 1 − its "real" probability
+        (a branch with neither has no real/fake reading and never votes on it).
+    attributes: may vote on the architecture, with its probabilities over the known architectures, renormalised.
+    detect_weight, attribution_weight: its weight in fusion's P(fake) and P(architecture) means (0: no vote).
+    trust_unmeasured: may vote on a task for which its artifact records no held-out skill (a published detector,
+        the user's own artifact); False asks for a measured record that clears fusion's bar.
+    unsure_below: its top class probability under this is an open-set signal (no known architecture fits);
+        None: it has no such rule.
+    title: the name the app and the report show; empty means the branch's registry name.
+    """
+
+    detects: bool = True
+    attributes: bool = True
+    detect_weight: float = 1.0
+    attribution_weight: float = 1.0
+    trust_unmeasured: bool = False
+    unsure_below: float | None = None
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("detect_weight", "attribution_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"BranchRole.{name} must be >= 0, not {getattr(self, name)}")
+
+
+ROLE_FIELDS = tuple(f.name for f in fields(BranchRole))
+
+
+def role_of(branch: Any) -> BranchRole:
+    """A branch's declared role, or the defaults when it declares none."""
+    return getattr(branch, "role", None) or BranchRole()
 
 
 @runtime_checkable
@@ -86,6 +128,12 @@ def unregister_branch(name: str) -> None:
 def registered_branches() -> dict[str, BranchFactory]:
     """Name → factory for every registered branch, in registration order."""
     return dict(_REGISTRY)
+
+
+def registered_roles() -> dict[str, BranchRole]:
+    """Each registered branch's role, in registration order (read off the factory when it is a class that declares
+    one, else off a fresh, unloaded instance)."""
+    return {name: role_of(factory if hasattr(factory, "role") else factory()) for name, factory in _REGISTRY.items()}
 
 
 def make_branch(name: str) -> Branch:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.branch import BranchContext, register_branch
+from core.branch import BranchContext, BranchRole, register_branch
 from core.evidence import BranchEvidence
 from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
 
@@ -98,6 +98,7 @@ class ClipProbeBranch(ModelBranch):
     """UniversalFakeDetect: CLIP ViT-L/14 features through a linear probe, P(fake)."""
 
     name = "clip_probe"
+    role = BranchRole(title="CLIP probe (UFD)", trust_unmeasured=True)  # published; held-out skill not measured yet
 
     def required_weights(self, context: BranchContext) -> list[str]:
         return [] if self._models else list(CLIP_WEIGHTS)
@@ -129,6 +130,7 @@ class FingerprintBranch(ModelBranch):
     """FingerprintNet: P(real / progan / stylegan2 / stylegan3) from spatial and spectral cues, with Grad-CAM."""
 
     name = "fingerprint_net"
+    role = BranchRole(title="FingerprintNet", unsure_below=0.5)  # top class under 0.5: none of its classes fits
     default_weights = "fingerprintnet-small"
 
     def _build(self, context: BranchContext) -> Any:
@@ -151,6 +153,7 @@ class SpectralBranch(ModelBranch):
     """The classical baseline (Frank et al. 2020): DCT log-spectrum + linear models, fast and explainable."""
 
     name = "spectral_dct"
+    role = BranchRole(title="Spectral DCT baseline")
     default_weights = "spectral-dct"
 
     def _build(self, context: BranchContext) -> Any:
@@ -189,6 +192,7 @@ class LatentBranch(ModelBranch):
 
     name = "latent_svm"
     level = "face"
+    role = BranchRole(title="Latent SVM (e4e W+)", trust_unmeasured=True)  # the user's own artifact
 
     def __init__(self, encoder: Any = None, attributor: Any = None, models: dict[str, str] | None = None):
         super().__init__(attributor, models)

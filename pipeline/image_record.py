@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Skills, attribution_refusal, branch_fake_probability, fuse,
-                                real_vs_fake_refusal)
+from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Roles, Skills, attribution_refusal,
+                             branch_fake_probability, fuse, real_vs_fake_refusal)
 from core.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
@@ -73,12 +73,12 @@ class ImageRecord:
                 self.face_warnings.append(f"face {index + 1}: alignment is poor (error {face.alignment_error:.3f} > "
                                           f"{max_error}); its latent evidence is less reliable")
 
-    def fuse(self, config: FusionConfig, skills: Skills) -> None:
+    def fuse(self, config: FusionConfig, skills: Skills, roles: Roles) -> None:
         """Fuse each face with the image-level evidence; the image answers for its most suspicious face."""
         if not self.aligned:
-            self.fused = fuse(self.evidence, config, skills)
+            self.fused = fuse(self.evidence, config, skills, roles)
             return
-        self.face_fused = [fuse({**self.evidence, **own}, config, skills) for own in self.face_evidence]
+        self.face_fused = [fuse({**self.evidence, **own}, config, skills, roles) for own in self.face_evidence]
         scores = [-1.0 if f.fake_probability is None else f.fake_probability for f in self.face_fused]
         self.primary = int(np.argmax(scores))
         self.fused = self.face_fused[self.primary]
@@ -88,7 +88,8 @@ class ImageRecord:
                                       "the most suspicious (highest P(fake), largest on ties); every face's own "
                                       "answer is in `faces`")
 
-    def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills, config: FusionConfig) -> Result:
+    def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills, config: FusionConfig,
+               roles: Roles) -> Result:
         """The Verdict (or Failure); warnings and models in a fixed order whatever the threads' timing."""
         if self.image is None:
             return Failure(file=self.name, error=self.error or f"{self.name}: could not be analysed")
@@ -101,13 +102,13 @@ class ImageRecord:
             is_fake=fused.is_fake, fake_probability=_rounded(fused.fake_probability), label=fused.label,
             probabilities=_rounded_all(fused.probabilities),
             evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
-                                             skills.get(name), config) for name in branch_names},
-            faces=[self._face_record(i, skills, config) for i in range(len(self.aligned))],
+                                             skills.get(name), config, roles) for name in branch_names},
+            faces=[self._face_record(i, skills, config, roles) for i in range(len(self.aligned))],
             warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *fused.warnings], timings_ms=timings,
             models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
             pictures=self.pictures)
 
-    def _face_record(self, index: int, skills: Skills, config: FusionConfig) -> dict:
+    def _face_record(self, index: int, skills: Skills, config: FusionConfig, roles: Roles) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]
         error = round(float(face.alignment_error), 4)
         return {"box": [int(v) for v in face.box],
@@ -116,7 +117,7 @@ class ImageRecord:
                 "label": fused.label, "is_fake": fused.is_fake, "fake_probability": _rounded(fused.fake_probability),
                 "probabilities": _rounded_all(fused.probabilities),
                 "uncertain": fused.uncertain,
-                "evidence": {name: _evidence_record(name, evidence, skills.get(name), config)
+                "evidence": {name: _evidence_record(name, evidence, skills.get(name), config, roles)
                              for name, evidence in self.face_evidence[index].items()}}
 
 
@@ -140,13 +141,13 @@ def make_pictures(items: list[ImageRecord],
         item.timings["pictures"] = watch.seconds * 1000
 
 
-LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0)}
+LABEL_COLOURS = {"real": (46, 125, 50), "unknown": (239, 108, 0), "undecided": (117, 117, 117)}
 FAKE_COLOUR = (198, 40, 40)
 
 
 def faces_overview(pixels: np.ndarray, boxes: Sequence[Sequence[int]], labels: Sequence[str]) -> np.ndarray:
     """The image with every analysed face boxed and numbered from 1 (largest first), green when judged real, red
-    when judged made by a known GAN, orange for an unknown generator or no decision."""
+    when judged made by a known GAN, orange for an unknown generator, grey when undecided (nothing voted)."""
     from PIL import Image, ImageDraw, ImageFont
 
     canvas = Image.fromarray(pixels).convert("RGB")
@@ -172,14 +173,16 @@ def _picture(item: ImageRecord, what: str, draw: Callable[[], np.ndarray]) -> np
         return None
 
 
-def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, config: FusionConfig) -> dict:
-    """A branch's evidence as JSON with what fusion made of it: its P(fake) only when it has the skill to vote
-    on real vs fake, and `skill_notes` saying which votes its measured skill withholds (or that it is unmeasured),
-    so no reader recomputes or over-reads it."""
-    p_fake = branch_fake_probability(name, evidence)
-    refusal = real_vs_fake_refusal(name, skill, config) if p_fake is not None else None
+def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, config: FusionConfig,
+                     roles: Roles) -> dict:
+    """A branch's evidence as JSON with what fusion made of it: its P(fake) only when its role and its skill let
+    it vote on real vs fake (a non-voter's reading stays in its own `probabilities`), and `skill_notes` saying
+    which votes its role or measured skill withholds (or that it is unmeasured), so no reader over-reads it."""
+    p_fake = branch_fake_probability(evidence)
+    refusal = real_vs_fake_refusal(name, skill, config, roles) if p_fake is not None else None
     attributes = any(arch in (evidence.probabilities or {}) for arch in ARCHITECTURES)
-    notes = [note for note in (refusal, attribution_refusal(name, skill, config) if attributes else None) if note]
+    notes = [note for note in (refusal, attribution_refusal(name, skill, config, roles) if attributes else None)
+             if note]
     if not (skill or {}).get("real_vs_fake") and not (skill or {}).get("attribution") and evidence.ran and not notes:
         notes = ["skill on held-out sources not measured"]
     p_fake = None if refusal else p_fake

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fusion import LABELS, FusionConfig, fuse
+from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
-from core.branch import Branch, BranchContext, make_branch, registered_branches
+from core.branch import Branch, BranchContext, BranchRole, make_branch, registered_branches, role_of
 from core.device import Precision, select_precision
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
@@ -39,10 +39,11 @@ from core.weights import WeightUnavailableError
 from pipeline.image_record import ImageRecord, make_pictures
 from pipeline.lanes import Lanes
 from pipeline.status import BranchStatus, registry_or_empty, weight_states
-from pipeline.verdict import CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
+from pipeline.verdict import SCHEMA_VERSION, CSV_COLUMNS, EvidencePictures, Failure, Result, Verdict, write_csv
 
-__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "RANDOM_WEIGHTS", "BranchStatus", "EvidencePictures",
-           "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result", "Verdict", "write_csv"]
+__all__ = ["CSV_COLUMNS", "IMAGE_SUFFIXES", "LABELS", "PROBABILITY_LABELS", "RANDOM_WEIGHTS", "SCHEMA_VERSION",
+           "BranchStatus", "EvidencePictures", "Failure", "FusionConfig", "Pipeline", "PipelineConfig", "Result",
+           "Verdict", "write_csv"]
 
 Source = str | Path | bytes
 
@@ -97,7 +98,7 @@ class Pipeline:
     """Loads the branches lazily (once), runs every one it can on batches of images and fuses the evidence.
 
     `branches` replaces registered branches by instances (tests inject tiny models); `face_finder` replaces the
-    dlib aligner the face-level branches share.
+    dlib aligner the face-level branches share. `roles` is each branch's declared role, which fusion applies.
     """
 
     def __init__(self, config: PipelineConfig | None = None, branches: Mapping[str, Branch] | None = None,
@@ -108,6 +109,7 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown branches {sorted(unknown)}; registered: {names}")
         self.branches: dict[str, Branch] = {name: (branches or {}).get(name) or make_branch(name) for name in names}
+        self.roles: dict[str, BranchRole] = {name: role_of(branch) for name, branch in self.branches.items()}
         self.face_finder = face_finder or FaceFinder()
         self._failed: dict[str, str] = {}
         self._loaded: set[str] = set()
@@ -201,13 +203,13 @@ class Pipeline:
                 skills = self._skills()  # a branch that loaded during this chunk now has its record too
                 for item in good:
                     with timed() as watch:
-                        item.fuse(self.config.fusion, skills)
+                        item.fuse(self.config.fusion, skills, self.roles)
                     item.timings["fusion"] = watch.seconds * 1000
                 if with_pictures:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
         names = list(self.branches)
-        return [item.result(share, names, skills, self.config.fusion) for item in items]
+        return [item.result(share, names, skills, self.config.fusion, self.roles) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -294,7 +296,7 @@ class Pipeline:
     def _gate(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> None:
         """With gate_attribution: the images the image-level branches call real say why they get no face chain."""
         for item in items:
-            if fuse(item.evidence, self.config.fusion, skills).is_fake is False:
+            if fuse(item.evidence, self.config.fusion, skills, self.roles).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
 
     def _explainer(self) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fusion import LABELS
+from pipeline.fusion import PROBABILITY_LABELS
+
+SCHEMA_VERSION = 2  # 2: label "undecided" when nothing voted on real vs fake (1 said "unknown" for it too)
 
 
 @dataclass
@@ -35,6 +37,11 @@ class EvidencePictures:
 @dataclass
 class Verdict:
     """The answer for one image; `to_dict()` gives exactly the JSON fields of DESIGN.md's contract.
+
+    `label` is one of `pipeline.fusion.LABELS` (schema 2): "real"; "progan", "stylegan2" or "stylegan3" (fake, made
+    by that architecture); "unknown" (fake, by a generator none of the known ones fits, or no attribution branch
+    with the skill to say ran: `warnings` says which); "undecided" (no branch with the skill to vote decided real vs
+    fake: `is_fake`, `fake_probability` and every probability are None, and `uncertain` says why).
 
     With several faces, each entry of `faces` carries its own label, probabilities and face-level evidence; the
     image-level fields describe the most suspicious face (highest P(fake), the largest face on ties), so the
@@ -62,14 +69,16 @@ class Verdict:
     pictures: EvidencePictures | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pictures"}
+        """DESIGN.md's JSON fields, led by `schema_version` so a program can tell the label sets apart."""
+        return {"schema_version": SCHEMA_VERSION,
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "pictures"}}
 
     def to_row(self) -> dict[str, str]:
         probs = self.probabilities
         row = {"file": self.file, "sha256": self.sha256, "label": self.label, "is_fake": _cell(self.is_fake),
                "fake_probability": _cell(self.fake_probability), "faces": str(len(self.faces)),
                "face": _cell(primary_face_index(self.faces)), "warnings": " | ".join(self.warnings), "error": ""}
-        row.update({f"p_{label}": _cell(probs.get(label)) for label in LABELS})
+        row.update({f"p_{label}": _cell(probs.get(label)) for label in PROBABILITY_LABELS})
         return row
 
     def face_rows(self) -> list[dict[str, str]]:
@@ -82,7 +91,7 @@ class Verdict:
             probs = face.get("probabilities") or {}
             row.update(face=str(index), label=face.get("label", ""), is_fake=_cell(face.get("is_fake")),
                        fake_probability=_cell(face.get("fake_probability")))
-            row.update({f"p_{label}": _cell(probs.get(label)) for label in LABELS})
+            row.update({f"p_{label}": _cell(probs.get(label)) for label in PROBABILITY_LABELS})
             rows.append(row)
         return rows
 
@@ -101,7 +110,7 @@ class Failure:
     error: str
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "error": self.error}
+        return {"schema_version": SCHEMA_VERSION, "file": self.file, "error": self.error}
 
     def to_row(self) -> dict[str, str]:
         row = dict.fromkeys(CSV_COLUMNS, "")
@@ -113,7 +122,8 @@ class Failure:
 
 
 Result = Verdict | Failure
-CSV_COLUMNS = ("file", "sha256", "label", "is_fake", "fake_probability", *(f"p_{label}" for label in LABELS),
+CSV_COLUMNS = ("file", "sha256", "label", "is_fake", "fake_probability",
+               *(f"p_{label}" for label in PROBABILITY_LABELS),
                "faces", "face", "warnings", "error")
 
 

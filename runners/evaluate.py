@@ -13,7 +13,10 @@ for the fused verdict:
 * attribution on fakes of the known classes: accuracy and balanced accuracy of the label the tool outputs
   (open-set "unknown" and, fused, "real" count as wrong), the closed-set accuracy (best known architecture), and
   the confusion matrix;
-* open set, for every other class: the share labelled "unknown", called real, and forced into a known class.
+* open set, for every other class: the share labelled "unknown", called real, left undecided, and forced into a
+  known class;
+* undecided, per class: the images the fused verdict labelled "undecided" (nothing with the skill voted on real
+  vs fake). They count as neither a right nor a wrong answer: detection and attribution leave them out.
 
 Each condition of --sweep re-encodes the decoded pixels (JPEG 95/75/50, PNG after a 0.5×/0.25× downscale or a
 centre crop to half the side) and sends the bytes through the pipeline. Output in --out: metrics.json,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 import pipeline as P
 from pipeline.fusion import (
     ARCHITECTURES,
+    UNDECIDED,
     BranchEvidence,
     FusionConfig,
     architecture_distribution,
@@ -74,14 +75,17 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], bytes] | None] = {
 
 
 def open_set_rates(labels: Sequence[str], called_real: Sequence[bool]) -> dict:
-    """For images of an unknown generator: share labelled unknown, share called real, share forced into a class."""
+    """For images of an unknown generator: share labelled unknown, share called real, share left undecided (no
+    vote on real vs fake) and share forced into a known class."""
     labels = list(labels)
     if not labels:
         return {"n": 0}
     unknown = np.asarray([label == "unknown" for label in labels])
-    real = np.asarray(called_real, dtype=bool)
+    undecided = np.asarray([label == UNDECIDED for label in labels])
+    real = np.asarray(called_real, dtype=bool) & ~undecided
     return {"n": len(labels), "unknown_rate": float(unknown.mean()), "called_real_rate": float(real.mean()),
-            "known_class_rate": float((~unknown & ~real).mean())}
+            "undecided_rate": float(undecided.mean()),
+            "known_class_rate": float((~unknown & ~real & ~undecided).mean())}
 
 
 def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
@@ -101,16 +105,14 @@ def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
         alone = {branch: evidence}
         dist = architecture_distribution(alone, alone_config)
         reasons = open_set_reasons(alone, dist, alone_config) if dist is not None else ["no attribution"]
-        outcomes[branch] = {"ran": True, "p_fake": branch_fake_probability(branch, evidence),
+        outcomes[branch] = {"ran": True, "p_fake": branch_fake_probability(evidence),
                             "label": "unknown" if reasons else max(dist, key=dist.get),
                             "closed_set": max(dist, key=dist.get) if dist is not None else None}
     all_evidence = {b: BranchEvidence(e.get("probabilities"), e.get("label"), e.get("reason"))
                     for b, e in verdict["evidence"].items() if e}
     dist = architecture_distribution(all_evidence, fusion)
-    ran = verdict["fake_probability"] is not None
-    outcomes[FUSED] = {"ran": ran, "p_fake": verdict["fake_probability"], "label": verdict["label"],
-                       "closed_set": max(dist, key=dist.get) if dist else None,
-                       "reason": None if ran else "no real-vs-fake detector ran"}
+    outcomes[FUSED] = {"ran": True, "p_fake": verdict["fake_probability"], "label": verdict["label"],
+                       "closed_set": max(dist, key=dist.get) if dist else None}
     return outcomes
 
 
@@ -126,7 +128,8 @@ def condition_metrics(records: list[dict], threshold: float = 0.5) -> dict:
         scored = [r for r in ran if r["outcomes"][source]["p_fake"] is not None]
         detect = detection_metrics([r["class"] != "real" for r in scored],
                                    [r["outcomes"][source]["p_fake"] for r in scored], threshold) if scored else None
-        known = [r for r in ran if r["class"] in ARCHITECTURES and r["outcomes"][source]["closed_set"] is not None]
+        decided = [r for r in ran if r["outcomes"][source]["label"] != UNDECIDED]
+        known = [r for r in decided if r["class"] in ARCHITECTURES and r["outcomes"][source]["closed_set"] is not None]
         attribution = attribution_metrics([r["class"] for r in known], [r["outcomes"][source]["label"] for r in known],
                                           ARCHITECTURES, [r["outcomes"][source]["closed_set"] for r in known]
                                           ) if known else None
@@ -136,8 +139,10 @@ def condition_metrics(records: list[dict], threshold: float = 0.5) -> dict:
             open_set[cls] = open_set_rates(
                 [m["label"] for m in members],
                 [m["p_fake"] is not None and m["p_fake"] < threshold for m in members])
+        undecided = Counter(r["class"] for r in ran if r["outcomes"][source]["label"] == UNDECIDED)
         metrics[source] = {"ran": True, "n": len(ran), "detection": detect, "attribution": attribution,
-                           "open_set": open_set}
+                           "open_set": open_set,
+                           "undecided": {cls: undecided[cls] for cls in sorted({r["class"] for r in ran})}}
     return metrics
 
 
@@ -230,15 +235,17 @@ def summary_markdown(report: dict) -> str:
              "Images per class: " + ", ".join(f"{k} {v}" for k, v in report["images_per_class"].items()), "",
              "Detection is real vs every fake; attribution is on fakes of the known classes (the label as output: "
              "'unknown' and 'real' count as wrong; closed = best known architecture); open set is every other "
-             "folder (unknown = share labelled unknown, real = share called real).", ""]
+             "folder (unknown = share labelled unknown, real = share called real). An 'undecided' answer (nothing "
+             "with the skill voted on real vs fake) is neither right nor wrong: it is left out of detection and "
+             "attribution, is its own share of the open set and is counted per class in its own column.", ""]
     for condition, result in report["conditions"].items():
         lines += [f"## {condition} ({result['n_images']} images, {result['n_errors']} not analysed)", "",
                   "| source | AUC | AP | TPR@1%FPR | TPR@5%FPR | TPR@0.5 | FPR@0.5 | attr. acc | attr. bal. acc | "
-                  "closed acc | open set: unknown / real |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "closed acc | open set: unknown / real | undecided |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for source, m in result["metrics"].items():
             if not m["ran"]:
-                lines.append(f"| {source} | did not run: {m['reason'][:160]} |" + " |" * 9)
+                lines.append(f"| {source} | did not run: {m['reason'][:160]} |" + " |" * 10)
                 continue
             d = m["detection"] or {}
             a = m["attribution"] or {}
@@ -248,7 +255,8 @@ def summary_markdown(report: dict) -> str:
                                              _f(d.get("tpr_at_fpr_1pct")), _f(d.get("tpr_at_fpr_5pct")),
                                              _f(d.get("tpr_at_threshold")), _f(d.get("fpr_at_threshold")),
                                              _f(a.get("accuracy")), _f(a.get("balanced_accuracy")),
-                                             _f(a.get("closed_set_accuracy")), open_set or "–"]) + " |")
+                                             _f(a.get("closed_set_accuracy")), open_set or "–",
+                                             _counts(m.get("undecided") or {})]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -284,6 +292,10 @@ def write_plots(report: dict, predictions_path: Path, out: Path) -> list[str]:
 def _get(report: dict, condition: str, source: str, group: str, key: str):
     metrics = report["conditions"][condition]["metrics"].get(source, {})
     return (metrics.get(group) or {}).get(key)
+
+
+def _counts(per_class: dict[str, int]) -> str:
+    return ", ".join(f"{cls} {n}" for cls, n in per_class.items() if n) or "0"
 
 
 def _f(value) -> str:

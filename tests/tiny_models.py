@@ -15,13 +15,14 @@ from PIL import Image
 
 import pipeline as P
 from pipeline.branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
-from core.branch import Branch
+from core.branch import Branch, BranchRole
 from core.device import Precision
+from core.evidence import BranchEvidence
 from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 
-DESIGN_FIELDS = {"file", "sha256", "width", "height", "is_fake", "fake_probability", "label", "probabilities",
-                 "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
+DESIGN_FIELDS = {"schema_version", "file", "sha256", "width", "height", "is_fake", "fake_probability", "label",
+                 "probabilities", "evidence", "faces", "warnings", "timings_ms", "models", "uncertain"}
 
 
 @lru_cache(maxsize=4)
@@ -82,9 +83,40 @@ def tiny_branches(tmp_dir: Path, precision: Precision | None = None, **replace: 
 
 
 def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, face_finder: FaceFinder | None = None,
-                  **replace: Branch) -> P.Pipeline:
-    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size)
+                  fusion: P.FusionConfig | None = None, **replace: Branch) -> P.Pipeline:
+    config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size, fusion=fusion or P.FusionConfig())
     return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder)
+
+
+NOTHING_TRUSTED = P.FusionConfig(trust_unmeasured=())
+
+
+def unskilled_pipeline(tmp_dir: Path, **replace: Branch) -> P.Pipeline:
+    """The tiny pipeline where no branch may vote unmeasured, as offline where no loaded detector has the skill:
+    every branch runs and shows its own reading, and nothing decides real vs fake."""
+    return tiny_pipeline(tmp_dir, fusion=NOTHING_TRUSTED, **replace)
+
+
+PASSING_SKILL = {"protocol": "leave-one-source-out",
+                 "real_vs_fake": {"auc": 0.95, "real_false_positive_rate": 0.02}}
+
+
+class ToyDetector:
+    """A branch fusion has never heard of, with a passing held-out skill record: it calls every image fake (P = 0.9)
+    and scores no architecture. Register it with `register_branch(ToyDetector.name, ToyDetector)`."""
+
+    name, level, warning, skill = "toy_detector", "image", None, PASSING_SKILL
+    role = BranchRole(title="Toy detector")
+    models = {"toy-detector": "0" * 64}
+
+    def required_weights(self, context) -> list[str]:
+        return []
+
+    def load(self, context) -> None:
+        pass
+
+    def run(self, inputs):
+        return [BranchEvidence({"real": 0.1, "fake": 0.9}) for _ in inputs]
 
 
 class Missing:

@@ -11,7 +11,7 @@ import gradio as gr
 import pytest
 
 import app
-from tiny_models import DESIGN_FIELDS, png_bytes, tiny_pipeline
+from tiny_models import DESIGN_FIELDS, png_bytes, tiny_pipeline, unskilled_pipeline
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -48,8 +48,57 @@ def test_card_names_the_architecture_and_lists_branches_that_did_not_run():
 def test_card_for_a_real_photo_and_for_no_decision():
     assert app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real")).startswith(
         "### Real photo — P(fake) = 0.20")
-    assert app.verdict_card(verdict(is_fake=None, fake_probability=None, label="unknown")).startswith(
+    assert app.verdict_card(verdict(is_fake=None, fake_probability=None, label="undecided")).startswith(
         "### No real/fake decision")
+
+
+UNDECIDED = {"is_fake": None, "fake_probability": None, "label": "undecided",
+             "probabilities": dict.fromkeys(("real", "progan", "stylegan2", "stylegan3", "unknown")),
+             "uncertain": ["nothing voted on real vs fake: clip_probe: no real/fake skill: none measured"]}
+
+
+def test_an_undecided_verdict_reads_as_no_decision_everywhere_and_never_as_an_unknown_generator():
+    face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "primary": True, "evidence": {}, **UNDECIDED}
+    undecided = verdict(**UNDECIDED, faces=[face])
+    card, caption, panel = app.verdict_card(undecided), app.face_gallery(undecided, _one_crop())[0][1], \
+        app.face_markdown(undecided, 0)
+    assert card.startswith("### No real/fake decision — no branch with the skill to vote on real vs fake ran")
+    assert "**Why there is no decision**\n- nothing voted on real vs fake" in card
+    assert caption == "1: No decision" and panel.startswith("#### Face 1 (the verdict is about this face): No "
+                                                            "decision — no branch with the skill to vote")
+    assert not any("Unknown generator" in text for text in (card, caption, panel))
+
+
+def test_the_probabilities_panel_of_an_undecided_verdict_shows_own_readings_as_not_a_vote_or_one_sentence():
+    evidence = {"clip_probe": {"probabilities": {"real": 0.3, "fake": 0.7}, "label": None, "reason": None,
+                               "fake_probability": None, "skill_notes": ["no real/fake skill: none measured"]}}
+    panel = app.probability_panel(verdict(**UNDECIDED, evidence=evidence))
+    assert panel.label == "No decision: each branch's own P(fake), not a vote"
+    assert panel.value["confidences"] == [{"label": "CLIP probe (UFD): own P(fake), not a vote", "confidence": 0.7}]
+    empty = app.probability_panel(verdict(**UNDECIDED, evidence={"clip_probe": {"probabilities": None}}))
+    assert empty.value == {"label": "No decision, and no branch gave a real/fake reading of its own",
+                           "confidences": None}
+    assert app.branch_rows(verdict(**UNDECIDED, evidence=evidence))[0][2] == "0.700 own reading, not a vote"
+
+
+def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp_path):
+    from tiny_models import Missing
+
+    before = app.intro_markdown(tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x")))
+    assert ("combines FingerprintNet, Spectral DCT baseline and Latent SVM (e4e W+) (they load on the first "
+            "analysis); off: CLIP probe (UFD) (see the Model status tab)") in before
+    loaded = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"),
+                           latent_svm=Missing("latent_svm", "svm-x", "face"))
+    loaded.load_all()
+    intro = app.intro_markdown(loaded)
+    assert ("the branches loaded, FingerprintNet and Spectral DCT baseline; off: CLIP probe (UFD) and Latent SVM "
+            "(e4e W+) (see") in intro
+
+
+def _one_crop() -> "app.P.EvidencePictures":
+    import numpy as np
+
+    return app.P.EvidencePictures(faces=[np.zeros((256, 256, 3), np.uint8)])
 
 
 def test_uploader_controlled_text_cannot_inject_markup():
@@ -71,7 +120,8 @@ def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     assert overview.shape == (data["height"], data["width"], 3) and spectrum.ndim == 3
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
-    assert set(bars) <= set(app.LABEL_NAMES.values()) and len(table) == 4 and report.interactive
+    shown = {item["label"] for item in bars.value["confidences"]}
+    assert shown <= set(app.LABEL_NAMES.values()) and len(table) == 4 and report.interactive
 
 
 def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
@@ -163,6 +213,20 @@ def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe,
             client.predict(handle_file(str(corrupt)), api_name="/analyze")
     finally:
         demo.close()
+
+
+def test_the_api_answers_undecided_for_a_real_face_when_no_loaded_branch_has_the_skill(real_face, tmp_path):
+    from gradio_client import Client, handle_file
+
+    demo = app.build_demo(unskilled_pipeline(tmp_path / "models"))
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        data = Client(local_url, verbose=False, analytics_enabled=False).predict(handle_file(str(real_face)),
+                                                                                 api_name="/analyze")
+    finally:
+        demo.close()
+    assert data["schema_version"] == 2 and data["label"] == "undecided" and data["is_fake"] is None
+    assert data["uncertain"][0].startswith("nothing voted on real vs fake") and data["faces"][0]["label"] == "undecided"
 
 
 def _noise_png(path: Path, seed: int = 0) -> Path:

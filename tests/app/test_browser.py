@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from playwright.sync_api import Page, expect, sync_playwright
 
 import app
-from tiny_models import tiny_pipeline
+from tiny_models import tiny_pipeline, unskilled_pipeline
 
 SCREENSHOT_ENV = "GANTRACE_SCREENSHOT"  # where to keep the screenshot, e.g. docs/app-screenshot.png for the README
 # No sandbox (CI runs as root), no GPU, and nothing that phones home: the test must work offline.
@@ -112,5 +112,31 @@ def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face
             screenshot = Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        demo.close()
+
+
+def test_browser_shows_no_decision_when_only_unskilled_branches_are_loaded(real_face, tmp_path):
+    """Every branch runs, none has the skill to vote: the headline, the caption and the face panel say no decision,
+    no element says "Unknown generator", and the faces are numbered from 1."""
+    binary = required_chromium()
+    demo = app.build_demo(unskilled_pipeline(tmp_path / "models"))
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
+    try:
+        with app_page(binary, local_url, real_face) as page:
+            card = page.locator("#verdict-card")
+            expect(card).to_contain_text("No real/fake decision", timeout=VERDICT_TIMEOUT_MS)
+            expect(card).to_contain_text("Why there is no decision")
+            expect(page.locator("#bars")).to_contain_text("not a vote")
+            page.get_by_role("tab", name="Faces").click()
+            expect(page.locator("#faces-overview img")).to_be_visible()
+            expect(page.locator("#faces-gallery")).to_contain_text("1: No decision")
+            evidence = page.locator("#face-evidence")
+            expect(evidence).to_contain_text("Face 1 (the verdict is about this face): No decision")
+            page.locator("#faces-gallery button.thumbnail-item").first.click()
+            expect(evidence).to_contain_text("Face 1")
+            text, captions = page.locator("body").inner_text(), page.locator("#faces-gallery").inner_text()
+            assert "Unknown generator" not in text and "Face 0" not in text, text
+            assert not re.search(r"(^|\n)0: ", captions), captions
     finally:
         demo.close()

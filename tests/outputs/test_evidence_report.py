@@ -24,9 +24,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from outputs import evidence_report as R
+from pipeline.wording import branch_title
 import pipeline as P
 from core.weights import load_registry
-from tiny_models import png_bytes, tiny_pipeline
+from tiny_models import png_bytes, tiny_pipeline, unskilled_pipeline
 
 from runners import batch_scan as scan_script
 
@@ -145,6 +146,7 @@ def example_report_inputs() -> tuple[dict, P.EvidencePictures]:
                                                                     if k in ("progan", "stylegan2", "stylegan3")},
                                                   "label": label if label != "real" else None, "reason": None}}})
     verdict = {
+        "schema_version": P.SCHEMA_VERSION,
         "file": "group-photo.png", "sha256": hashlib.sha256(png_bytes(pixels)).hexdigest(),
         "width": pixels.shape[1], "height": pixels.shape[0], "is_fake": True, "fake_probability": 0.96,
         "label": "stylegan2",
@@ -189,7 +191,7 @@ def test_report_of_a_pipeline_verdict_has_every_section_and_the_verdict_hashes(d
     assert verdict["models"] and {row[0]: row[1] for row in page.rows["models"][1:]} == verdict["models"]
     assert json.loads(page.text["pre"]) == json.loads(json.dumps(verdict))
     for row, (branch, evidence) in zip(page.rows["branches"][1:], verdict["evidence"].items()):
-        assert row[0] == R.BRANCH_NAMES[branch]
+        assert row[0] == branch_title(branch)
         assert row[1] == ("ran" if evidence["probabilities"] is not None else "did not run")
         if evidence["probabilities"] is None:
             assert row[3] == " ".join(evidence["reason"].split())
@@ -206,6 +208,19 @@ def test_report_embeds_the_aligned_face_of_a_real_face_pixel_for_pixel(real_face
     assert verdict.faces, "dlib should find the development face"
     assert np.array_equal(decoded(page.images["faces"][0]), verdict.pictures.aligned_face)
     assert "68 points" in page.text["faces"] and f"{verdict.faces[0]['alignment_error']}" in page.text["faces"]
+
+
+def test_report_of_an_undecided_real_face_says_no_decision_with_the_reason_and_the_schema(real_face, tmp_path):
+    verdict = unskilled_pipeline(tmp_path / "models").analyze_one(str(real_face), name=real_face.name,
+                                                                  with_pictures=True)
+    page = ReportReader(R.render_html(verdict.to_dict(), verdict.pictures, generated_at=WHEN))
+    finding, faces = page.text["verdict"], page.text["faces"]
+    assert verdict.label == "undecided" and "No real/fake decision" in finding
+    assert "Uncertain: nothing voted on real vs fake" in finding
+    assert "No decision: each branch's own P(fake), not a vote." in finding and "own P(fake)" in finding
+    assert "No decision" in faces and "Unknown generator" not in finding + faces
+    assert "CLIP probe (UFD): own P(fake), not a vote" in faces  # a face is fused with the image-level readings
+    assert "verdict schema 2" in page.text["record"]
 
 
 def test_per_face_verdicts_and_crops_are_shown_when_the_faces_carry_them():

@@ -7,11 +7,7 @@ import pytest
 
 from pipeline.fusion import (
     ARCHITECTURES,
-    BRANCHES,
-    CLIP_PROBE,
-    FINGERPRINT_NET,
-    LABELS,
-    LATENT_SVM,
+    PROBABILITY_LABELS,
     BranchEvidence,
     FusionConfig,
     architecture_distribution,
@@ -22,6 +18,9 @@ from pipeline.fusion import (
     real_vs_fake_refusal,
     recentre,
 )
+
+
+CLIP_PROBE, FINGERPRINT_NET, LATENT_SVM = "clip_probe", "fingerprint_net", "latent_svm"  # the shipped roles
 
 
 def clip(p_fake: float) -> BranchEvidence:
@@ -64,7 +63,9 @@ def test_a_branch_whose_recorded_skill_is_below_the_bar_does_not_vote():
     assert fake_probability(evidence, FusionConfig(), {FINGERPRINT_NET: STRONG_DETECTOR}) == \
         pytest.approx((0.2 + 0.95) / 2)
     alone = fuse({FINGERPRINT_NET: fingerprint(0.05, 0.05, 0.85, 0.05)}, skills=weak)
-    assert alone.is_fake is None and alone.label == "unknown"
+    assert alone.is_fake is None and alone.label == "undecided"
+    assert alone.uncertain == ["nothing voted on real vs fake: fingerprint_net: no real/fake skill: held-out AUC "
+                               "0.46 < 0.85; calls 98% of held-out real photos fake (> 10%)"]
 
 
 def test_skill_refusal_names_each_shortfall_clean_and_after_jpeg():
@@ -106,7 +107,7 @@ def test_out_of_distribution_input_turns_a_confident_verdict_uncertain():
 
 def test_fake_probability_weights_come_from_the_config():
     evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.1, 0.5, 0.1)}
-    config = FusionConfig(clip_weight=3.0, trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET))
+    config = FusionConfig(roles={CLIP_PROBE: {"detect_weight": 3.0}}, trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET))
     assert fake_probability(evidence, config) == pytest.approx((3 * 0.9 + 0.7) / 4)
 
 
@@ -157,7 +158,7 @@ def test_latent_svm_open_set_rejection_makes_the_generator_unknown():
     fused = fuse(evidence)
     assert fused.label == "unknown"
     assert fused.probabilities["unknown"] == pytest.approx(fused.fake_probability)
-    assert any("latent SVM's open-set rule" in w for w in fused.warnings)
+    assert any("open-set rule of Latent SVM (e4e W+) rejected every known architecture" in w for w in fused.warnings)
 
 
 def test_flat_architecture_distribution_is_unknown_not_forced_into_a_class():
@@ -169,14 +170,16 @@ def test_flat_architecture_distribution_is_unknown_not_forced_into_a_class():
 
 def test_unsure_fingerprint_net_makes_the_generator_unknown():
     evidence = {CLIP_PROBE: clip(0.9), FINGERPRINT_NET: fingerprint(0.3, 0.05, 0.4, 0.25)}
-    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0, trust_unmeasured=BRANCHES))
+    fused = fuse(evidence, FusionConfig(min_architecture_probability=0.0,
+                                        trust_unmeasured=(CLIP_PROBE, FINGERPRINT_NET)))
     assert fused.label == "unknown"
     assert any("FingerprintNet is unsure" in w for w in fused.warnings)
 
 
-def test_only_a_detector_ran_so_a_fake_is_of_unknown_generator():
+def test_only_a_detector_ran_so_a_fake_is_of_unknown_generator_and_a_warning_says_why():
     fused = fuse({CLIP_PROBE: clip(0.9), FINGERPRINT_NET: MISSING, LATENT_SVM: MISSING})
     assert fused.is_fake is True and fused.label == "unknown"
+    assert "generator unknown: no attribution branch with the skill to vote ran" in fused.warnings
     assert contradictions(fused) == []
 
 
@@ -189,11 +192,24 @@ def test_real_verdict_still_carries_the_attribution_mass_consistently():
     assert contradictions(fused) == []
 
 
-def test_no_detector_means_no_decision_and_a_warning():
+def test_no_detector_means_undecided_with_the_reason_in_uncertain_never_unknown():
     fused = fuse({CLIP_PROBE: MISSING, FINGERPRINT_NET: MISSING, LATENT_SVM: latent(0.1, 0.8, 0.1)})
-    assert fused.is_fake is None and fused.fake_probability is None and fused.label == "unknown"
-    assert set(fused.probabilities) == set(LABELS)
+    assert fused.is_fake is None and fused.fake_probability is None and fused.label == "undecided"
+    assert fused.probabilities == dict.fromkeys(PROBABILITY_LABELS, None)
+    assert fused.uncertain == ["nothing voted on real vs fake: clip_probe: did not run; fingerprint_net: did not "
+                               "run; latent_svm: gives no real/fake reading"]
     assert any("no real-vs-fake detector with the skill to vote ran" in w for w in fused.warnings)
+    assert contradictions(fused) == []
+
+
+def test_contradiction_checker_refuses_unknown_for_no_decision_and_undecided_beside_a_decision():
+    from pipeline.fusion import Fused
+
+    empty = dict.fromkeys(PROBABILITY_LABELS, None)
+    assert contradictions(Fused(None, None, "unknown", empty, uncertain=["nothing voted"]))
+    assert contradictions(Fused(None, None, "undecided", empty)) == ["undecided without the reason in `uncertain`"]
+    decided = {"real": 0.8, "progan": 0.0, "stylegan2": 0.0, "stylegan3": 0.0, "unknown": 0.2}
+    assert contradictions(Fused(False, 0.2, "undecided", decided))
 
 
 def test_disagreeing_detectors_and_a_near_threshold_score_are_flagged():
@@ -225,7 +241,7 @@ def test_random_evidence_never_yields_a_contradiction():
             evidence[LATENT_SVM] = latent(*probs, label="unknown" if rng.random() < 0.2 else None)
         config = FusionConfig(fake_threshold=float(rng.uniform(0.05, 0.95)),
                               min_architecture_probability=float(rng.uniform(0.0, 0.8)),
-                              fingerprint_detect_weight=float(rng.choice([0.0, 1.0])))
+                              roles={FINGERPRINT_NET: {"detect_weight": float(rng.choice([0.0, 1.0]))}})
         fused = fuse(evidence, config)
         assert contradictions(fused) == [], (evidence, config, fused)
 
@@ -233,3 +249,33 @@ def test_random_evidence_never_yields_a_contradiction():
 def test_config_refuses_a_threshold_outside_zero_one():
     with pytest.raises(ValueError, match="fake_threshold"):
         FusionConfig(fake_threshold=1.0)
+
+
+def test_config_role_overrides_are_checked_against_the_role_fields():
+    with pytest.raises(ValueError, match="detect_wieght"):
+        FusionConfig(roles={CLIP_PROBE: {"detect_wieght": 2.0}})
+    with pytest.raises(ValueError, match="detect_weight must be >= 0"):
+        FusionConfig(roles={CLIP_PROBE: {"detect_weight": -1.0}})
+
+
+def test_an_unregistered_branch_with_a_passing_skill_record_votes_with_the_default_role():
+    """Fusion loops over the evidence it gets: a branch it has never heard of votes once its skill clears the bar."""
+    evidence = {CLIP_PROBE: clip(0.2), "newcomer": BranchEvidence({"real": 0.1, "fake": 0.9})}
+    assert fake_probability(evidence, FusionConfig()) == pytest.approx(0.2)
+    assert fake_probability(evidence, FusionConfig(), {"newcomer": STRONG_DETECTOR}) == pytest.approx((0.2 + 0.9) / 2)
+
+
+def test_a_role_without_a_real_fake_vote_keeps_a_skilled_branch_out_of_p_fake():
+    from core.branch import BranchRole
+
+    evidence = {CLIP_PROBE: clip(0.2), "newcomer": BranchEvidence({"real": 0.1, "fake": 0.9})}
+    roles = {CLIP_PROBE: BranchRole(trust_unmeasured=True), "newcomer": BranchRole(detects=False)}
+    assert fake_probability(evidence, FusionConfig(), {"newcomer": STRONG_DETECTOR}, roles) == pytest.approx(0.2)
+    assert real_vs_fake_refusal("newcomer", STRONG_DETECTOR, FusionConfig(), roles).startswith("no real/fake vote")
+
+
+def test_the_verdict_does_not_depend_on_the_order_the_lanes_filled_the_evidence_in():
+    evidence = {CLIP_PROBE: MISSING, FINGERPRINT_NET: fingerprint(0.5, 0.2, 0.2, 0.1),
+                LATENT_SVM: latent(0.3, 0.4, 0.3), "newcomer": BranchEvidence({"real": 0.4, "fake": 0.6})}
+    forwards, backwards = fuse(evidence), fuse(dict(reversed(evidence.items())))
+    assert forwards == backwards and forwards.uncertain[0].startswith("nothing voted on real vs fake: clip_probe:")

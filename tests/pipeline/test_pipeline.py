@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny_models import (DESIGN_FIELDS, CentreFaceFinder, Missing, _tiny_models, png_bytes, tiny_branches,
-                         tiny_pipeline)
+from tiny_models import (DESIGN_FIELDS, CentreFaceFinder, Missing, ToyDetector, _tiny_models, png_bytes,
+                         tiny_branches, tiny_pipeline, unskilled_pipeline)
 
 import pipeline as P
 from pipeline.branches import FingerprintBranch
@@ -40,7 +40,7 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert isinstance(verdict, P.Verdict)
     data = json.loads(json.dumps(verdict.to_dict()))
     assert set(data) == DESIGN_FIELDS
-    assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.LABELS)
+    assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
     assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "latent_svm"}
     face = data["faces"][0]
@@ -96,7 +96,7 @@ def test_bad_inputs_become_failures_with_the_image_module_message_in_order(tiny_
     assert absent.error == "absent.jpg: no such file"
     assert cut.error.startswith("cut.webp:") and ("truncated" in cut.error or "decoded" in cut.error)
     assert "under the 64-pixel minimum" in small.error
-    assert junk.to_dict() == {"file": "junk.png", "error": junk.error}
+    assert junk.to_dict() == {"schema_version": P.SCHEMA_VERSION, "file": "junk.png", "error": junk.error}
 
 
 def test_image_without_a_face_is_analysed_with_a_no_face_warning(tiny_dir, faceless_png):
@@ -276,13 +276,43 @@ def test_every_face_of_a_group_photo_gets_its_own_answer_and_the_cap_warns(tiny_
     assert len(capped.faces) == 2 and any("only the 2 largest were analysed" in w for w in capped.warnings)
 
 
+def test_a_real_face_that_no_skilled_branch_votes_on_is_undecided_not_unknown(tiny_dir, face_file):
+    verdict = unskilled_pipeline(tiny_dir).analyze_one(str(face_file))
+    data = json.loads(json.dumps(verdict.to_dict()))
+    assert data["schema_version"] == 2 and data["label"] == "undecided" and data["is_fake"] is None
+    assert data["fake_probability"] is None and set(data["probabilities"].values()) == {None}
+    assert data["uncertain"][0].startswith("nothing voted on real vs fake: clip_probe: no real/fake skill: none "
+                                           "measured"), data["uncertain"]
+    face = data["faces"][0]
+    assert face["label"] == "undecided" and face["is_fake"] is None and face["uncertain"] == data["uncertain"]
+    assert all(e["fake_probability"] is None for e in data["evidence"].values()), data["evidence"]
+    assert data["evidence"]["clip_probe"]["probabilities"]["fake"] is not None  # its own reading stays visible
+
+
+def test_a_registered_toy_branch_with_a_passing_skill_record_votes_without_editing_fusion(tiny_dir, face_file):
+    """It is the only voter: its fake call makes a fake, and with no attribution branch allowed to vote, the
+    generator is unknown and a warning says why."""
+    register_branch(ToyDetector.name, ToyDetector)
+    try:
+        verdict = unskilled_pipeline(tiny_dir).analyze_one(str(face_file))
+    finally:
+        unregister_branch(ToyDetector.name)
+    assert verdict.evidence["toy_detector"]["fake_probability"] == pytest.approx(0.9)
+    assert verdict.is_fake is True and verdict.fake_probability == pytest.approx(0.9)
+    assert verdict.label == "unknown" and verdict.faces[0]["label"] == "unknown"
+    assert "generator unknown: no attribution branch with the skill to vote ran" in verdict.warnings
+    assert verdict.evidence["clip_probe"]["fake_probability"] is None  # a non-voter's reading is not shown as a vote
+
+
 def test_faces_overview_boxes_each_face_in_the_colour_of_its_label():
     from pipeline.image_record import FAKE_COLOUR, LABEL_COLOURS, faces_overview
 
-    picture = faces_overview(np.zeros((200, 300, 3), np.uint8), [(10, 20, 110, 120), (150, 30, 250, 130)],
-                             ["real", "stylegan2"])
+    picture = faces_overview(np.zeros((200, 300, 3), np.uint8),
+                             [(10, 20, 110, 120), (150, 30, 250, 130), (120, 140, 180, 195)],
+                             ["real", "stylegan2", "undecided"])
     assert tuple(picture[119, 60]) == LABEL_COLOURS["real"]
     assert tuple(picture[129, 200]) == FAKE_COLOUR
+    assert tuple(picture[194, 150]) == LABEL_COLOURS["undecided"] != LABEL_COLOURS["unknown"]
     assert tuple(picture[180, 5]) == (0, 0, 0)
 
 

@@ -53,7 +53,27 @@ def test_attribution_metrics_count_unknown_and_real_as_errors_like_sklearn():
 
 def test_open_set_rates_split_unknown_real_and_forced_answers():
     rates = evaluation.open_set_rates(["unknown", "stylegan2", "real", "unknown"], [False, False, True, False])
-    assert rates == {"n": 4, "unknown_rate": 0.5, "called_real_rate": 0.25, "known_class_rate": 0.25}
+    assert rates == {"n": 4, "unknown_rate": 0.5, "called_real_rate": 0.25, "undecided_rate": 0.0,
+                     "known_class_rate": 0.25}
+
+
+def test_undecided_answers_are_counted_per_class_and_are_neither_right_nor_wrong():
+    def record(cls: str, label: str, p_fake: float | None) -> dict:
+        return {"class": cls, "outcomes": {"fused": {"ran": True, "p_fake": p_fake, "label": label,
+                                                     "closed_set": "stylegan2"}}}
+
+    records = [record("real", "real", 0.1), record("real", "undecided", None), record("stylegan2", "stylegan2", 0.9),
+               record("stylegan2", "undecided", None), record("stylegan2", "undecided", None),
+               record("diffusion", "undecided", None), record("diffusion", "unknown", 0.8)]
+    fused = evaluation.condition_metrics(records)["fused"]
+    assert fused["undecided"] == {"diffusion": 1, "real": 1, "stylegan2": 2}
+    assert fused["detection"]["n_real"] == 1 and fused["detection"]["n_fake"] == 2
+    assert fused["attribution"]["n"] == 1 and fused["attribution"]["accuracy"] == 1.0
+    assert fused["open_set"]["diffusion"] == {"n": 2, "unknown_rate": 0.5, "called_real_rate": 0.0,
+                                              "undecided_rate": 0.5, "known_class_rate": 0.0}
+    summary = evaluation.summary_markdown({"dataset": "d", "images_per_class": {}, "conditions": {
+        "original": {"n_images": 7, "n_errors": 0, "metrics": {"fused": fused}}}})
+    assert "| undecided |" in summary and "diffusion 1, real 1, stylegan2 2 |" in summary
 
 
 def test_perturbations_give_files_core_images_reads_as_that_format():

@@ -14,7 +14,7 @@ import pytest
 from runners import batch_scan as scan
 import pipeline as P
 from program_runs import SCAN, rows
-from tiny_models import _tiny_models, png_bytes, tiny_branches, tiny_pipeline
+from tiny_models import _tiny_models, png_bytes, tiny_branches, tiny_pipeline, unskilled_pipeline
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
@@ -58,7 +58,7 @@ def test_every_file_gets_a_row_and_a_full_verdict_line_errors_included(pipe, fol
     assert "no face found" in by_name["a.png"]["warnings"]
     verdicts = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert [v["file"] for v in verdicts] == [str(f) for f in files]
-    assert "evidence" in verdicts[0] and verdicts[2] == {"file": str(folder / "broken.jpg"),
+    assert "evidence" in verdicts[0] and verdicts[2] == {"schema_version": 2, "file": str(folder / "broken.jpg"),
                                                           "error": by_name["broken.jpg"]["error"]}
     assert counts["error"] == 2
 
@@ -75,6 +75,21 @@ class _StopAfterFirstBatch(scan.StopFlag):
             return original(sources, names, with_pictures)
 
         self.analyze = analyze
+
+
+@pytest.mark.parametrize("per_face", [False, True])
+def test_a_real_face_no_skilled_branch_votes_on_is_undecided_in_the_csv_the_jsonl_and_the_counts(real_face, tmp_path,
+                                                                                               per_face):
+    out = tmp_path / "scan.csv"
+    counts, finished = scan.scan([real_face], out, unskilled_pipeline(tmp_path / "models"), progress=False,
+                                 per_face=per_face)
+    assert finished and counts == {"skipped": 0, "undecided": 1}
+    [row] = rows(out)
+    assert row["label"] == "undecided" and row["is_fake"] == "" and row["p_unknown"] == ""
+    assert row["face"] == "0" and "no real-vs-fake detector with the skill to vote ran" in row["warnings"]
+    [line] = [json.loads(text) for text in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert line["schema_version"] == 2 and line["label"] == "undecided" and line["is_fake"] is None
+    assert line["uncertain"][0].startswith("nothing voted on real vs fake")
 
 
 def test_interrupted_scan_leaves_a_valid_csv_and_resumes_without_redoing_rows(pipe, folder, tmp_path, monkeypatch):
