@@ -194,7 +194,7 @@ class CropTrainer:
                 self.state["total_steps"] = max(SPEED_PROBE_STEPS, min(self.state["total_steps"], affordable))
                 bar.total = self.state["total_steps"]
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(self.state['losses'][-50:]):.3f}")
+            bar.set_postfix(loss=f"{np.mean(self.state['losses'][-50:]):.3f}", refresh=False)
             if self.out is not None and time.monotonic() - last_save > settings.checkpoint_every_s:
                 self.save_checkpoint()
                 last_save = time.monotonic()
