@@ -52,7 +52,7 @@ from core.images import load_image
 from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, REAL, HeldOutPredictions, Scores,
                                  fold_sources, grouped_source_folds, leave_one_source_out)
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
-from detector.residual_net import ResidualConfig, ResidualNet, central_window
+from detector.residual_net import ResidualConfig, central_window
 from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
 from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
 from scripts.evaluate_sources import THRESHOLD_CONDITIONS, cap_per_source, list_face_set, write_table
