@@ -236,3 +236,45 @@ def _mean(values: list[float]) -> float | None:
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+def grouped_source_folds(sources: Sequence[str], k: int = 5, seed: int = 0,
+                         labels: Sequence[str] | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(fold name, train indices, test indices) for k folds that each hold whole sources, for `folds=`.
+
+    Leaving one of ~29 sources out costs 29 trainings of a learned branch; k source-grouped folds cost k and
+    still never show a model any image of a source it is tested on (a real/fake pair sharing a source stays
+    together). Sources are dealt largest first to the fold with the fewest images, so folds are balanced by
+    image count; with `labels`, sources holding real photos are dealt first, one per fold while they last, so
+    every fold can measure real photos called fake. The seed shuffles the order of equal-sized sources and
+    breaks ties between equally full folds, so one seed always gives the same folds.
+    """
+    sources = np.asarray(sources)
+    names = sorted(set(sources.tolist()))
+    if not 2 <= k <= len(names):
+        raise ValueError(f"k = {k} folds need 2 ≤ k ≤ {len(names)} (the number of sources)")
+    rng = np.random.default_rng(seed)
+    sizes = {name: int(np.sum(sources == name)) for name in names}
+    has_real = set() if labels is None else set(sources[np.asarray(labels) == REAL].tolist())
+    order = [names[i] for i in rng.permutation(len(names))]
+    order.sort(key=lambda name: (name not in has_real, -sizes[name]))
+    counts, reals = np.zeros(k, dtype=int), np.zeros(k, dtype=int)
+    members: list[list[str]] = [[] for _ in range(k)]
+    for name in order:
+        open_folds = np.flatnonzero(reals == 0) if name in has_real and reals.min() == 0 else np.arange(k)
+        lightest = open_folds[counts[open_folds] == counts[open_folds].min()]
+        fold = int(rng.choice(lightest))
+        members[fold].append(name)
+        counts[fold] += sizes[name]
+        reals[fold] += name in has_real
+    folds = []
+    for index, held in enumerate(members):
+        test = np.isin(sources, held)
+        folds.append((f"fold-{index + 1}", np.flatnonzero(~test), np.flatnonzero(test)))
+    return folds
+
+
+def fold_sources(folds: Iterable[tuple[str, np.ndarray, np.ndarray]], sources: Sequence[str]) -> dict[str, list[str]]:
+    """Fold name → the sorted sources it holds out: the record written beside every cross-validated result."""
+    sources = np.asarray(sources)
+    return {name: sorted(set(sources[test].tolist())) for name, _, test in folds}
