@@ -63,7 +63,8 @@ class ResidualConfig:
         if len(self.widths) != len(self.blocks):
             raise ValueError(f"widths {self.widths} and blocks {self.blocks} must have the same length")
         if self.crop < 8 or self.crop % 2 or self.window < self.crop:
-            raise ValueError(f"crop must be even and ≥ 8 and window ≥ crop, not crop {self.crop}, window {self.window}")
+            raise ValueError(f"crop must be even and ≥ 8 and window ≥ crop, not crop {self.crop}, "
+                             f"window {self.window}")
         if self.num_crops not in (1, 5):
             raise ValueError(f"num_crops must be 1 (centre) or 5 (centre + corners), not {self.num_crops}")
         if self.classes[0] != "real" or len(set(self.classes)) != len(self.classes):

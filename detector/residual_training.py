@@ -254,7 +254,8 @@ class CropTrainer:
 
 
 def train_residual(regions: Sequence[np.ndarray], labels: Sequence[str], sources: Sequence[str],
-                   config: ResidualConfig, settings: TrainSettings, out: Path | None = None) -> tuple[ResidualNet, dict]:
+                   config: ResidualConfig, settings: TrainSettings,
+                   out: Path | None = None) -> tuple[ResidualNet, dict]:
     """A ResidualNet trained on the regions (resuming from `out` when it holds a checkpoint) and its final state."""
     torch.manual_seed(settings.seed)
     model = ResidualNet(config)

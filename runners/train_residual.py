@@ -6,8 +6,8 @@ measured is the skill the artifact carries (same steps as the CV folds' mean, un
 It writes OUT.safetensors + OUT.json (config, classes, the CV's threshold and skill record, training metadata)
 and OUT.md, the model card with the CV's comparison and per-source tables, the training time and the machine.
 
-    python -m runners.train_residual ../shared/data/faces --cv /work/runs/issue20/cv --recipe residual-analyst \
-        --out artifacts/residual-npr --workdir /work/runs/issue20/final
+    python scripts/train_residual.py ../shared/data/faces --cv runs/issue20/cv --recipe residual-analyst \
+        --out artifacts/residual-npr --workdir runs/issue20/final
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import datetime
 import json
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +26,8 @@ import torch
 from core.atomic import write_text_atomic
 from detector.residual_net import ResidualConfig
 from detector.residual_training import AUGMENTATIONS, TrainSettings, train_residual
-from runners.source_cv import cached_windows
-from scripts.evaluate_sources import list_face_set
+from runners.cv_candidates import cached_windows
+from runners.evaluate_sources import list_face_set
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,13 +88,14 @@ def model_card(recipe: str, cv: Path, skill: dict, meta: dict) -> str:
         f"{'cleared' if meta['votes']['architecture'] else 'NOT cleared'} for the architecture.", "",
         f"Folds (seed {folds['seed']}): " + "; ".join(f"{name}: {', '.join(sources)}"
                                                      for name, sources in folds["folds"].items()), "",
-        "Reproduce: `python -m runners.source_cv ../shared/data/faces --out CV --candidate residual --augment "
+        "Reproduce: `python scripts/source_cv.py ../shared/data/faces --out CV --candidate residual --augment "
         f"{meta['augment']} --budget-min 5` (and the other candidates, then `--report`); then `python -m "
         f"runners.train_residual ../shared/data/faces --cv CV --recipe {recipe} --out artifacts/residual-npr "
         "--workdir WORK`.", "",
         "## Training", "",
         f"- all {meta['images']} images of the face set ({meta['sources']} sources), augmentation `{meta['augment']}`, "
-        f"{meta['steps']} steps of batch {meta['batch_size']}, {meta['training_minutes']:.1f} min on {meta['machine']}.",
+        f"{meta['steps']} steps of batch {meta['batch_size']}, {meta['training_minutes']:.1f} min on "
+        f"{meta['machine']}.",
         f"- created {meta['created']}. The threshold and skill come from the CV of the same recipe; the shipped "
         "model is trained once more on all sources with the same number of steps.", "",
         comparison, per_source])
@@ -130,7 +130,3 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(Path(args.out).with_suffix(".md"), model_card(args.recipe, args.cv, document["skill"], meta))
     print(json.dumps(meta, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

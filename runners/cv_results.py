@@ -1,0 +1,126 @@
+"""Fold results of the source-grouped cross-validation: written atomically per (candidate, fold), read back into
+held-out predictions, and reported per fold, per source and side by side (`runners.source_cv`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from pipeline.fusion import FusionConfig
+from core.atomic import atomic_path, write_json_atomic
+from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores,
+                                 leave_one_source_out)
+from detector.spectral import TEST_CONDITIONS
+from runners.evaluate_sources import THRESHOLD_CONDITIONS, write_table
+
+# the bars fusion applies (pipeline.fusion.FusionConfig), so the comparison says what fusion would do
+BARS = FusionConfig()
+
+
+def save_fold(path: Path, test: np.ndarray, scores: dict[str, Scores]) -> None:
+    """One (candidate, fold) result, written atomically: test indices, P(fake) and attribution per condition."""
+    arrays = {"test": test}
+    for condition, result in scores.items():
+        arrays[f"fake_{condition}"] = np.asarray(result.fake, dtype=np.float32)
+        arrays[f"attribution_{condition}"] = np.asarray(result.attribution, dtype=np.float32)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_results(folder: Path, folds: list, size: int) -> dict[str, dict[str, np.ndarray]] | None:
+    """Out-of-fold P(fake) and attribution of every image per condition, or None while a fold is missing."""
+    if not all((folder / f"{name}.npz").is_file() for name, _, _ in folds):
+        return None
+    fake = {c: np.full(size, np.nan) for c in TEST_CONDITIONS}
+    attribution = {c: np.full((size, len(KNOWN_GANS)), np.nan) for c in TEST_CONDITIONS}
+    for name, _, _ in folds:
+        with np.load(folder / f"{name}.npz", allow_pickle=False) as stored:
+            for condition in TEST_CONDITIONS:
+                fake[condition][stored["test"]] = stored[f"fake_{condition}"]
+                attribution[condition][stored["test"]] = stored[f"attribution_{condition}"]
+    return {"fake": fake, "attribution": attribution}
+
+
+def held_out(results: dict, labels: np.ndarray, sources: np.ndarray, folds: list) -> HeldOutPredictions:
+    """Finished fold files as HeldOutPredictions, through the same protocol function every table uses."""
+    return leave_one_source_out(labels, sources, lambda train: None,
+                                lambda _, test, c: Scores(results["fake"][c][test], results["attribution"][c][test]),
+                                conditions=tuple(TEST_CONDITIONS), folds=folds)
+
+
+def per_fold(predictions: HeldOutPredictions, folds: list, fold_map: dict, threshold: float) -> list[dict]:
+    """Per fold and condition: AUC over the fold's images, real photos called fake, attribution accuracy."""
+    rows = []
+    for name, _, test in folds:
+        row = {"fold": name, "sources": fold_map[name], "n": int(len(test))}
+        labels = predictions.labels[test]
+        for condition in TEST_CONDITIONS:
+            fake = predictions.fake[condition][test]
+            is_fake, known = labels != REAL, np.isin(labels, KNOWN_GANS)
+            attribution = predictions.attribution[condition][test]
+            truth = [KNOWN_GANS.index(label) for label in labels[known]]
+            row[condition] = {
+                "auc": float(roc_auc_score(is_fake, fake)) if 0 < is_fake.sum() < len(is_fake) else None,
+                "real_false_positive_rate": float(np.mean(fake[~is_fake] >= threshold)) if (~is_fake).any() else None,
+                "attribution_accuracy": float(np.mean(attribution[known].argmax(1) == truth)) if known.any() else None,
+            }
+        rows.append(row)
+    return rows
+
+
+def write_candidate(name: str, predictions: HeldOutPredictions, folds: list, fold_map: dict, out: Path,
+                    max_real_fpr: float, k: int) -> dict:
+    """The candidate's per-source table (the evaluate_sources format), its skill record and its per-fold rows."""
+    document = write_table(predictions, out, f"{name}, source-grouped {k}-fold CV", max_real_fpr)
+    document["skill"]["protocol"] = f"source-grouped {k}-fold cross-validation"
+    document["per_fold"] = per_fold(predictions, folds, fold_map, document["table"]["threshold"])
+    write_json_atomic(out / "source_table.json", document)
+    return document
+
+
+def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
+    """Every candidate side by side: summary per condition, per fold, and whether it clears the voting bars."""
+    summary, lines = {}, ["# Source-grouped CV: every candidate side by side", "",
+                          "AUC = mean over sources; real FPR = real photos called fake at the candidate's threshold "
+                          "(mean over real sources); attribution = accuracy among progan/stylegan2/stylegan3, mean "
+                          "over GAN sources. Conditions: as stored / JPEG q75 / 0.5× downscale.", "",
+                          "| candidate | AUC | real FPR | attribution | threshold | real/fake vote | arch vote |",
+                          "|---|---|---|---|---:|---|---|"]
+    for name, document in documents.items():
+        conditions = document["table"]["conditions"]
+        row = {c: conditions[c]["summary"] for c in TEST_CONDITIONS}
+        votes_fake = all((row[c]["auc_mean"] or 0) >= BARS.min_real_vs_fake_auc
+                         and (row[c]["real_false_positive_rate"] or 1) <= BARS.max_real_false_positive_rate
+                         for c in THRESHOLD_CONDITIONS)
+        votes_arch = (row["clean"]["attribution_accuracy"] or 0) >= BARS.min_attribution_accuracy
+        summary[name] = {"summary": row, "threshold": document["table"]["threshold"], "votes_real_fake": votes_fake,
+                         "votes_architecture": votes_arch, "per_fold": document["per_fold"]}
+        cells = [" / ".join(_fmt(row[c][key]) for c in TEST_CONDITIONS)
+                 for key in ("auc_mean", "real_false_positive_rate", "attribution_accuracy")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {document['table']['threshold']:.3f} | "
+                     f"{'yes' if votes_fake else 'no'} | {'yes' if votes_arch else 'no'} |")
+    lines += ["", "## Per fold (clean: AUC over the fold's images / real FPR / attribution accuracy)", "",
+              "| fold | sources | " + " | ".join(documents) + " |", "|---|---|" + "---|" * len(documents)]
+    any_document = next(iter(documents.values()))
+    for index, fold in enumerate(any_document["per_fold"]):
+        cells = []
+        for document in documents.values():
+            clean = document["per_fold"][index]["clean"]
+            cells.append(" / ".join(_fmt(clean[key]) for key in
+                                    ("auc", "real_false_positive_rate", "attribution_accuracy")))
+        lines.append(f"| {fold['fold']} | {', '.join(fold['sources'])} | {' | '.join(cells)} |")
+    lines += ["", "## Per source (AUC as stored / JPEG q75 / 0.5×)", "",
+              "| source | " + " | ".join(documents) + " |", "|---|" + "---|" * len(documents)]
+    for index, source_row in enumerate(any_document["table"]["conditions"]["clean"]["sources"]):
+        cells = [" / ".join(_fmt(d["table"]["conditions"][c]["sources"][index]["auc"]) for c in TEST_CONDITIONS)
+                 for d in documents.values()]
+        lines.append(f"| {source_row['source']} ({source_row['n_real']} real, {source_row['n_fake']} fake) | "
+                     f"{' | '.join(cells)} |")
+    return summary, "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
