@@ -285,7 +285,8 @@ def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | No
                 spectrum = gr.Image(label="High-pass residual spectrum (GAN up-sampling shows as peaks)",
                                     interactive=False)
             with gr.Tab("Grad-CAM"):
-                gradcam = gr.Image(label="FingerprintNet Grad-CAM for its predicted class", interactive=False)
+                gradcam = gr.Image(label="FingerprintNet Grad-CAM for its predicted class (a research branch: "
+                                         "shown only with --branch fingerprint_net)", interactive=False)
             with gr.Tab("Branches"):
                 table = gr.Dataframe(headers=BRANCH_HEADERS, interactive=False, wrap=True)
             with gr.Tab("JSON"):

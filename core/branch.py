@@ -113,16 +113,31 @@ class Branch(Protocol):
 
 BranchFactory = Callable[[], Branch]
 _REGISTRY: dict[str, BranchFactory] = {}
+_RESEARCH_ONLY: set[str] = set()
 
 
-def register_branch(name: str, factory: BranchFactory) -> None:
-    """Add (or replace) a branch; the pipeline runs every registered branch in registration order."""
+def register_branch(name: str, factory: BranchFactory, default: bool = True) -> None:
+    """Add (or replace) a branch; the pipeline runs every default branch in registration order.
+
+    `default=False` keeps a branch out of the default set: it is built only when asked for by name
+    (`PipelineConfig.extra_branches`, `--branch NAME`), for research. A branch whose held-out skill shows it
+    misleads is registered so, and is then never shown as evidence by default."""
     _REGISTRY[name] = factory
+    if default:
+        _RESEARCH_ONLY.discard(name)
+    else:
+        _RESEARCH_ONLY.add(name)
 
 
 def unregister_branch(name: str) -> None:
     """Remove a branch (tests that register a toy one clean up with this)."""
     _REGISTRY.pop(name, None)
+    _RESEARCH_ONLY.discard(name)
+
+
+def is_default_branch(name: str) -> bool:
+    """Whether a registered branch runs without being asked for by name."""
+    return name in _REGISTRY and name not in _RESEARCH_ONLY
 
 
 def registered_branches() -> dict[str, BranchFactory]:

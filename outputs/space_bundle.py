@@ -170,7 +170,8 @@ def readme(card: SpaceCard, repo: Path = REPO_ROOT, attributor: StagedAttributor
 
 Upload a face image: GANTrace says whether it is a real photo or made by a GAN, and if made, by which
 architecture (ProGAN, StyleGAN2, StyleGAN3 or an unknown generator), with the evidence of each branch (CLIP probe,
-FingerprintNet with its spectrum and Grad-CAM, e4e latent attribution). The uploaded bytes are analysed as they
+the spectral baseline, the up-sampling residual branch, e4e latent attribution) and the image's residual
+spectrum. The uploaded bytes are analysed as they
 are and deleted from the server cache within an hour. `Use via API` gives the Verdict JSON (`/analyze`).
 
 It is evidence for an analyst, not proof: read the warnings in each verdict, and expect lower accuracy on
@@ -188,7 +189,7 @@ def attribution_section(registry: dict, attributor: StagedAttributor | None) -> 
     """The card's paragraph on the attribution model: which, from where, licence, measured skill, closed set."""
     if attributor is None:
         return ("## Attribution model\n\nNone: this Space was published without one, so its latent branch is off "
-                "and a GAN-made face gets \"generator unknown\" unless FingerprintNet or the spectral baseline "
+                "and a GAN-made face gets \"generator unknown\" unless a detector with measured attribution skill "
                 "names it. The publisher adds one with `scripts/publish_space.py --attribution "
                 "ganorigin-svm|PATH.skops|hf://OWNER/NAME`.")
     spec = registry[attributor.name]

@@ -149,6 +149,14 @@ class FingerprintBranch(ModelBranch):
         return overlay(image, gradcam(self.model, [image])[0])
 
 
+def shared_out(p_fake: float, classes: Sequence[str], attribution: Sequence[float] | None) -> dict[str, float]:
+    """P(real) plus P(fake) shared out over the architectures by the branch's P(architecture | fake) (or a plain
+    "fake" entry when it has no attribution head): the shape fusion reads from every detector."""
+    if attribution is None:
+        return {"real": 1.0 - p_fake, "fake": p_fake}
+    return {"real": 1.0 - p_fake, **{c: p_fake * float(p) for c, p in zip(classes, attribution)}}
+
+
 class SpectralBranch(ModelBranch):
     """The classical baseline (Frank et al. 2020): DCT log-spectrum + linear models, fast and explainable."""
 
@@ -177,13 +185,41 @@ class SpectralBranch(ModelBranch):
         classes = self.model.attribution_classes
         evidence = []
         for index, raw in enumerate(scores["fake"]):
-            p_fake = recentre(float(raw), self.model.threshold)
-            probabilities = {"real": 1.0 - p_fake}
-            if "attribution" in scores:
-                probabilities.update({c: p_fake * float(p) for c, p in zip(classes, scores["attribution"][index])})
-            else:
-                probabilities["fake"] = p_fake
+            attribution = scores["attribution"][index] if "attribution" in scores else None
+            probabilities = shared_out(recentre(float(raw), self.model.threshold), classes, attribution)
             evidence.append(BranchEvidence(probabilities, out_of_distribution=notes[index]))
+        return evidence
+
+
+class ResidualBranch(ModelBranch):
+    """NPR-style up-sampling residual (Tan et al. 2024) of native-resolution crops, read by a small CNN: P(fake) and
+    P(architecture), chosen over FingerprintNet by source-grouped 5-fold CV (artifacts/residual-npr.md)."""
+
+    name = "residual_npr"
+    role = BranchRole(title="Up-sampling residual (NPR)")
+    default_weights = "residual-npr"
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.residual_net import ResidualNet
+
+        return ResidualNet.from_pretrained(self._weights_file(context))
+
+    @property
+    def skill(self) -> dict | None:
+        return self.model.skill if self.model is not None else None
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
+        """Its P(fake) re-centred on the artifact's held-out threshold (0.5 is its own decision point), shared out
+        by its P(architecture | fake) from the four-class head."""
+        from pipeline.fusion import recentre
+
+        scores = self.model.predict_proba(inputs)
+        classes = self.model.classes[1:]
+        evidence = []
+        for raw, row in zip(scores["fake"], scores["classes"]):
+            attribution = np.asarray(row[1:], dtype=float) / max(float(np.sum(row[1:])), 1e-12)
+            evidence.append(BranchEvidence(shared_out(recentre(float(raw), self.model.threshold), classes,
+                                                      attribution)))
         return evidence
 
 
@@ -301,8 +337,11 @@ class NoFace:
 def register_default_branches() -> None:
     """The shipped branches, in the order the verdict lists their evidence."""
     register_branch(ClipProbeBranch.name, ClipProbeBranch)
-    register_branch(FingerprintBranch.name, FingerprintBranch)
+    # research only: refit per fold under source-grouped CV it reached AUC 0.66 as stored but 0.49 after JPEG q75
+    # (artifacts/residual-npr.md), i.e. it misleads on re-encoded photos; `--branch fingerprint_net` still runs it
+    register_branch(FingerprintBranch.name, FingerprintBranch, default=False)
     register_branch(SpectralBranch.name, SpectralBranch)
+    register_branch(ResidualBranch.name, ResidualBranch)
     register_branch(LatentBranch.name, LatentBranch)
 
 

@@ -84,8 +84,8 @@ class ImageRecord:
         self.fused = self.face_fused[self.primary]
         self.evidence.update(self.face_evidence[self.primary])
         if len(self.aligned) > 1:
-            self.face_warnings.append(f"{len(self.aligned)} faces analysed; the verdict is for face {self.primary + 1}, "
-                                      "the most suspicious (highest P(fake), largest on ties); every face's own "
+            self.face_warnings.append(f"{len(self.aligned)} faces analysed; the verdict is for face "
+                                      f"{self.primary + 1}, the most suspicious (highest P(fake), largest on ties); every face's own "
                                       "answer is in `faces`")
 
     def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills, config: FusionConfig,

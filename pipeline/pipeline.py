@@ -30,7 +30,8 @@ import numpy as np
 
 from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
-from core.branch import Branch, BranchContext, BranchRole, make_branch, registered_branches, role_of
+from core.branch import (Branch, BranchContext, BranchRole, is_default_branch, make_branch, registered_branches,
+                         role_of)
 from core.device import Precision, select_precision
 from core.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
@@ -54,7 +55,8 @@ class PipelineConfig:
 
     device, dtype: passed to `core.device.select_precision` ("auto" = GPU if any, bf16 weights on CPUs with bf16).
     batch_size: images per forward pass of every model.
-    disabled_branches: names of registered branches not to run (every other registered branch runs).
+    disabled_branches: names of registered branches not to run (every other default branch runs).
+    extra_branches: research-only branches to run as well (registered with `default=False`, e.g. FingerprintNet).
     branch_options: per-branch settings read by the branch at load time, e.g.
         {"fingerprint_net": {"weights": "fingerprintnet-small"}, "latent_svm": {"artifact": "svm.skops"},
         "clip_probe": {"num_crops": 5}}.
@@ -74,6 +76,7 @@ class PipelineConfig:
     dtype: str = "auto"
     batch_size: int = 8
     disabled_branches: tuple[str, ...] = ()
+    extra_branches: tuple[str, ...] = ()
     branch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     random_weights_ok: bool = False
     download: bool = False
@@ -104,10 +107,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, branches: Mapping[str, Branch] | None = None,
                  face_finder: FaceFinder | None = None):
         self.config = config or PipelineConfig()
-        names = list(registered_branches())
-        unknown = set(branches or {}) - set(names)
-        if unknown:
-            raise ValueError(f"unknown branches {sorted(unknown)}; registered: {names}")
+        names = branch_names(self.config, branches or {})
         self.branches: dict[str, Branch] = {name: (branches or {}).get(name) or make_branch(name) for name in names}
         self.roles: dict[str, BranchRole] = {name: role_of(branch) for name, branch in self.branches.items()}
         self.face_finder = face_finder or FaceFinder()
@@ -334,6 +334,16 @@ class Pipeline:
                 except Exception as err:  # noqa: BLE001 - a broken branch must not take the others down
                     self._failed[name] = f"{name} failed to load: {type(err).__name__}: {err}"
             return self._failed.get(name)
+
+
+def branch_names(config: PipelineConfig, injected: Mapping[str, Branch]) -> list[str]:
+    """The branches a pipeline holds, in registration order: the default set, the research branches asked for by
+    name, and any branch handed in as an instance (tests inject tiny models)."""
+    names = list(registered_branches())
+    unknown = (set(injected) | set(config.extra_branches)) - set(names)
+    if unknown:
+        raise ValueError(f"unknown branches {sorted(unknown)}; registered: {names}")
+    return [name for name in names if is_default_branch(name) or name in config.extra_branches or name in injected]
 
 
 def _isolated(run: Callable[[list[Any]], Sequence[Any]], inputs: list[Any], stage: str) -> list[Any]:

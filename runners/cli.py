@@ -88,6 +88,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False)
                              "(also HF_HUB_OFFLINE=1)")
     parser.add_argument("--skip-branch", action="append", default=[], metavar="NAME",
                         help="do not run this branch (repeatable), e.g. --skip-branch clip_probe")
+    parser.add_argument("--branch", action="append", default=[], metavar="NAME", dest="extra_branch",
+                        help="also run this research-only branch, outside the default set because its held-out "
+                             "skill misleads (repeatable), e.g. --branch fingerprint_net")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> PipelineConfig:
@@ -101,6 +104,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> PipelineConf
     offline = args.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     settings = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size,
                 "branch_options": options, "disabled_branches": tuple(args.skip_branch),
+                "extra_branches": tuple(args.extra_branch),
                 "gate_attribution": args.gate_attribution, "download": not offline, "lanes": args.lanes}
     return pipeline.PipelineConfig(**{**settings, **overrides})
 

@@ -5,6 +5,7 @@ The tiny models come from `tests/tiny_models.py`, so these tests need no weights
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -42,7 +43,7 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
-    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "latent_svm"}
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"}
     face = data["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
     assert face["label"] == data["label"] and face["primary"] is True
@@ -161,7 +162,7 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
     monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
     rng = np.random.default_rng(3)
     image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-    only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
+    only_clip = ("spectral_dct", "residual_npr", "latent_svm")
     refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip))
     assert "clip-vit-l14-openai" in refused.analyze_one(image).evidence["clip_probe"]["reason"]
     allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip,
@@ -176,7 +177,7 @@ def test_status_names_missing_weights_and_how_to_fetch_them(monkeypatch, tmp_pat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pipe = P.Pipeline(P.PipelineConfig(
         branch_options={"fingerprint_net": {"weights": str(tmp_path / "absent.safetensors")}},
-        disabled_branches=("clip_probe",)))
+        disabled_branches=("clip_probe",), extra_branches=("fingerprint_net",)))
     status = {s.branch: s for s in pipe.status()}
     assert status["clip_probe"].enabled is False and "turned off" in status["clip_probe"].reason
     assert status["fingerprint_net"].ready is False
@@ -248,13 +249,37 @@ def test_each_weight_file_is_hashed_at_most_once_across_load_and_status(monkeypa
     hashed = []
     real_digest = W._digest
     monkeypatch.setattr(W, "_digest", lambda path: hashed.append(Path(path).name) or real_digest(path))
-    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32"))
+    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", extra_branches=("fingerprint_net",)))
     pipe.load_all()
     pipe.status()
     statuses = {s.branch: s for s in pipe.status()}
-    assert statuses["fingerprint_net"].ready is True
-    assert hashed, "the shipped FingerprintNet and dlib weights should have been verified"
+    assert statuses["fingerprint_net"].ready is True and statuses["residual_npr"].ready is True
+    assert hashed, "the shipped FingerprintNet, residual and dlib weights should have been verified"
     assert len(hashed) == len(set(hashed)), f"hashed more than once: {hashed}"
+
+
+def test_a_branch_that_misleads_is_out_of_the_default_set_and_runs_only_when_asked_for_by_name():
+    from runners.cli import add_pipeline_arguments, config_from_args
+
+    default = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32"))
+    assert "fingerprint_net" not in default.branches and "residual_npr" in default.branches
+    assert "fingerprint_net" not in {s.branch for s in default.status()}
+    parser = argparse.ArgumentParser()
+    add_pipeline_arguments(parser)
+    asked = P.Pipeline(config_from_args(parser.parse_args(["--branch", "fingerprint_net", "--device", "cpu"])))
+    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"]
+    with pytest.raises(ValueError, match="unknown branches \\['nope'\\]"):
+        P.Pipeline(P.PipelineConfig(extra_branches=("nope",)))
+
+
+def test_the_shipped_residual_branch_reads_native_pixels_and_stays_silent_below_its_bars(tiny_dir, face_file):
+    verdict = tiny_pipeline(tiny_dir).analyze_one(str(face_file)).to_dict()
+    residual = verdict["evidence"]["residual_npr"]
+    assert set(residual["probabilities"]) == {"real", "progan", "stylegan2", "stylegan3"}
+    assert sum(residual["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert verdict["models"]["residual-npr"] == "d092412e1cb8a7ce0d97966e6e86bb07851ffbe6cffca5c4fbf5066626a8b66d"
+    assert residual["fake_probability"] is None  # its held-out JPEG q75 AUC (0.53) keeps it from voting
+    assert any("no real/fake skill" in note for note in residual["skill_notes"])
 
 
 def test_every_face_of_a_group_photo_gets_its_own_answer_and_the_cap_warns(tiny_dir):
