@@ -387,12 +387,12 @@ def test_network_log_sees_what_a_page_fetches(tmp_path):
 def test_report_renders_every_section_in_chromium_with_the_network_blocked_and_requests_nothing(tmp_path):
     verdict, pictures = example_report_inputs()
     page = R.write_report(verdict, pictures, tmp_path / "reports", generated_at=WHEN, version="0.1.0")
-    screenshot, requested = open_offline(page, tmp_path, "1200,2400")
+    screenshot, requested = open_offline(page, tmp_path, "1200,3200")
     assert requested == []
     shot = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
-    assert shot.shape == (2400, 1200, 3)
+    assert shot.shape == (3200, 1200, 3)
     assert (np.abs(shot[-60:] - [0xE9, 0xEC, 0xEF]).max(axis=-1) <= 2).all(), \
-        "the report runs past 2400 px, so the screenshot does not show every section"
+        "the report runs past 3200 px, so the screenshot does not show every section"
     colourful = int(((shot.max(axis=-1) - shot.min(axis=-1)) > 60).sum())
     assert colourful > 40_000, f"only {colourful} saturated pixels: the embedded pictures did not render"
     keep = os.environ.get(SCREENSHOT_ENV)
