@@ -85,14 +85,14 @@ def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp
     from tiny_models import Missing
 
     before = app.intro_markdown(tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x")))
-    assert ("combines FingerprintNet, Spectral DCT baseline and Latent SVM (e4e W+) (they load on the first "
-            "analysis); off: CLIP probe (UFD) (see the Model status tab)") in before
+    assert ("combines FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR) and Latent SVM (e4e W+) "
+            "(they load on the first analysis); off: CLIP probe (UFD) (see the Model status tab)") in before
     loaded = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"),
                            latent_svm=Missing("latent_svm", "svm-x", "face"))
     loaded.load_all()
     intro = app.intro_markdown(loaded)
-    assert ("the branches loaded, FingerprintNet and Spectral DCT baseline; off: CLIP probe (UFD) and Latent SVM "
-            "(e4e W+) (see") in intro
+    assert ("the branches loaded, FingerprintNet, Spectral DCT baseline and Up-sampling residual (NPR); off: CLIP "
+            "probe (UFD) and Latent SVM (e4e W+) (see") in intro
 
 
 def _one_crop() -> "app.P.EvidencePictures":
@@ -121,7 +121,7 @@ def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
     shown = {item["label"] for item in bars.value["confidences"]}
-    assert shown <= set(app.LABEL_NAMES.values()) and len(table) == 4 and report.interactive
+    assert shown <= set(app.LABEL_NAMES.values()) and len(table) == 5 and report.interactive
 
 
 def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
@@ -184,7 +184,7 @@ def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tm
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
-    assert text.split("\n\n")[0].count("\n") == 5
+    assert text.split("\n\n")[0].count("\n") == 6
 
 
 def test_status_panel_names_the_attribution_model_it_runs_or_that_none_is_loaded(pipe, tmp_path, monkeypatch):
