@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from torchvision.models.resnet import BasicBlock
 from core.arrays import check_rgb_batch
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
+from core.config_dicts import config_from_dict, config_to_dict
 from core.device import Precision, prepare_model, select_precision
 from core.weights import resolve
 from detector.spectrum import high_pass, log_spectrum
@@ -124,15 +125,11 @@ class FingerprintConfig:
                    feature_dropout=0.0, crop_size=64, batch_size=8)
 
     def to_dict(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> FingerprintConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown FingerprintConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+        return config_from_dict(cls, values)
 
 
 class ResNetTrunk(nn.Module):

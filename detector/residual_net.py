@@ -19,9 +19,8 @@ a JSON beside them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,10 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from core.arrays import check_rgb_batch
+from core.artifact_pair import read_artifact_pair
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
+from core.config_dicts import config_from_dict, config_to_dict
 
 CLASSES = ("real", "progan", "stylegan2", "stylegan3")
 MIN_SIDE = 64
@@ -81,15 +82,11 @@ class ResidualConfig:
         return cls(widths=(8, 16), blocks=(1, 1), crop=32, window=64, dropout=0.0, batch_size=32)
 
     def to_dict(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> ResidualConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown ResidualConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+        return config_from_dict(cls, values)
 
 
 def upsampling_residual(x: torch.Tensor) -> torch.Tensor:
@@ -187,14 +184,7 @@ class ResidualNet(nn.Module):
     @classmethod
     def from_pretrained(cls, path: Path) -> ResidualNet:
         """Load <path>.safetensors + <path>.json written by `save` (no pickle), in eval mode."""
-        path = Path(path).with_suffix(".safetensors")
-        config_path = path.with_suffix(".json")
-        for required in (path, config_path):
-            if not required.is_file():
-                raise FileNotFoundError(f"{required}: missing (a ResidualNet is a .safetensors plus a .json)")
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-        if document.get("format") != FILE_FORMAT or document.get("version") != FILE_VERSION:
-            raise ValueError(f"{config_path}: not a {FILE_FORMAT} v{FILE_VERSION} file")
+        path, document = read_artifact_pair(path, ".safetensors", FILE_FORMAT, FILE_VERSION, "a ResidualNet")
         model = cls(ResidualConfig.from_dict(document["config"]))
         model.load_weights(path)
         model.threshold = float(document.get("threshold", 0.5))

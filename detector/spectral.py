@@ -36,6 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.artifact_pair import read_artifact_pair
 from core.images import load_image
 from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, leave_one_source_out, source_folds
 from detector.fingerprint_data import AugmentConfig, augment, downscale, jpeg_reencode
@@ -338,14 +339,7 @@ class SpectralDetector:
     @classmethod
     def from_pretrained(cls, path: Path) -> SpectralDetector:
         """Load <path>.npz + <path>.json written by `save` (no pickle: np.load with allow_pickle=False)."""
-        path = Path(path).with_suffix(".npz")
-        config_path = path.with_suffix(".json")
-        for required in (path, config_path):
-            if not required.is_file():
-                raise FileNotFoundError(f"{required}: missing (a spectral artifact is a .npz plus a .json)")
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-        if document.get("format") != FILE_FORMAT or document.get("version") != FILE_VERSION:
-            raise ValueError(f"{config_path}: not a {FILE_FORMAT} v{FILE_VERSION} file")
+        path, document = read_artifact_pair(path, ".npz", FILE_FORMAT, FILE_VERSION, "a spectral artifact")
         spec = SpectralSpec(**{**document["spec"], "crop": int(document["spec"]["crop"])})
         with np.load(path, allow_pickle=False) as stored:
             arrays = dict(stored)

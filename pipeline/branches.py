@@ -48,7 +48,10 @@ class ModelBranch:
 
     @property
     def skill(self) -> dict | None:
-        return getattr(self.model, "metadata", {}).get("skill") if self.model is not None else None
+        """The model's own skill record (spectral, residual) or the one in its metadata (FingerprintNet, SVM)."""
+        if self.model is None:
+            return None
+        return getattr(self.model, "skill", None) or getattr(self.model, "metadata", {}).get("skill")
 
     def load(self, context: BranchContext) -> None:
         if self.model is None:
@@ -169,10 +172,6 @@ class SpectralBranch(ModelBranch):
 
         return SpectralDetector.from_pretrained(self._weights_file(context))
 
-    @property
-    def skill(self) -> dict | None:
-        return self.model.skill if self.model is not None else None
-
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
         """P(real) plus P(fake) shared out over the architectures, its fake score re-centred on the artifact's
         held-out threshold so that 0.5 is its own decision point; a spectrum far from the training data is said."""
@@ -203,10 +202,6 @@ class ResidualBranch(ModelBranch):
         from detector.residual_net import ResidualNet
 
         return ResidualNet.from_pretrained(self._weights_file(context))
-
-    @property
-    def skill(self) -> dict | None:
-        return self.model.skill if self.model is not None else None
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
         """Its P(fake) re-centred on the artifact's held-out threshold (0.5 is its own decision point), shared out
