@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import gradio
+import huggingface_hub.constants
 import pytest
 from huggingface_hub import SpaceCard
 from loopback_hub import endpoint, serve_hub
@@ -285,6 +286,7 @@ def test_skill_is_the_artifacts_record_or_not_measured(skill, text):
 def test_hub_attributor_is_fetched_and_staged_under_its_repo_name(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read at import; CI sets it
     data = tiny_attributor(tmp_path / "latent_svm.skops").read_bytes()
     with serve_hub({"latent_svm.skops": data}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", endpoint(hub))
