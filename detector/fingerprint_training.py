@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from core.datasets import LabelledImage
 from core.device import select_precision
@@ -34,7 +34,6 @@ LOG = logging.getLogger(__name__)
 PRESETS = {"full": FingerprintConfig.full, "small": FingerprintConfig.small, "tiny": FingerprintConfig.tiny}
 ROBUSTNESS = (("clean", None), ("jpeg_q90", ("jpeg", 90)), ("jpeg_q75", ("jpeg", 75)), ("jpeg_q50", ("jpeg", 50)),
               ("downscale_0.75", ("scale", 0.75)), ("downscale_0.5", ("scale", 0.5)))
-MIN_LR_RATIO = 0.02
 SELECT_ON = ("balanced_accuracy", "real_vs_fake_auc")
 
 
@@ -104,14 +103,6 @@ def metrics(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -
         result["real_vs_fake_auc"] = detection["roc_auc"]
         result["real_vs_fake_ap"] = detection["average_precision"]
     return result
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up that starts above zero (no lr = 0 step), then cosine to MIN_LR_RATIO at `total_steps`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return MIN_LR_RATIO + (1.0 - MIN_LR_RATIO) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class Trainer:

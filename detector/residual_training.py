@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
 from core.images import load_image
@@ -40,7 +41,6 @@ REGION = 256
 KERNELS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 REAL = "real"
-MIN_LR_RATIO = 0.02
 SPEED_PROBE_STEPS = 10
 
 LossFn = Callable[[nn.Module, torch.Tensor, Sequence[str]], torch.Tensor]
@@ -175,12 +175,8 @@ class CropTrainer:
         self.state = {"step": 0, "total_steps": settings.steps, "elapsed_s": 0.0, "losses": []}
 
     def lr_factor(self, step: int) -> float:
-        """Linear warm-up, then cosine down to MIN_LR_RATIO at the (possibly budget-shortened) last step."""
-        warmup, total = self.settings.warmup_steps, self.state["total_steps"]
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return MIN_LR_RATIO + (1.0 - MIN_LR_RATIO) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        """The shared schedule, ending at the (possibly budget-shortened) last step."""
+        return lr_factor(step, self.settings.warmup_steps, self.state["total_steps"])
 
     def run(self) -> dict:
         """Train to the planned step count or the time budget; returns the final state (step, losses, time)."""

@@ -16,13 +16,13 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.device import cpu_description
 from core.atomic import write_text_atomic
 from detector.residual_net import ResidualConfig
 from detector.residual_training import AUGMENTATIONS, TrainSettings, train_residual
@@ -53,13 +53,10 @@ def cv_steps(folder: Path) -> int:
 
 
 def machine() -> str:
-    """The CPU's model name and the instruction sets that matter for convolutions, from lscpu."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    wanted = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if flag in flags]
-    return (f"{fields.get('Model name', platform.processor()).strip()}, {torch.get_num_threads()} torch thread(s), "
-            f"{', '.join(wanted) or 'no AVX2'}")
+    """The CPU's model name, torch's threads and the instruction sets that set the speed (core.device's reading,
+    the one every benchmark prints)."""
+    model, flags = cpu_description()
+    return f"{model}, {torch.get_num_threads()} torch thread(s), {', '.join(flags) or 'no AVX2'}"
 
 
 def model_card(recipe: str, cv: Path, skill: dict, meta: dict) -> str:

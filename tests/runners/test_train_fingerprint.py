@@ -19,7 +19,8 @@ from core.datasets import LabelledImage as Sample
 from core.datasets import limit_per_class, read_dataset
 from core.errors import InputError
 from detector.fingerprint_data import AugmentConfig, augment, balanced_indices, decode_samples, split_by_source
-from detector.fingerprint_training import Trainer, TrainSettings, lr_factor, prepare_output
+from core.lr_schedule import lr_factor
+from detector.fingerprint_training import Trainer, TrainSettings, prepare_output
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_fingerprint.py"
 FACES = face_set_path()
