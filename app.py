@@ -36,8 +36,8 @@ import gradio as gr
 
 import pipeline as P
 from runners.cli import add_pipeline_arguments, config_from_args
-from core.bounded_store import BoundedStore
-from core.memory import release_free_memory
+from outputs.bounded_store import BoundedStore
+from outputs.memory import release_free_memory
 from outputs.evidence_report import write_report
 from pipeline import wording as W
 from pipeline.verdict import primary_face_index

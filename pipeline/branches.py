@@ -1,4 +1,4 @@
-"""The branches GANTrace ships, each wrapping a stage model behind `core.branch.Branch`, registered in one place.
+"""The branches GANTrace ships, each wrapping a stage model behind `pipeline.branch.Branch`, registered in one place.
 
 Why a module of its own: a branch may combine stages that must not import each other (the latent branch is e4e
 from `encoder` plus the SVM from `attribution`), so the wiring lives here, above the stages and below the
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.branch import BranchContext, BranchRole, register_branch
-from core.evidence import BranchEvidence
+from pipeline.branch import BranchContext, BranchRole, register_branch
+from pipeline.evidence import BranchEvidence
 from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
 
 RANDOM_WEIGHTS = "random-init"

@@ -4,7 +4,7 @@ Why a separate module: the rules that turn three noisy opinions into "fake, Styl
 tool an analyst must be able to audit, so they live here as small pure functions with their thresholds in one
 dataclass, and are unit-tested without any model.
 
-Fusion names no branch: it loops over the evidence it gets, and each branch's `core.branch.BranchRole` (handed
+Fusion names no branch: it loops over the evidence it gets, and each branch's `pipeline.branch.BranchRole` (handed
 over by the pipeline from the registry; the registry's own roles when a caller passes none) says what that
 branch may vote on, with which weight, whether it may vote unmeasured and its open-set rule. `FusionConfig.roles`
 overrides any of these per branch. So a new branch votes once registered with a role and a passing skill record.
@@ -50,8 +50,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.branch import ROLE_FIELDS, BranchRole, registered_roles
-from core.evidence import BranchEvidence
+from pipeline.branch import ROLE_FIELDS, BranchRole, registered_roles
+from pipeline.evidence import BranchEvidence
 
 PROBABILITY_LABELS = ("real", "progan", "stylegan2", "stylegan3", "unknown")
 UNKNOWN = "unknown"

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Roles, Skills, attribution_refusal,
                              branch_fake_probability, fuse, real_vs_fake_refusal)
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
 from pipeline.verdict import EvidencePictures, Failure, Result, Verdict

@@ -1,7 +1,7 @@
 """Run every registered branch on batches of images and turn their evidence into `Verdict`s.
 
 Why this shape:
-* The pipeline never names a branch: it iterates `core.branch`'s registry (filled by `pipeline.branches`), loads each
+* The pipeline never names a branch: it iterates `pipeline.branch`'s registry (filled by `pipeline.branches`), loads each
   branch lazily and once, and turns a missing weight or a crash into that branch's `null` evidence plus the
   reason, while the other branches still run.
 * Everything is batched (`PipelineConfig.batch_size` images at a time); `analyze_iter` streams results batch by
@@ -30,10 +30,10 @@ import numpy as np
 
 from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
 from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
-from core.branch import (Branch, BranchContext, BranchRole, is_default_branch, make_branch, registered_branches,
+from pipeline.branch import (Branch, BranchContext, BranchRole, is_default_branch, make_branch, registered_branches,
                          role_of)
 from core.device import Precision, select_precision
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
 from core.timing import timed
 from core.weights import WeightUnavailableError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core.branch import BranchContext
+from pipeline.branch import BranchContext
 from core.weights import load_registry, weight_status
 
 

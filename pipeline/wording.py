@@ -2,7 +2,7 @@
 
 Why a module: the app and the evidence report render the same `Verdict` dict, and an analyst who reads both must
 read the same answer in the same words. Both call these functions; neither words a label on its own. Branch titles
-come from the roles the branches declare in the registry (`core.branch.BranchRole.title`), so a new branch is named
+come from the roles the branches declare in the registry (`pipeline.branch.BranchRole.title`), so a new branch is named
 where it is registered.
 
 "undecided" is worded as *no decision*, never as a generator: an undecided face is neither real nor "unknown
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 from pipeline.fusion import ARCHITECTURES, UNDECIDED, UNKNOWN, branch_fake_probability, branch_title
 
 __all__ = ["FACE_LEGEND", "LABEL_NAMES", "NO_DECISION", "NO_READING", "Headline", "branch_title", "branches_sentence",

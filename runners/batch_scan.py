@@ -24,7 +24,7 @@ from outputs import evidence_report
 import pipeline as P
 from runners.cli import EXIT_INTERRUPTED, EXIT_OK, add_pipeline_arguments, config_from_args, run
 from core.atomic import write_text_atomic
-from core.preflight import check_output, require_output, require_ready
+from runners.preflight import check_output, require_output, require_ready
 from core.datasets import images_under
 from runners.ray_backend import RayOptions, RayWorkerError, add_ray_arguments, analyze_on_ray, ray_options
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pipeline as P
 from runners.cli import EXIT_OK, EXIT_UNUSABLE, add_pipeline_arguments, config_from_args, positive_int, run
-from core.preflight import require_output, require_ready
+from runners.preflight import require_output, require_ready
 from runners.evaluation import PERTURBATIONS, collect_dataset, evaluate_dataset, summary_markdown
 
 

@@ -41,7 +41,7 @@ from runners.cli import EXIT_OK, EXIT_STOPPED, EXIT_UNUSABLE, add_runtime_argume
 from core.datasets import read_dataset
 from core.device import Precision, select_precision
 from core.errors import InputError
-from core.preflight import require_output
+from runners.preflight import require_output
 from core.weights import WeightUnavailableError
 from encoder.align import AlignConfig, FaceAligner, NoFaceError
 from encoder.e4e import CheckpointError, E4EConfig, Encoder4Editing

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from runners.cli import EXIT_OK, EXIT_STOPPED, add_runtime_arguments, apply_runtime, positive_int, run
 from core.datasets import limit_per_class, read_dataset
-from core.preflight import require_output
+from runners.preflight import require_output
 from detector.fingerprint_training import PRESETS, SELECT_ON, Trainer, TrainSettings, prepare_output
 
 LOG = logging.getLogger("train_fingerprint")

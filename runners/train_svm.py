@@ -38,7 +38,7 @@ from attribution.latent_training import feature_spec, select_C, write_training_r
 from attribution.share import push_staged, stage_attributor
 from runners.cli import EXIT_OK, run
 from core.errors import InputError
-from core.preflight import require_output
+from runners.preflight import require_output
 
 
 def main(argv: list[str] | None = None) -> int:

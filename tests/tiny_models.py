@@ -15,9 +15,9 @@ from PIL import Image
 
 import pipeline as P
 from pipeline.branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
-from core.branch import Branch, BranchRole
+from pipeline.branch import Branch, BranchRole
 from core.device import Precision
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 from core.weights import WeightUnavailableError
 from encoder.align import AlignedFace
 

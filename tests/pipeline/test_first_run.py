@@ -16,8 +16,8 @@ from tiny_models import png_bytes
 
 import pipeline as P
 from runners.cli import add_pipeline_arguments, config_from_args
-from core.branch import register_branch, unregister_branch
-from core.evidence import BranchEvidence
+from pipeline.branch import register_branch, unregister_branch
+from pipeline.evidence import BranchEvidence
 from core.weights import resolve
 
 WEIGHT = b"toy weights " * 64

@@ -266,7 +266,7 @@ def test_an_unregistered_branch_with_a_passing_skill_record_votes_with_the_defau
 
 
 def test_a_role_without_a_real_fake_vote_keeps_a_skilled_branch_out_of_p_fake():
-    from core.branch import BranchRole
+    from pipeline.branch import BranchRole
 
     evidence = {CLIP_PROBE: clip(0.2), "newcomer": BranchEvidence({"real": 0.1, "fake": 0.9})}
     roles = {CLIP_PROBE: BranchRole(trust_unmeasured=True), "newcomer": BranchRole(detects=False)}

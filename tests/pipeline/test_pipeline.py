@@ -19,8 +19,8 @@ from tiny_models import (DESIGN_FIELDS, CentreFaceFinder, Missing, ToyDetector, 
 
 import pipeline as P
 from pipeline.branches import FingerprintBranch
-from core.branch import register_branch, unregister_branch
-from core.evidence import BranchEvidence
+from pipeline.branch import register_branch, unregister_branch
+from pipeline.evidence import BranchEvidence
 
 @pytest.fixture(scope="module")
 def face_file(real_face: Path) -> Path:

@@ -15,7 +15,7 @@ from torch import nn
 import pipeline as P
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
 from core.int8 import Int8Conv2d, Int8Linear
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
 from pipeline.lanes import parts as lanes_parts

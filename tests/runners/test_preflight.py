@@ -1,4 +1,4 @@
-"""core.preflight: every script with --out refuses an unusable output in one line (exit 2) before loading a model,
+"""runners.preflight: every script with --out refuses an unusable output in one line (exit 2) before loading a model,
 and a branch the user asked for by a flag that cannot run is an error, not a note."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.preflight import OutputError, check_output, require_ready
+from runners.preflight import OutputError, check_output, require_ready
 from runners import batch_scan, evaluate, extract_latents, train_fingerprint, train_svm
 
 UNWRITABLE = Path("/proc/gantrace-preflight-test")  # procfs refuses new files even to root

@@ -1,7 +1,7 @@
 """What a branch says about one image (or one face): the unit every branch returns and fusion reads.
 
-It lives in `core` because branches are built from stage modules that may not import each other, while fusion
-(in `pipeline`) and the pipeline's other modules both read it.
+It lives in `pipeline` beside the branch interface: the branch wrappers return it and fusion, the per-image record
+and the verdict read it; no stage model ever sees it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from core.device import Precision
-from core.evidence import BranchEvidence
+from pipeline.evidence import BranchEvidence
 
 LEVELS = ("image", "face")
 

@@ -1,4 +1,4 @@
-"""core.bounded_store: values kept under tokens never exceed the count, byte and age bounds; core.memory trims."""
+"""outputs.bounded_store: values kept under tokens never exceed the count, byte and age bounds; outputs.memory trims."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from core.bounded_store import BoundedStore
-from core.memory import release_free_memory
+from outputs.bounded_store import BoundedStore
+from outputs.memory import release_free_memory
 
 
 class Clock:
