@@ -253,8 +253,7 @@ def _face_facts(face: Mapping[str, Any]) -> str:
     if face.get("landmarks") is not None:
         rows.append(("landmarks", f"{len(face['landmarks'])} points"))
     for key, value in face.items():
-        if key not in ("label", "fake_probability", "box", "landmarks", "probabilities", "evidence",
-                       "alignment_quality") and \
+        if key not in ("label", "fake_probability", "box", "landmarks", "probabilities", "evidence") and \
                 not isinstance(value, (Mapping, list, tuple)):
             rows.append((_e(key.replace("_", " ")), _p(value) if value is None else _e(value)))
     return _kv(rows)

@@ -1,8 +1,9 @@
-"""One interface for every piece of evidence GANTrace gathers, and the one registry that lists them.
+"""One interface for every piece of evidence GANTrace gathers, and the entry that registers a branch.
 
 Why: the pipeline, fusion, the app's status panel and the batch runners all need to know which branches exist,
 what weights each needs and whether it can run. Written once here, a new branch is its own class plus one
-`register_branch` call; the pipeline iterates the registry and never names a branch.
+`BranchEntry` in `pipeline.branches.BRANCHES`, the ordered tuple the pipeline reads (tests hand the pipeline their
+own tuple); the pipeline iterates it and never names a branch. No import registers anything as a side effect.
 
 A branch works at one `level`: "image" branches see the decoded RGB image, "face" branches see each aligned
 face (the pipeline finds and aligns faces once and shares them). `load` raises `WeightUnavailableError` for a
@@ -112,50 +113,42 @@ class Branch(Protocol):
 
 
 BranchFactory = Callable[[], Branch]
-_REGISTRY: dict[str, BranchFactory] = {}
-_RESEARCH_ONLY: set[str] = set()
 
 
-def register_branch(name: str, factory: BranchFactory, default: bool = True) -> None:
-    """Add (or replace) a branch; the pipeline runs every default branch in registration order.
+@dataclass(frozen=True)
+class BranchEntry:
+    """One line of a branch registry (`pipeline.branches.BRANCHES`): how to build a branch and whether it runs
+    without being asked for.
 
-    `default=False` keeps a branch out of the default set: it is built only when asked for by name
-    (`PipelineConfig.extra_branches`, `--branch NAME`), for research. A branch whose held-out skill shows it
-    misleads is registered so, and is then never shown as evidence by default."""
-    _REGISTRY[name] = factory
-    if default:
-        _RESEARCH_ONLY.discard(name)
-    else:
-        _RESEARCH_ONLY.add(name)
+    factory: the branch class (or any callable with the class's `name`, and its `role` when it declares one), so the
+        registry's names and roles are read without building a model.
+    default: False keeps the branch out of the default set: it is built only when asked for by name
+        (`PipelineConfig.extra_branches`, `--branch NAME`), for research. A branch whose held-out skill shows it
+        misleads is registered so, and is then never shown as evidence by default.
+    """
 
+    factory: BranchFactory
+    default: bool = True
 
-def unregister_branch(name: str) -> None:
-    """Remove a branch (tests that register a toy one clean up with this)."""
-    _REGISTRY.pop(name, None)
-    _RESEARCH_ONLY.discard(name)
+    @property
+    def name(self) -> str:
+        return self.factory.name
 
+    @property
+    def role(self) -> BranchRole:
+        return role_of(self.factory)
 
-def is_default_branch(name: str) -> bool:
-    """Whether a registered branch runs without being asked for by name."""
-    return name in _REGISTRY and name not in _RESEARCH_ONLY
-
-
-def registered_branches() -> dict[str, BranchFactory]:
-    """Name → factory for every registered branch, in registration order."""
-    return dict(_REGISTRY)
-
-
-def registered_roles() -> dict[str, BranchRole]:
-    """Each registered branch's role, in registration order (read off the factory when it is a class that declares
-    one, else off a fresh, unloaded instance)."""
-    return {name: role_of(factory if hasattr(factory, "role") else factory()) for name, factory in _REGISTRY.items()}
+    def build(self) -> Branch:
+        """A fresh, unloaded instance; a branch at an unknown level is refused here, before anything runs."""
+        branch = self.factory()
+        if branch.level not in LEVELS:
+            raise ValueError(f"branch {self.name!r} has level {branch.level!r}, not one of {LEVELS}")
+        return branch
 
 
-def make_branch(name: str) -> Branch:
-    """A fresh, unloaded instance of a registered branch; the error lists the known names."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown branch {name!r}; registered: {sorted(_REGISTRY)}")
-    branch = _REGISTRY[name]()
-    if branch.level not in LEVELS:
-        raise ValueError(f"branch {name!r} has level {branch.level!r}, not one of {LEVELS}")
-    return branch
+Registry = tuple[BranchEntry, ...]
+
+
+def registry_roles(registry: Registry) -> dict[str, BranchRole]:
+    """Each registered branch's declared role, in registry order: what fusion and the titles read."""
+    return {entry.name: entry.role for entry in registry}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.branch import BranchContext, BranchRole, register_branch
+from pipeline.branch import BranchContext, BranchEntry, BranchRole, Registry
 from pipeline.evidence import BranchEvidence
 from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
 
@@ -329,15 +329,13 @@ class NoFace:
     message: str
 
 
-def register_default_branches() -> None:
-    """The shipped branches, in the order the verdict lists their evidence."""
-    register_branch(ClipProbeBranch.name, ClipProbeBranch)
+# The shipped branches, in the order the verdict lists their evidence; the pipeline runs every default one.
+BRANCHES: Registry = (
+    BranchEntry(ClipProbeBranch),
     # research only: refit per fold under source-grouped CV it reached AUC 0.66 as stored but 0.49 after JPEG q75
     # (artifacts/residual-npr.md), i.e. it misleads on re-encoded photos; `--branch fingerprint_net` still runs it
-    register_branch(FingerprintBranch.name, FingerprintBranch, default=False)
-    register_branch(SpectralBranch.name, SpectralBranch)
-    register_branch(ResidualBranch.name, ResidualBranch)
-    register_branch(LatentBranch.name, LatentBranch)
-
-
-register_default_branches()
+    BranchEntry(FingerprintBranch, default=False),
+    BranchEntry(SpectralBranch),
+    BranchEntry(ResidualBranch),
+    BranchEntry(LatentBranch),
+)

@@ -4,10 +4,12 @@ Why a separate module: the rules that turn three noisy opinions into "fake, Styl
 tool an analyst must be able to audit, so they live here as small pure functions with their thresholds in one
 dataclass, and are unit-tested without any model.
 
-Fusion names no branch: it loops over the evidence it gets, and each branch's `pipeline.branch.BranchRole` (handed
-over by the pipeline from the registry; the registry's own roles when a caller passes none) says what that
-branch may vote on, with which weight, whether it may vote unmeasured and its open-set rule. `FusionConfig.roles`
-overrides any of these per branch. So a new branch votes once registered with a role and a passing skill record.
+Fusion names no branch and reads no registry: it loops over the evidence it gets, and each branch's
+`pipeline.branch.BranchRole`, which the caller hands over (the pipeline: the roles of the branches it runs), says
+what that branch may vote on, with which weight, whether it may vote unmeasured and its open-set rule.
+`FusionConfig.roles` overrides any of these per branch. So a new branch votes once registered with a role and a
+passing skill record. Who may vote on what is worked out once per image (`Voters`), and every rule below, the
+reasons and the skill notes read that one answer.
 
 The rules (defaults in `FusionConfig` and in each branch's role):
 
@@ -50,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.branch import ROLE_FIELDS, BranchRole, registered_roles
+from pipeline.branch import ROLE_FIELDS, BranchRole
 from pipeline.evidence import BranchEvidence
 
 PROBABILITY_LABELS = ("real", "progan", "stylegan2", "stylegan3", "unknown")
@@ -103,10 +105,57 @@ class FusionConfig:
             replace(BranchRole(), **changes)  # the role's own checks (weights >= 0)
 
 
+Skills = Mapping[str, Mapping | None]
+Roles = Mapping[str, BranchRole]
+
+
+@dataclass(frozen=True)
+class Voters:
+    """Who may vote on what for one image's evidence, worked out once per `fuse` call: every rule, the reasons and
+    the skill notes of the verdict read this one answer instead of asking again.
+
+    order: the branches of the evidence in the order of `roles` (then by name), the order of every sum and list.
+    roles: the role fusion applies to each of them (its declared role with `FusionConfig`'s overrides).
+    detectors: P(fake) of each branch that votes on real vs fake.
+    attributors: P(architecture), renormalised over the known architectures, of each branch that votes on them.
+    detect_refusals: why a branch with a real/fake reading may not vote on it.
+    attribution_refusals: why a branch that scores an architecture may not vote on it.
+    """
+
+    order: tuple[str, ...]
+    roles: Mapping[str, BranchRole]
+    detectors: Mapping[str, float]
+    attributors: Mapping[str, Mapping[str, float]]
+    detect_refusals: Mapping[str, str]
+    attribution_refusals: Mapping[str, str]
+
+    @classmethod
+    def of(cls, evidence: Mapping[str, BranchEvidence], roles: Roles, config: FusionConfig,
+           skills: Skills | None = None) -> Voters:
+        """Read each branch's role and skill record once (`skills`: the record of the artifact each branch ran,
+        None or absent when unmeasured)."""
+        order = tuple(_in_order(evidence, roles))
+        applied = {branch: branch_role(branch, config, roles) for branch in order}
+        detectors, attributors, detect_refusals, attribution_refusals = {}, {}, {}, {}
+        for branch in order:
+            item, skill = evidence[branch], (skills or {}).get(branch)
+            if (p_fake := branch_fake_probability(item)) is not None:
+                if refusal := real_vs_fake_refusal(applied[branch], skill, config):
+                    detect_refusals[branch] = refusal
+                else:
+                    detectors[branch] = p_fake
+            if any(arch in (item.probabilities or {}) for arch in ARCHITECTURES):
+                if refusal := attribution_refusal(applied[branch], skill, config):
+                    attribution_refusals[branch] = refusal
+                elif (dist := _architectures_only(item.probabilities)) is not None:
+                    attributors[branch] = dist
+        return cls(order, applied, detectors, attributors, detect_refusals, attribution_refusals)
+
+
 @dataclass
 class Fused:
     """The decision part of a verdict: what the pipeline copies into `Verdict` (`uncertain`: why the verdict
-    should not be taken as confident; empty when it can)."""
+    should not be taken as confident; empty when it can; `voters`: who voted, for the branches' skill notes)."""
 
     is_fake: bool | None
     fake_probability: float | None
@@ -114,16 +163,13 @@ class Fused:
     probabilities: dict[str, float | None]
     warnings: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
+    voters: Voters | None = field(default=None, repr=False)
 
 
-Skills = Mapping[str, Mapping | None]
-Roles = Mapping[str, BranchRole]
-
-
-def branch_role(branch: str, config: FusionConfig, roles: Roles | None = None) -> BranchRole:
-    """The role fusion applies to a branch: the one it declares (in `roles`, else in the registry; the defaults for
-    a branch neither knows) with the config's overrides."""
-    role = (registered_roles() if roles is None else roles).get(branch) or BranchRole()
+def branch_role(branch: str, config: FusionConfig, roles: Roles) -> BranchRole:
+    """The role fusion applies to a branch: the one it declares in `roles` (the defaults when it declares none)
+    with the config's overrides."""
+    role = roles.get(branch) or BranchRole()
     if branch in config.roles:
         role = replace(role, **config.roles[branch])
     if config.trust_unmeasured is not None:
@@ -131,15 +177,13 @@ def branch_role(branch: str, config: FusionConfig, roles: Roles | None = None) -
     return role
 
 
-def branch_title(branch: str, roles: Roles | None = None) -> str:
+def branch_title(branch: str, roles: Roles) -> str:
     """The name people read for a branch: its role's title, else its registry name."""
-    return ((registered_roles() if roles is None else roles).get(branch) or BranchRole()).title or branch
+    return (roles.get(branch) or BranchRole()).title or branch
 
 
-def real_vs_fake_refusal(branch: str, skill: Mapping | None, config: FusionConfig,
-                         roles: Roles | None = None) -> str | None:
-    """Why a branch with this skill record may not vote on real vs fake; None when it may."""
-    role = branch_role(branch, config, roles)
+def real_vs_fake_refusal(role: BranchRole, skill: Mapping | None, config: FusionConfig) -> str | None:
+    """Why a branch with this (applied) role and skill record may not vote on real vs fake; None when it may."""
     if not role.detects or role.detect_weight == 0:
         return "no real/fake vote: its role gives it none"
     record = (skill or {}).get("real_vs_fake") or {}
@@ -156,10 +200,8 @@ def real_vs_fake_refusal(branch: str, skill: Mapping | None, config: FusionConfi
     return "no real/fake skill: " + "; ".join(problems) if problems else None
 
 
-def attribution_refusal(branch: str, skill: Mapping | None, config: FusionConfig,
-                        roles: Roles | None = None) -> str | None:
-    """Why a branch with this skill record may not vote on the architecture; None when it may."""
-    role = branch_role(branch, config, roles)
+def attribution_refusal(role: BranchRole, skill: Mapping | None, config: FusionConfig) -> str | None:
+    """Why a branch with this (applied) role and skill record may not vote on the architecture; None when it may."""
     if not role.attributes or role.attribution_weight == 0:
         return "no attribution vote: its role gives it none"
     record = (skill or {}).get("attribution") or {}
@@ -184,14 +226,11 @@ def branch_fake_probability(evidence: BranchEvidence) -> float | None:
     return None
 
 
-def fake_probability(evidence: Mapping[str, BranchEvidence], config: FusionConfig,
-                     skills: Skills | None = None, roles: Roles | None = None) -> float | None:
+def fake_probability(voters: Voters, config: FusionConfig) -> float | None:
     """Weighted mean P(fake) of the detectors that may vote, re-centred so the operating point maps to 0.5."""
-    roles = _known(roles)
-    evidence = _in_order(evidence, roles)
     total = weighted = 0.0
-    for branch, p in _votes(evidence, config, skills, roles).items():
-        weight = branch_role(branch, config, roles).detect_weight
+    for branch, p in voters.detectors.items():
+        weight = voters.roles[branch].detect_weight
         total += weight
         weighted += weight * p
     if total == 0:
@@ -207,15 +246,12 @@ def recentre(probability: float, threshold: float) -> float:
     return 1.0 / (1.0 + math.exp(-(_logit(p) - _logit(threshold))))
 
 
-def architecture_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig,
-                              skills: Skills | None = None, roles: Roles | None = None) -> dict[str, float] | None:
+def architecture_distribution(voters: Voters) -> dict[str, float] | None:
     """Weighted mean P(architecture | fake) of the attribution branches that may vote, or None when none can."""
-    roles = _known(roles)
-    evidence = _in_order(evidence, roles)
     total = 0.0
     mixed = dict.fromkeys(ARCHITECTURES, 0.0)
-    for branch, dist in _attributors(evidence, config, skills, roles).items():
-        weight = branch_role(branch, config, roles).attribution_weight
+    for branch, dist in voters.attributors.items():
+        weight = voters.roles[branch].attribution_weight
         total += weight
         for arch in ARCHITECTURES:
             mixed[arch] += weight * dist[arch]
@@ -225,21 +261,19 @@ def architecture_distribution(evidence: Mapping[str, BranchEvidence], config: Fu
 
 
 def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict[str, float] | None,
-                     config: FusionConfig, skills: Skills | None = None, roles: Roles | None = None) -> list[str]:
-    """Why no known architecture fits (empty when one does); each reason is a sentence for the analyst."""
+                     voters: Voters, config: FusionConfig, roles: Roles) -> list[str]:
+    """Why no known architecture fits (empty when one does); each reason is a sentence for the analyst, naming a
+    branch by the title its declared role (in `roles`) gives it."""
     if architectures is None:
         return ["no attribution branch with the skill to vote ran"]
-    roles = _known(roles)
-    evidence = _in_order(evidence, roles)
-    voters = _attributors(evidence, config, skills, roles)
     reasons = [f"the open-set rule of {branch_title(branch, roles)} rejected every known architecture"
-               for branch in voters if evidence[branch].label == UNKNOWN]
+               for branch in voters.attributors if evidence[branch].label == UNKNOWN]
     best = max(ARCHITECTURES, key=lambda arch: architectures[arch])
     if architectures[best] < config.min_architecture_probability:
         reasons.append(f"the most likely architecture, {best}, has P = {architectures[best]:.2f}, "
                        f"under the {config.min_architecture_probability:.2f} needed")
-    for branch in voters:
-        floor = branch_role(branch, config, roles).unsure_below
+    for branch in voters.attributors:
+        floor = voters.roles[branch].unsure_below
         top_class, top = max(evidence[branch].probabilities.items(), key=lambda item: item[1])
         if floor is not None and top < floor:
             reasons.append(f"{branch_title(branch, roles)} is unsure (its top class, {top_class}, has P = {top:.2f}, "
@@ -247,27 +281,27 @@ def open_set_reasons(evidence: Mapping[str, BranchEvidence], architectures: dict
     return reasons
 
 
-def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = None,
-         skills: Skills | None = None, roles: Roles | None = None) -> Fused:
+def fuse(evidence: Mapping[str, BranchEvidence], roles: Roles, config: FusionConfig | None = None,
+         skills: Skills | None = None) -> Fused:
     """Turn the branches' evidence for one image into a consistent decision with the warnings behind it.
 
-    `skills` maps a branch to the skill record of the artifact it ran (None or absent: unmeasured); `roles` maps
-    it to its declared role (None: the registry's roles)."""
+    `roles` maps a branch to its declared role (a branch it does not name gets the defaults); `skills` maps it to
+    the skill record of the artifact it ran (None or absent: unmeasured)."""
     config = config or FusionConfig()
-    roles = _known(roles)
-    evidence = _in_order(evidence, roles)
-    uncertain = _disagreement(evidence, config, skills, roles) + _out_of_distribution(evidence, config, skills, roles)
-    p_fake = fake_probability(evidence, config, skills, roles)
-    architectures = architecture_distribution(evidence, config, skills, roles)
-    reasons = open_set_reasons(evidence, architectures, config, skills, roles)
+    voters = Voters.of(evidence, roles, config, skills)
+    evidence = {branch: evidence[branch] for branch in voters.order}
+    uncertain = _disagreement(voters, config) + _out_of_distribution(evidence, voters)
+    p_fake = fake_probability(voters, config)
+    architectures = architecture_distribution(voters)
+    reasons = open_set_reasons(evidence, architectures, voters, config, roles)
 
     if p_fake is None:
         warnings = ["no real-vs-fake detector with the skill to vote ran, so real or fake cannot be decided; "
                     "see `evidence` for each branch's own output and why the others did not run or vote"]
-        silent = _silent_detectors(evidence, config, skills, roles)
-        uncertain.append("nothing voted on real vs fake: " + "; ".join(silent))
+        uncertain.append("nothing voted on real vs fake: " + "; ".join(_silent_detectors(evidence, voters)))
         return Fused(is_fake=None, fake_probability=None, label=UNDECIDED,
-                     probabilities=dict.fromkeys(PROBABILITY_LABELS, None), warnings=warnings, uncertain=uncertain)
+                     probabilities=dict.fromkeys(PROBABILITY_LABELS, None), warnings=warnings, uncertain=uncertain,
+                     voters=voters)
     warnings = []
 
     probabilities = dict.fromkeys(PROBABILITY_LABELS, 0.0)
@@ -288,7 +322,7 @@ def fuse(evidence: Mapping[str, BranchEvidence], config: FusionConfig | None = N
         uncertain.append(f"P(fake) = {p_fake:.2f} is within {config.uncertain_margin:.2f} of the decision point")
     warnings += [f"uncertain: {reason}" for reason in uncertain]
     return Fused(is_fake=is_fake, fake_probability=p_fake, label=fake_label if is_fake else "real",
-                 probabilities=probabilities, warnings=warnings, uncertain=uncertain)
+                 probabilities=probabilities, warnings=warnings, uncertain=uncertain, voters=voters)
 
 
 def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
@@ -331,10 +365,6 @@ def contradictions(fused: Fused, tolerance: float = 1e-6) -> list[str]:
     return problems
 
 
-def _known(roles: Roles | None) -> Roles:
-    return registered_roles() if roles is None else roles
-
-
 def _in_order(evidence: Mapping[str, BranchEvidence], roles: Roles) -> dict[str, BranchEvidence]:
     """The evidence in registry order (then by name), whatever order the lanes filled it in, so that sums, reasons
     and warnings come out the same on every run."""
@@ -351,48 +381,29 @@ def _architectures_only(probabilities: dict[str, float] | None) -> dict[str, flo
     return {arch: float(probabilities.get(arch, 0.0)) / mass for arch in ARCHITECTURES}
 
 
-def _votes(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None, roles: Roles
-           ) -> dict[str, float]:
-    """Each detector's P(fake), for the branches that ran, have a real/fake reading and may vote on it."""
-    return {branch: p for branch, item in evidence.items()
-            if (p := branch_fake_probability(item)) is not None
-            and not real_vs_fake_refusal(branch, (skills or {}).get(branch), config, roles)}
-
-
-def _attributors(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None, roles: Roles
-                 ) -> dict[str, dict[str, float]]:
-    """Each attributor's P(architecture), for the branches that ran, score architectures and may vote on them."""
-    return {branch: dist for branch, item in evidence.items()
-            if (dist := _architectures_only(item.probabilities)) is not None
-            and not attribution_refusal(branch, (skills or {}).get(branch), config, roles)}
-
-
-def _silent_detectors(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None,
-                      roles: Roles) -> list[str]:
+def _silent_detectors(evidence: Mapping[str, BranchEvidence], voters: Voters) -> list[str]:
     """Why each branch did not vote on real vs fake, for the `uncertain` reason of an undecided verdict."""
     silent = []
     for branch, item in evidence.items():
         if not item.ran:
             why = "did not run"
-        elif branch_fake_probability(item) is None:
-            why = "gives no real/fake reading"
+        elif branch in voters.detectors:
+            why = "voted"
         else:
-            why = real_vs_fake_refusal(branch, (skills or {}).get(branch), config, roles) or "voted"
+            why = voters.detect_refusals.get(branch) or "gives no real/fake reading"
         silent.append(f"{branch}: {why}")
     return silent or ["no branch ran"]
 
 
-def _out_of_distribution(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None,
-                         roles: Roles) -> list[str]:
+def _out_of_distribution(evidence: Mapping[str, BranchEvidence], voters: Voters) -> list[str]:
     """The out-of-distribution notes of the branches whose vote counts (a silent branch's doubt changes nothing)."""
-    voting = set(_votes(evidence, config, skills, roles)) | set(_attributors(evidence, config, skills, roles))
+    voting = set(voters.detectors) | set(voters.attributors)
     return [f"{branch}: {note}" for branch, item in evidence.items()
             if branch in voting and (note := item.out_of_distribution)]
 
 
-def _disagreement(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None,
-                  roles: Roles) -> list[str]:
-    opinions = _votes(evidence, config, skills, roles)
+def _disagreement(voters: Voters, config: FusionConfig) -> list[str]:
+    opinions = voters.detectors
     if len(opinions) < 2:
         return []
     low = min(opinions, key=opinions.get)

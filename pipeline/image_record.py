@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Roles, Skills, attribution_refusal,
-                             branch_fake_probability, fuse, real_vs_fake_refusal)
+from pipeline.fusion import FusionConfig, Fused, Roles, Skills, Voters, fuse
 from pipeline.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
@@ -76,9 +75,9 @@ class ImageRecord:
     def fuse(self, config: FusionConfig, skills: Skills, roles: Roles) -> None:
         """Fuse each face with the image-level evidence; the image answers for its most suspicious face."""
         if not self.aligned:
-            self.fused = fuse(self.evidence, config, skills, roles)
+            self.fused = fuse(self.evidence, roles, config, skills)
             return
-        self.face_fused = [fuse({**self.evidence, **own}, config, skills, roles) for own in self.face_evidence]
+        self.face_fused = [fuse({**self.evidence, **own}, roles, config, skills) for own in self.face_evidence]
         scores = [-1.0 if f.fake_probability is None else f.fake_probability for f in self.face_fused]
         self.primary = int(np.argmax(scores))
         self.fused = self.face_fused[self.primary]
@@ -88,9 +87,9 @@ class ImageRecord:
                                       f"{self.primary + 1}, the most suspicious (highest P(fake), largest on ties); every face's own "
                                       "answer is in `faces`")
 
-    def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills, config: FusionConfig,
-               roles: Roles) -> Result:
-        """The Verdict (or Failure); warnings and models in a fixed order whatever the threads' timing."""
+    def result(self, total_ms: float, branch_names: Sequence[str], skills: Skills) -> Result:
+        """The Verdict (or Failure); warnings and models in a fixed order whatever the threads' timing (the
+        branches' skill notes come from the voters fusion worked out for the face the verdict answers for)."""
         if self.image is None:
             return Failure(file=self.name, error=self.error or f"{self.name}: could not be analysed")
         fused = self.fused
@@ -102,22 +101,21 @@ class ImageRecord:
             is_fake=fused.is_fake, fake_probability=_rounded(fused.fake_probability), label=fused.label,
             probabilities=_rounded_all(fused.probabilities),
             evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
-                                             skills.get(name), config, roles) for name in branch_names},
-            faces=[self._face_record(i, skills, config, roles) for i in range(len(self.aligned))],
+                                             skills.get(name), fused.voters) for name in branch_names},
+            faces=[self._face_record(i, skills) for i in range(len(self.aligned))],
             warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *fused.warnings], timings_ms=timings,
             models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
             pictures=self.pictures)
 
-    def _face_record(self, index: int, skills: Skills, config: FusionConfig, roles: Roles) -> dict:
+    def _face_record(self, index: int, skills: Skills) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]
-        error = round(float(face.alignment_error), 4)
         return {"box": [int(v) for v in face.box],
                 "landmarks": np.round(np.asarray(face.landmarks, dtype=np.float64), 1).tolist(),
-                "alignment_error": error, "alignment_quality": error, "primary": index == self.primary,
+                "alignment_error": round(float(face.alignment_error), 4), "primary": index == self.primary,
                 "label": fused.label, "is_fake": fused.is_fake, "fake_probability": _rounded(fused.fake_probability),
                 "probabilities": _rounded_all(fused.probabilities),
                 "uncertain": fused.uncertain,
-                "evidence": {name: _evidence_record(name, evidence, skills.get(name), config, roles)
+                "evidence": {name: _evidence_record(name, evidence, skills.get(name), fused.voters)
                              for name, evidence in self.face_evidence[index].items()}}
 
 
@@ -173,20 +171,15 @@ def _picture(item: ImageRecord, what: str, draw: Callable[[], np.ndarray]) -> np
         return None
 
 
-def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, config: FusionConfig,
-                     roles: Roles) -> dict:
-    """A branch's evidence as JSON with what fusion made of it: its P(fake) only when its role and its skill let
-    it vote on real vs fake (a non-voter's reading stays in its own `probabilities`), and `skill_notes` saying
-    which votes its role or measured skill withholds (or that it is unmeasured), so no reader over-reads it."""
-    p_fake = branch_fake_probability(evidence)
-    refusal = real_vs_fake_refusal(name, skill, config, roles) if p_fake is not None else None
-    attributes = any(arch in (evidence.probabilities or {}) for arch in ARCHITECTURES)
-    notes = [note for note in (refusal, attribution_refusal(name, skill, config, roles) if attributes else None)
-             if note]
+def _evidence_record(name: str, evidence: BranchEvidence, skill: dict | None, voters: Voters) -> dict:
+    """A branch's evidence as JSON with what fusion made of it (`voters`, for the evidence this branch's reading
+    was fused with): its P(fake) only when it voted on real vs fake (a non-voter's reading stays in its own
+    `probabilities`), and `skill_notes` saying which votes its role or measured skill withholds (or that it is
+    unmeasured), so no reader over-reads it."""
+    notes = [note for note in (voters.detect_refusals.get(name), voters.attribution_refusals.get(name)) if note]
     if not (skill or {}).get("real_vs_fake") and not (skill or {}).get("attribution") and evidence.ran and not notes:
         notes = ["skill on held-out sources not measured"]
-    p_fake = None if refusal else p_fake
-    return {**evidence.to_dict(), "fake_probability": _rounded(p_fake), "skill_notes": notes}
+    return {**evidence.to_dict(), "fake_probability": _rounded(voters.detectors.get(name)), "skill_notes": notes}
 
 
 def _rounded(value: float | None) -> float | None:

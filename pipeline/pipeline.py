@@ -1,9 +1,9 @@
 """Run every registered branch on batches of images and turn their evidence into `Verdict`s.
 
 Why this shape:
-* The pipeline never names a branch: it iterates `pipeline.branch`'s registry (filled by `pipeline.branches`), loads each
-  branch lazily and once, and turns a missing weight or a crash into that branch's `null` evidence plus the
-  reason, while the other branches still run.
+* The pipeline never names a branch: it iterates a registry, the ordered tuple of `pipeline.branch.BranchEntry`
+  it is given (`pipeline.branches.BRANCHES` by default), loads each branch lazily and once, and turns a missing
+  weight or a crash into that branch's `null` evidence plus the reason, while the other branches still run.
 * Everything is batched (`PipelineConfig.batch_size` images at a time); `analyze_iter` streams results batch by
   batch so a scan of a million files needs constant memory.
 * Faces are found once per image and every face, up to `max_faces`, goes through the face-level branches; fusion
@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.fusion import LABELS, PROBABILITY_LABELS, FusionConfig, fuse
-from pipeline.branches import RANDOM_WEIGHTS, FaceFinder  # importing branches registers the shipped branches
-from pipeline.branch import (Branch, BranchContext, BranchRole, is_default_branch, make_branch, registered_branches,
-                         role_of)
+from pipeline.branches import BRANCHES, RANDOM_WEIGHTS, FaceFinder
+from pipeline.branch import Branch, BranchContext, BranchEntry, BranchRole, Registry, role_of
 from core.device import Precision, select_precision
 from pipeline.evidence import BranchEvidence
 from core.images import IMAGE_SUFFIXES, ImageError, ImageLimits, load_image
@@ -100,15 +99,18 @@ class PipelineConfig:
 class Pipeline:
     """Loads the branches lazily (once), runs every one it can on batches of images and fuses the evidence.
 
-    `branches` replaces registered branches by instances (tests inject tiny models); `face_finder` replaces the
-    dlib aligner the face-level branches share. `roles` is each branch's declared role, which fusion applies.
+    `registry` lists the branches it may run, in verdict order (tests that add a toy branch pass
+    `(*BRANCHES, BranchEntry(Toy))`); `branches` replaces registered branches by instances (tests inject tiny
+    models); `face_finder` replaces the dlib aligner the face-level branches share. `roles` is each branch's declared
+    role, which fusion applies.
     """
 
     def __init__(self, config: PipelineConfig | None = None, branches: Mapping[str, Branch] | None = None,
-                 face_finder: FaceFinder | None = None):
+                 face_finder: FaceFinder | None = None, registry: Registry = BRANCHES):
         self.config = config or PipelineConfig()
-        names = branch_names(self.config, branches or {})
-        self.branches: dict[str, Branch] = {name: (branches or {}).get(name) or make_branch(name) for name in names}
+        injected = branches or {}
+        self.branches: dict[str, Branch] = {entry.name: injected.get(entry.name) or entry.build()
+                                            for entry in chosen_entries(registry, self.config, injected)}
         self.roles: dict[str, BranchRole] = {name: role_of(branch) for name, branch in self.branches.items()}
         self.face_finder = face_finder or FaceFinder()
         self._failed: dict[str, str] = {}
@@ -151,7 +153,7 @@ class Pipeline:
     def load_all(self) -> list[BranchStatus]:
         """Load every enabled branch now (e.g. at app start, so the first request is not slow); return status()."""
         for name in self._enabled():
-            self._reason_not_ready(name)
+            self._load_once(name)
         return self.status()
 
     def status(self) -> list[BranchStatus]:
@@ -170,9 +172,11 @@ class Pipeline:
             for part, component in parts:
                 if part in self._failed:
                     problems.append(self._failed[part])
-                absent = weight_states(component, self._context(part), registry, weights, fix)
+                states = weight_states(component, self._context(part), registry)
+                weights.update(states.weights)
+                fix += states.fix
                 if part not in self._loaded and not self.config.random_weights_ok:
-                    problems += absent
+                    problems += states.problems
             enabled = name not in self.config.disabled_branches
             if not enabled:
                 ready, problems = False, [f"turned off (PipelineConfig.disabled_branches has {name!r})"]
@@ -209,7 +213,7 @@ class Pipeline:
                     make_pictures(good, self._explainer())
         share = chunk_watch.seconds * 1000 / len(items)
         names = list(self.branches)
-        return [item.result(share, names, skills, self.config.fusion, self.roles) for item in items]
+        return [item.result(share, names, skills) for item in items]
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
@@ -253,7 +257,7 @@ class Pipeline:
         """Every analysed face of every image through every face-level branch, batched across the chunk."""
         faces = [(item, index) for item in items for index in range(len(item.aligned))]
         for name in self._enabled("face"):
-            reason = self._reason_not_ready(name) or self._reason_not_ready("face_finder")
+            reason = self._load_once(name) or self._load_once("face_finder")
             for item in items:
                 if reason or not item.aligned:
                     item.evidence[name] = BranchEvidence(reason=reason or item.no_face)
@@ -265,7 +269,7 @@ class Pipeline:
 
     def _run_branch(self, name: str, owners: list[ImageRecord], inputs: list[Any]) -> list[BranchEvidence]:
         """One branch on a batch; a failing batch is retried input by input so one bad image sinks alone."""
-        reason = self._reason_not_ready(name)
+        reason = self._load_once(name)
         if reason:
             return [BranchEvidence(reason=reason)] * len(inputs)
         branch = self.branches[name]
@@ -281,7 +285,7 @@ class Pipeline:
         items = [item for item in items if item.no_face is None]  # the others were gated out
         if not items or (not self._enabled("face") and not self.config.find_faces):
             return
-        reason = self._reason_not_ready("face_finder")
+        reason = self._load_once("face_finder")
         if reason:
             for item in items:
                 item.no_face = reason
@@ -296,7 +300,7 @@ class Pipeline:
     def _gate(self, items: list[ImageRecord], skills: dict[str, dict | None]) -> None:
         """With gate_attribution: the images the image-level branches call real say why they get no face chain."""
         for item in items:
-            if fuse(item.evidence, self.config.fusion, skills, self.roles).is_fake is False:
+            if fuse(item.evidence, self.roles, self.config.fusion, skills).is_fake is False:
                 item.no_face = "not run: gate_attribution is on and the detectors judged this image real"
 
     def _explainer(self) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
@@ -319,8 +323,9 @@ class Pipeline:
                              download=self.config.download, random_weights_ok=self.config.random_weights_ok,
                              options=self.config.branch_options.get(name, {}))
 
-    def _reason_not_ready(self, name: str) -> str | None:
-        """None once the branch (or "face_finder") is loaded; else why it cannot run. Loads at most once."""
+    def _load_once(self, name: str) -> str | None:
+        """Load the branch (or "face_finder") unless it is loaded or failed already; None once it is loaded, else
+        why it cannot run (turned off, a missing weight, a load error)."""
         if name in self.config.disabled_branches:
             return f"turned off (PipelineConfig.disabled_branches has {name!r})"
         with self._load_lock:
@@ -336,14 +341,18 @@ class Pipeline:
             return self._failed.get(name)
 
 
-def branch_names(config: PipelineConfig, injected: Mapping[str, Branch]) -> list[str]:
-    """The branches a pipeline holds, in registration order: the default set, the research branches asked for by
-    name, and any branch handed in as an instance (tests inject tiny models)."""
-    names = list(registered_branches())
+def chosen_entries(registry: Registry, config: PipelineConfig, injected: Mapping[str, Branch]) -> list[BranchEntry]:
+    """The registry entries a pipeline runs, in registry order: the default set, the research branches asked for
+    by name, and any branch handed in as an instance (tests inject tiny models)."""
+    names = [entry.name for entry in registry]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"the branch registry names {repeated} more than once")
     unknown = (set(injected) | set(config.extra_branches)) - set(names)
     if unknown:
         raise ValueError(f"unknown branches {sorted(unknown)}; registered: {names}")
-    return [name for name in names if is_default_branch(name) or name in config.extra_branches or name in injected]
+    return [entry for entry in registry
+            if entry.default or entry.name in config.extra_branches or entry.name in injected]
 
 
 def _isolated(run: Callable[[list[Any]], Sequence[Any]], inputs: list[Any], stage: str) -> list[Any]:

@@ -29,11 +29,24 @@ class BranchStatus:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def weight_states(component: Any, context: BranchContext, registry: dict, weights: dict[str, str],
-                  fix: list[str]) -> list[str]:
-    """Add each weight `component` needs, with its state, to `weights` (then the weights it actually used) and
-    the command that fetches an absent one to `fix`; return the problems ("X is missing") to report."""
-    problems = []
+@dataclass(frozen=True)
+class WeightStates:
+    """What one component's weights look like on this machine.
+
+    weights: each weight it needs with its state ("present", "missing", ...), then the weights it actually used
+        (name → sha256) once loaded.
+    fix: the command that fetches each absent weight.
+    problems: one "X is missing" per absent weight, for the status reason.
+    """
+
+    weights: dict[str, str]
+    fix: list[str]
+    problems: list[str]
+
+
+def weight_states(component: Any, context: BranchContext, registry: dict) -> WeightStates:
+    """The state of each weight `component` (a branch or the face finder) needs, with the fix for each absent one."""
+    weights, fix, problems = {}, [], []
     for weight in component.required_weights(context):
         state = weight_status(weight, registry) if weight in registry else _path_state(weight)
         weights[weight] = state
@@ -41,7 +54,7 @@ def weight_states(component: Any, context: BranchContext, registry: dict, weight
             fix.append(_fix_command(weight, registry))
             problems.append(f"{weight} is {state}")
     weights.update(component.models)
-    return problems
+    return WeightStates(weights, fix, problems)
 
 
 def registry_or_empty() -> dict:

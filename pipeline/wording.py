@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import fusion
+from pipeline.branch import registry_roles
+from pipeline.branches import BRANCHES
 from pipeline.evidence import BranchEvidence
-from pipeline.fusion import ARCHITECTURES, UNDECIDED, UNKNOWN, branch_fake_probability, branch_title
+from pipeline.fusion import ARCHITECTURES, UNDECIDED, UNKNOWN, branch_fake_probability
 
 __all__ = ["FACE_LEGEND", "LABEL_NAMES", "NO_DECISION", "NO_READING", "Headline", "branch_title", "branches_sentence",
            "face_caption", "fake_reading", "headline", "label_name", "own_fake_probability", "own_readings",
@@ -27,6 +30,7 @@ LABEL_NAMES = {"real": "Real photo", "progan": "ProGAN", "stylegan2": "StyleGAN2
 FACE_LEGEND = "numbered; green real, red GAN, orange unknown generator, grey no decision"
 NO_DECISION = "no branch with the skill to vote on real vs fake ran"
 NO_READING = "No decision, and no branch gave a real/fake reading of its own"
+SHIPPED_ROLES = registry_roles(BRANCHES)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ def headline(verdict: Mapping[str, Any]) -> Headline:
     share = (verdict.get("probabilities") or {}).get(label)
     detail = f"P(fake) = {p_fake:.2f}" + ("" if share is None else f", P({name}) = {share:.2f}")
     return Headline("fake", f"GAN-generated: {name}", detail)
+
+
+def branch_title(branch: str) -> str:
+    """The name people read for a branch: the title its role declares in `BRANCHES`, else its name."""
+    return fusion.branch_title(branch, SHIPPED_ROLES)
 
 
 def face_caption(number: int, face: Mapping[str, Any]) -> str:

@@ -63,8 +63,11 @@ def apply_runtime(args: argparse.Namespace) -> None:
 def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     """The flags that choose how the pipeline runs, plus the runtime flags.
 
-    With `sweep` (benchmarks), --dtype and --batch-size take several values and the program runs each.
+    With `sweep` (benchmarks), --dtype and --batch-size take several values and the program runs each. The branch
+    names --skip-branch and --branch accept are read off the registered branches (`pipeline.branches.BRANCHES`).
     """
+    from pipeline.branches import BRANCHES  # here: programs that only train import this module without the pipeline
+
     add_runtime_arguments(parser)
     if sweep:
         parser.add_argument("--dtype", "--dtypes", nargs="+", default=["fp32", "bf16"],
@@ -86,11 +89,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False)
     parser.add_argument("--offline", action="store_true",
                         help="never touch the network: run the branches whose weights are on disk "
                              "(also HF_HUB_OFFLINE=1)")
-    parser.add_argument("--skip-branch", action="append", default=[], metavar="NAME",
-                        help="do not run this branch (repeatable), e.g. --skip-branch clip_probe")
-    parser.add_argument("--branch", action="append", default=[], metavar="NAME", dest="extra_branch",
+    names = [entry.name for entry in BRANCHES]
+    research = [entry.name for entry in BRANCHES if not entry.default]
+    parser.add_argument("--skip-branch", action="append", default=[], metavar="NAME", choices=names,
+                        help=f"do not run this branch (repeatable): {', '.join(names)}")
+    parser.add_argument("--branch", action="append", default=[], metavar="NAME", dest="extra_branch", choices=research,
                         help="also run this research-only branch, outside the default set because its held-out "
-                             "skill misleads (repeatable), e.g. --branch fingerprint_net")
+                             f"skill misleads (repeatable): {', '.join(research)}")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> PipelineConfig:

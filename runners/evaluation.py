@@ -29,6 +29,8 @@ from pipeline.fusion import (
     UNDECIDED,
     BranchEvidence,
     FusionConfig,
+    Roles,
+    Voters,
     architecture_distribution,
     branch_fake_probability,
     open_set_reasons,
@@ -88,8 +90,9 @@ def open_set_rates(labels: Sequence[str], called_real: Sequence[bool]) -> dict:
             "known_class_rate": float((~unknown & ~real & ~undecided).mean())}
 
 
-def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
-    """For every branch and the fused verdict: P(fake), the label it alone would give, and its best architecture.
+def branch_outcomes(verdict: dict, fusion: FusionConfig, roles: Roles) -> dict[str, dict]:
+    """For every branch and the fused verdict: P(fake), the label it alone would give, and its best architecture
+    (`roles`: the pipeline's branch roles, which fusion applied).
 
     A branch's own label applies the same open-set rules as the fused verdict to that branch's evidence alone, with
     every branch trusted: evaluation measures the skill that fusion later reads, so it must not assume it.
@@ -103,14 +106,16 @@ def branch_outcomes(verdict: dict, fusion: FusionConfig) -> dict[str, dict]:
             outcomes[branch] = {"ran": False, "reason": evidence.reason}
             continue
         alone = {branch: evidence}
-        dist = architecture_distribution(alone, alone_config)
-        reasons = open_set_reasons(alone, dist, alone_config) if dist is not None else ["no attribution"]
+        voters = Voters.of(alone, roles, alone_config)
+        dist = architecture_distribution(voters)
+        reasons = (open_set_reasons(alone, dist, voters, alone_config, roles) if dist is not None
+                   else ["no attribution"])
         outcomes[branch] = {"ran": True, "p_fake": branch_fake_probability(evidence),
                             "label": "unknown" if reasons else max(dist, key=dist.get),
                             "closed_set": max(dist, key=dist.get) if dist is not None else None}
     all_evidence = {b: BranchEvidence(e.get("probabilities"), e.get("label"), e.get("reason"))
                     for b, e in verdict["evidence"].items() if e}
-    dist = architecture_distribution(all_evidence, fusion)
+    dist = architecture_distribution(Voters.of(all_evidence, roles, fusion))
     outcomes[FUSED] = {"ran": True, "p_fake": verdict["fake_probability"], "label": verdict["label"],
                        "closed_set": max(dist, key=dist.get) if dist else None}
     return outcomes
@@ -194,7 +199,7 @@ def evaluate(pipe: P.Pipeline, items: list[LabelledImage], conditions: Sequence[
                         errors.append(result.error)
                         continue
                     record = {"condition": condition, "file": item.name, "class": item.label,
-                              "outcomes": branch_outcomes(result.to_dict(), pipe.config.fusion)}
+                              "outcomes": branch_outcomes(result.to_dict(), pipe.config.fusion, pipe.roles)}
                     records.append(record)
                     out.write(json.dumps(record) + "\n")
                 bar.update(len(chunk))

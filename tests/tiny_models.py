@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 import pipeline as P
-from pipeline.branches import ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
-from pipeline.branch import Branch, BranchRole
+from pipeline.branches import BRANCHES, ClipProbeBranch, FaceFinder, FingerprintBranch, LatentBranch
+from pipeline.branch import Branch, BranchRole, Registry
 from core.device import Precision
 from pipeline.evidence import BranchEvidence
 from core.weights import WeightUnavailableError
@@ -83,18 +83,20 @@ def tiny_branches(tmp_dir: Path, precision: Precision | None = None, **replace: 
 
 
 def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, face_finder: FaceFinder | None = None,
-                  fusion: P.FusionConfig | None = None, **replace: Branch) -> P.Pipeline:
+                  fusion: P.FusionConfig | None = None, registry: Registry = BRANCHES,
+                  **replace: Branch) -> P.Pipeline:
+    """The shipped pipeline around tiny models; a test that adds a toy branch passes its own `registry`."""
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size, fusion=fusion or P.FusionConfig())
-    return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder)
+    return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder, registry)
 
 
 NOTHING_TRUSTED = P.FusionConfig(trust_unmeasured=())
 
 
-def unskilled_pipeline(tmp_dir: Path, **replace: Branch) -> P.Pipeline:
+def unskilled_pipeline(tmp_dir: Path, registry: Registry = BRANCHES, **replace: Branch) -> P.Pipeline:
     """The tiny pipeline where no branch may vote unmeasured, as offline where no loaded detector has the skill:
     every branch runs and shows its own reading, and nothing decides real vs fake."""
-    return tiny_pipeline(tmp_dir, fusion=NOTHING_TRUSTED, **replace)
+    return tiny_pipeline(tmp_dir, fusion=NOTHING_TRUSTED, registry=registry, **replace)
 
 
 PASSING_SKILL = {"protocol": "leave-one-source-out",
@@ -103,7 +105,7 @@ PASSING_SKILL = {"protocol": "leave-one-source-out",
 
 class ToyDetector:
     """A branch fusion has never heard of, with a passing held-out skill record: it calls every image fake (P = 0.9)
-    and scores no architecture. Register it with `register_branch(ToyDetector.name, ToyDetector)`."""
+    and scores no architecture. Register it with `registry=(*BRANCHES, BranchEntry(ToyDetector))`."""
 
     name, level, warning, skill = "toy_detector", "image", None, PASSING_SKILL
     role = BranchRole(title="Toy detector")

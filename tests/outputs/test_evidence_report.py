@@ -140,7 +140,7 @@ def example_report_inputs() -> tuple[dict, P.EvidencePictures]:
     faces = []
     for index, (box, probs) in enumerate(zip(boxes, face_probs)):
         label = max(probs, key=probs.get)
-        faces.append({"box": box, "landmarks": [[0.0, 0.0]] * 68, "alignment_quality": 0.021 + 0.008 * index,
+        faces.append({"box": box, "landmarks": [[0.0, 0.0]] * 68, "alignment_error": 0.021 + 0.008 * index,
                       "label": label, "fake_probability": round(1 - probs["real"], 2), "probabilities": probs,
                       "evidence": {"latent_svm": {"probabilities": {k: v for k, v in probs.items()
                                                                     if k in ("progan", "stylegan2", "stylegan3")},

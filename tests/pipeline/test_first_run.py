@@ -16,7 +16,8 @@ from tiny_models import png_bytes
 
 import pipeline as P
 from runners.cli import add_pipeline_arguments, config_from_args
-from pipeline.branch import register_branch, unregister_branch
+from pipeline.branch import BranchEntry
+from pipeline.branches import BRANCHES
 from pipeline.evidence import BranchEvidence
 from core.weights import resolve
 
@@ -45,7 +46,7 @@ class NeedsAWeight:
 
 @pytest.fixture()
 def toy_registry(tmp_path, monkeypatch):
-    """An isolated GANTRACE_HOME and a registry holding only the toy weight; the toy branch registered."""
+    """An isolated GANTRACE_HOME and a weight registry holding only the toy weight."""
     import core.weights
 
     registry = tmp_path / "weights.json"
@@ -56,16 +57,15 @@ def toy_registry(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    register_branch(NeedsAWeight.name, NeedsAWeight)
-    yield
-    unregister_branch(NeedsAWeight.name)
 
 
 def pipeline_from(*flags: str) -> P.Pipeline:
-    """The pipeline scan.py, evaluate.py and the app build from these command-line flags."""
+    """The pipeline scan.py, evaluate.py and the app build from these command-line flags, with the toy branch
+    registered after the shipped ones."""
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
-    return P.Pipeline(config_from_args(parser.parse_args(["--device", "cpu", "--threads", "1", *OTHERS, *flags])))
+    config = config_from_args(parser.parse_args(["--device", "cpu", "--threads", "1", *OTHERS, *flags]))
+    return P.Pipeline(config, registry=(*BRANCHES, BranchEntry(NeedsAWeight)))
 
 
 def status_of(pipe: P.Pipeline) -> P.BranchStatus:

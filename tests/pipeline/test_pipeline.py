@@ -18,8 +18,8 @@ from tiny_models import (DESIGN_FIELDS, CentreFaceFinder, Missing, ToyDetector, 
                          tiny_branches, tiny_pipeline, unskilled_pipeline)
 
 import pipeline as P
-from pipeline.branches import FingerprintBranch
-from pipeline.branch import register_branch, unregister_branch
+from pipeline.branches import BRANCHES, FingerprintBranch
+from pipeline.branch import BranchEntry
 from pipeline.evidence import BranchEvidence
 
 @pytest.fixture(scope="module")
@@ -225,13 +225,9 @@ class Toy:
 
 
 def test_a_registered_toy_branch_reaches_the_verdict_without_editing_the_pipeline(tiny_dir, faceless_png):
-    register_branch("toy", Toy)
-    try:
-        pipe = tiny_pipeline(tiny_dir)
-        verdict = pipe.analyze_one(faceless_png)
-        status = {s.branch: s for s in pipe.status()}
-    finally:
-        unregister_branch("toy")
+    pipe = tiny_pipeline(tiny_dir, registry=(*BRANCHES, BranchEntry(Toy)))
+    verdict = pipe.analyze_one(faceless_png)
+    status = {s.branch: s for s in pipe.status()}
     assert verdict.evidence["toy"] == {"probabilities": {"real": 0.25, "fake": 0.75}, "label": None, "reason": None,
                                        "out_of_distribution": None, "fake_probability": None,
                                        "skill_notes": ["no real/fake skill: none measured on held-out sources"]}
@@ -270,6 +266,17 @@ def test_a_branch_that_misleads_is_out_of_the_default_set_and_runs_only_when_ask
     assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"]
     with pytest.raises(ValueError, match="unknown branches \\['nope'\\]"):
         P.Pipeline(P.PipelineConfig(extra_branches=("nope",)))
+
+
+def test_the_registry_is_the_tuple_the_pipeline_is_handed_and_names_each_branch_once():
+    """No import registers anything: a pipeline built on a smaller tuple holds only its branches, and a tuple that
+    names a branch twice is refused before any branch is built."""
+    spectral_only = tuple(entry for entry in BRANCHES if entry.name == "spectral_dct")
+    assert list(P.Pipeline(P.PipelineConfig(device="cpu"), registry=spectral_only).branches) == ["spectral_dct"]
+    assert [entry.name for entry in BRANCHES if entry.default] == ["clip_probe", "spectral_dct", "residual_npr",
+                                                                   "latent_svm"]
+    with pytest.raises(ValueError, match="names \\['spectral_dct'\\] more than once"):
+        P.Pipeline(P.PipelineConfig(device="cpu"), registry=(*BRANCHES, *spectral_only))
 
 
 def test_the_shipped_residual_branch_reads_native_pixels_and_stays_silent_below_its_bars(tiny_dir, face_file):
@@ -317,11 +324,7 @@ def test_a_real_face_that_no_skilled_branch_votes_on_is_undecided_not_unknown(ti
 def test_a_registered_toy_branch_with_a_passing_skill_record_votes_without_editing_fusion(tiny_dir, face_file):
     """It is the only voter: its fake call makes a fake, and with no attribution branch allowed to vote, the
     generator is unknown and a warning says why."""
-    register_branch(ToyDetector.name, ToyDetector)
-    try:
-        verdict = unskilled_pipeline(tiny_dir).analyze_one(str(face_file))
-    finally:
-        unregister_branch(ToyDetector.name)
+    verdict = unskilled_pipeline(tiny_dir, registry=(*BRANCHES, BranchEntry(ToyDetector))).analyze_one(str(face_file))
     assert verdict.evidence["toy_detector"]["fake_probability"] == pytest.approx(0.9)
     assert verdict.is_fake is True and verdict.fake_probability == pytest.approx(0.9)
     assert verdict.label == "unknown" and verdict.faces[0]["label"] == "unknown"
