@@ -85,23 +85,23 @@ def test_every_release_up_to_the_running_one_converts(outcomes):
     assert len(outcomes) - len(refused) >= 3
 
 
-def _patched_copy(tmp_path: Path, release: str, old: bytes, new: bytes) -> Path:
-    """The release's trio copied, with `old` replaced by `new` (same length) in the SVM's pickle."""
-    assert len(old) == len(new)
+def _patched_copy(tmp_path: Path, release: str, name: str, replacements: dict[bytes, bytes]) -> Path:
+    """The release's trio copied, with each byte string replaced once by another of the same length in `name`."""
     folder = tmp_path / release
     folder.mkdir()
-    for name in GANORIGIN_FILES:
-        data = (FIXTURES / release / name).read_bytes()
-        if name == GANORIGIN_FILES[0]:
-            assert data.count(old) == 1
+    for file in GANORIGIN_FILES:
+        data = (FIXTURES / release / file).read_bytes()
+        for old, new in replacements.items() if file == name else ():
+            assert len(old) == len(new) and data.count(old) == 1
             data = data.replace(old, new)
-        (folder / name).write_bytes(data)
+        (folder / file).write_bytes(data)
     return folder
 
 
 def test_a_pickle_naming_a_module_this_release_lacks_is_refused_in_one_line(tmp_path):
     release = RELEASES[-1]
-    folder = _patched_copy(tmp_path, release, b"sklearn.svm._classes", b"sklearn.svm._klasses")
+    folder = _patched_copy(tmp_path, release, "gan_attribution_model.pkl",
+                           {b"sklearn.svm._classes": b"sklearn.svm._klasses"})
     out = tmp_path / "ganorigin.skops"
     with pytest.raises(IncompatiblePickleError) as info:
         _convert(folder, out)
@@ -111,12 +111,21 @@ def test_a_pickle_naming_a_module_this_release_lacks_is_refused_in_one_line(tmp_
 
 def test_a_pickle_whose_fitted_attributes_differ_is_refused_in_one_line(tmp_path):
     release = RELEASES[0]
-    folder = _patched_copy(tmp_path, release, b"_probA", b"_probZ")
+    folder = _patched_copy(tmp_path, release, "gan_attribution_model.pkl", {b"_probA": b"_probZ"})
     out = tmp_path / "ganorigin.skops"
     with pytest.raises(IncompatiblePickleError) as info:
         _convert(folder, out)
     _assert_refusal_names(info.value, release, out)
     assert "_probA" in str(info.value)
+
+
+def test_an_unreadable_pickle_naming_no_release_says_so_in_one_line(tmp_path):
+    folder = _patched_copy(tmp_path, RELEASES[0], "gan_label_encoder.pkl", {
+        b"sklearn.preprocessing._label": b"sklearn.preprocessing._lab_l", b"_sklearn_version": b"_sklearn_versioX"})
+    with pytest.raises(IncompatiblePickleError) as info:
+        _convert(folder, tmp_path / "ganorigin.skops")
+    message = str(info.value)
+    assert "\n" not in message and "gan_label_encoder.pkl" in message and "names no scikit-learn release" in message
 
 
 @pytest.mark.parametrize("compress", [0, ("zlib", 3), ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])
