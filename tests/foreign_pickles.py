@@ -26,13 +26,18 @@ class WritesFileWhenUnpickled:
         return Path.touch, (self.target,)
 
 
-def build_ganorigin_trio(folder: Path, n_features: int = 9216) -> tuple[Path, Path, Path, np.ndarray]:
+def build_ganorigin_trio(folder: Path, n_features: int = 9216, per_class: int = 10,
+                         dtype: type = np.float64) -> tuple[Path, Path, Path, np.ndarray]:
     """GANOrigin's three pickles as published: StandardScaler, SVC(kernel='linear', probability=True) on encoded
-    labels, LabelEncoder over progan/stylegan2/stylegan3; returns their paths and the training features."""
+    labels, LabelEncoder over progan/stylegan2/stylegan3; returns their paths and the training features.
+
+    Needs only numpy, scikit-learn and joblib, so tests/data/sklearn_pickles/make_fixtures.py runs it inside a
+    throwaway venv of another scikit-learn release (few float32 rows there keep the committed files small)."""
     rng = np.random.default_rng(0)
-    names = np.array(["progan", "stylegan2", "stylegan3"])[np.arange(30) % 3]
+    rows = np.arange(3 * per_class) % 3
+    names = np.array(["progan", "stylegan2", "stylegan3"])[rows]
     centres = rng.normal(0, 1, size=(3, n_features))
-    features = centres[np.arange(30) % 3] + rng.normal(0, 0.5, size=(30, n_features))
+    features = (centres[rows] + rng.normal(0, 0.5, size=(len(rows), n_features))).astype(dtype)
     encoder = LabelEncoder().fit(names)
     scaler = StandardScaler().fit(features)
     with warnings.catch_warnings():
