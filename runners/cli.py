@@ -5,9 +5,10 @@
 - "No limit" is spelled by leaving a flag out: its default is None, never 0.
 - Exit status: 0 done; 1 the run finished but its result is unusable (said why on stderr); 2 bad input (one
   line on stderr naming the file or flag); 3 stopped before the end as asked (re-run to resume); 130 interrupted.
-- The pipeline flags (--dtype, --batch-size, --attribution, --fingerprint, --gate-attribution, --offline,
-  --skip-branch) are added by `add_pipeline_arguments` and turned into a `pipeline.PipelineConfig` by
-  `config_from_args`, the one place that maps them, for scan.py, evaluate.py, benchmark.py and app.py.
+- The pipeline flags (--dtype, --batch-size, --lanes, --attribution, --fingerprint, --gate-attribution,
+  --offline, --skip-branch, --branch) are added by `add_pipeline_arguments` and turned into a
+  `pipeline.PipelineConfig` by `config_from_args`, the one place that maps them, for scan.py, evaluate.py,
+  benchmark.py and app.py.
 - Missing registered weights are fetched on first use (with a progress bar and a bounded time-out); `--offline`
   or HF_HUB_OFFLINE=1 never touches the network, and a branch whose weights cannot be had is off with the reason.
 """

@@ -9,7 +9,7 @@ stored, after JPEG q75 and after a 0.5× downscale. The threshold on P(fake) is 
 
 Candidates:
 - `residual`: detector.residual_net (NPR-style up-sampling residual), retrained per fold; `--augment` picks the
-  training augmentation (none | analyst), and the result is stored as `residual-<augment>`.
+  training augmentation (none | analyst | reencoded), and the result is stored as `residual-<augment>`.
 - `fingerprint`: FingerprintNet (small preset, 64-pixel crops like the residual branch) retrained per fold with
   the same augmentation and sampling, stored as `fingerprint-<augment>`.
 - `spectral`: the spectral_dct recipe of detector.spectral, refitted per fold (the reference).
