@@ -56,7 +56,7 @@ BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
 INTRO = """# GANTrace
 Is this face a real photo or made by a GAN, and if so by which architecture (ProGAN, StyleGAN2, StyleGAN3, or an
 unknown generator)? Upload one face image; {branches}. Each branch's evidence is shown. It is evidence for an
-analyst, not proof: read the warnings (when no branch has the skill to decide, the answer is "no decision")."""
+analyst, not proof; when none of the loaded checks is reliable enough to decide, the answer is "no decision"."""
 
 
 def analyze_upload(pipe: Pipeline, path: str | None) -> tuple[dict, EvidencePictures | None]:
@@ -132,8 +132,8 @@ def face_markdown(verdict: dict, index: int | None) -> str:
                  _escape(said.reason)]
     lines.append(f"box {face['box']} · alignment error {face['alignment_error']:.3f}")
     rows = branch_rows({"evidence": face.get("evidence") or {}})
-    lines += [_said(row) if row[1] == "yes" else f"- {row[0]}: did not run ({_escape(row[4])})" for row in rows]
-    return "\n".join(lines)
+    items = [_said(row) if row[1] == "yes" else f"- {row[0]}: did not run ({_escape(row[4])})" for row in rows]
+    return "\n\n".join(lines + (["\n".join(items)] if items else []))
 
 
 def verdict_card(verdict: dict) -> str:

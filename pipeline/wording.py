@@ -65,7 +65,7 @@ def statement(verdict: Mapping[str, Any]) -> Statement:
     subject = "face" if verdict.get("faces") or "box" in verdict else "image"
     if label == UNDECIDED or verdict.get("is_fake") is None:
         return _undecided(evidence, subject)
-    odds = f"The checks reliable enough to vote give a {p_fake:.0%} chance that this {subject} is generated"
+    odds = f"The checks reliable enough to vote put the chance that this {subject} is generated at {p_fake:.0%}"
     voters = [branch_title(b) for b, item in evidence.items() if (item or {}).get("fake_probability") is not None]
     attributors = [branch_title(b) for b, item in evidence.items() if _votes_on_architecture(item)]
     details = [f"P(fake) = {p_fake:.3f}",
@@ -85,7 +85,7 @@ def statement(verdict: Mapping[str, Any]) -> Statement:
     name = label_name(label)
     share = (verdict.get("probabilities") or {}).get(label)
     details[0] += "" if share is None else f", P({name}) = {share:.3f}"
-    made_by = "" if share is None else f", and a {share:.0%} chance that {name} made it"
+    made_by = "" if share is None else f", and the chance that {name} made it at {share:.0%}"
     return Statement("fake", f"GAN-generated: {name}", odds + made_by + "." + caution, tuple(details))
 
 

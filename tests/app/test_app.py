@@ -41,8 +41,8 @@ def verdict(**changes) -> dict:
 def test_card_says_the_verdict_once_in_plain_words_with_the_technical_detail_behind_a_disclosure():
     card = app.verdict_card(verdict())
     plain, detail = card.split("<details", 1)
-    assert plain.startswith("### GAN-generated: StyleGAN2\n\nThe checks reliable enough to vote give a 90% chance "
-                            "that this image is generated, and a 70% chance that StyleGAN2 made it.\n\n")
+    assert plain.startswith("### GAN-generated: StyleGAN2\n\nThe checks reliable enough to vote put the chance that "
+                            "this image is generated at 90%, and the chance that StyleGAN2 made it at 70%.\n\n")
     assert "P(fake)" not in plain and "FingerprintNet" not in plain
     assert "- P(fake) = 0.900, P(StyleGAN2) = 0.700" in detail and "- Voted on real vs fake: FingerprintNet" in detail
     assert "- FingerprintNet: stylegan2 (0.70), P(fake) 0.900" in detail
@@ -53,12 +53,12 @@ def test_card_says_the_verdict_once_in_plain_words_with_the_technical_detail_beh
 def test_card_for_a_real_photo_and_for_an_unknown_generator():
     real = app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real"))
     assert real.startswith("### Real photo: the checks found no trace of a GAN\n\nThe checks reliable enough to vote "
-                           "give a 20% chance that this image is generated.")
+                           "put the chance that this image is generated at 20%.")
     unknown = verdict(label="unknown", warnings=["generator unknown: the most likely architecture, stylegan2, has "
                                                  "P = 0.45, under the 0.50 needed"])
     card = app.verdict_card(unknown)
     assert card.startswith("### GAN-generated or synthetic, generator unknown\n\nThe checks reliable enough to vote "
-                           "give a 90% chance that this image is generated, but it matches none of the generators")
+                           "put the chance that this image is generated at 90%, but it matches none of the generators")
     assert card.count("generator unknown: the most likely architecture") == 1
     assert "**Warnings**" not in card  # the one warning restates the verdict: it is in the detail only
 
@@ -105,7 +105,7 @@ def test_an_undecided_verdict_gives_its_reason_once_and_the_face_panel_refers_to
     assert "- CLIP probe (UFD): weight 'clip-vit-l14-openai' is unavailable: it is not in the local cache and " \
            "downloads are disabled\n" in detail
     assert caption == "1: No decision"
-    assert panel.startswith("#### Face 1 (the verdict is about this face): No decision\nThe verdict card says why.")
+    assert panel.startswith("#### Face 1 (the verdict is about this face): No decision\n\nThe verdict card says why.")
     assert "AUC" not in panel and "reliable" not in panel
     assert not any("Unknown generator" in text for text in (card, caption, panel))
 
@@ -115,7 +115,7 @@ def test_another_face_of_the_picture_gets_its_own_plain_reason_in_the_face_panel
             **{k: v for k, v in UNDECIDED.items() if k not in ("warnings", "evidence")}}
     group = verdict(faces=[{**face, "primary": True, "label": "stylegan2", "is_fake": True, "fake_probability": 0.9},
                            {**face, "primary": False}], evidence=UNDECIDED["evidence"])
-    assert app.face_markdown(group, 1).startswith("#### Face 2: No decision\nThe check that gave an answer has not "
+    assert app.face_markdown(group, 1).startswith("#### Face 2: No decision\n\nThe check that gave an answer has not "
                                                   "proved reliable")
 
 
@@ -185,7 +185,7 @@ def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
     group = verdict(faces=[{**face, "primary": True}, {**face, "label": "real", "fake_probability": 0.2,
                                                        "primary": False}])
     first, second = app.face_markdown(group, 0), app.face_markdown(group, 1)
-    assert first.startswith("#### Face 1 (the verdict is about this face): StyleGAN2\nThe verdict card says why.")
+    assert first.startswith("#### Face 1 (the verdict is about this face): StyleGAN2\n\nThe verdict card says why.")
     assert second.startswith("#### Face 2: Real photo — P(fake) = 0.20")
     assert "- Latent SVM (e4e W+): stylegan2 (0.80)" in first
     assert app.face_markdown(verdict(faces=[]), None).startswith("No face was found")
