@@ -293,7 +293,7 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
         probabilities = item.get("probabilities")
         name = _e(wording.branch_title(branch))
         if probabilities is None:
-            reason = _visible(item.get("reason") or "no reason recorded")
+            reason = _visible(wording.without_remedy(item.get("reason") or "no reason recorded"))
             rows.append(f'<tr><td>{name}</td><td><span class="pill">did not run</span></td><td>—</td>'
                         f"<td>{reason}</td></tr>")
             continue

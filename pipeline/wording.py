@@ -34,9 +34,11 @@ PROBABILITIES_TITLE = "Probabilities"
 OWN_READINGS_TITLE = "No decision: each check's own P(fake), not a vote"
 NO_READING = "No decision, and no branch gave a real/fake reading of its own"
 
-# Fusion's warnings that restate the verdict (kept word for word in the CSV, so their openings are stable): the
-# headline and the reason line already say them, and the technical detail keeps their figures.
-_RESTATEMENTS = ("uncertain: ", "generator unknown: ", "no real-vs-fake detector with the skill to vote ran")
+# Fusion's warnings that restate the verdict or speak in branch names (kept word for word in the CSV, so their
+# openings are stable): the headline and the reason say the first in plain words; the technical detail keeps the
+# figures (`uncertain` holds the same reasons) and the branch names.
+_RESTATEMENTS = ("uncertain: ", "no real-vs-fake detector with the skill to vote ran")
+_TECHNICAL = ("generator unknown: ", "the attribution branches disagree: ")
 # The parts of an unavailable weight's message (core.weights.WeightUnavailableError) that say where it comes from
 # and how to fetch it.
 _REMEDY_PARTS = ("it comes from ", "fetch it with: ")
@@ -73,11 +75,11 @@ def statement(verdict: Mapping[str, Any]) -> Statement:
                "Voted on the architecture: " + (", ".join(attributors) or "none")]
     details += [f"Caution: {reason}" for reason in verdict.get("uncertain") or []]
     caution = _caution(verdict.get("uncertain") or [], evidence)
+    details += [w for w in verdict.get("warnings") or [] if str(w).startswith(_TECHNICAL)]
     if not verdict["is_fake"]:
         return Statement("real", "Real photo: the checks found no trace of a GAN", odds + "." + caution,
                          tuple(details))
     if label == UNKNOWN:
-        details += [w for w in verdict.get("warnings") or [] if w.startswith("generator unknown: ")]
         tail = ("it matches none of the generators GANTrace knows (ProGAN, StyleGAN2, StyleGAN3)" if attributors
                 else "no check reliable enough to name the generator ran")
         return Statement(UNKNOWN, "GAN-generated or synthetic, generator unknown", f"{odds}, but {tail}." + caution,
@@ -154,8 +156,8 @@ def _count(number: int, noun: str) -> str:
 
 def notes(verdict: Mapping[str, Any]) -> list[str]:
     """The warnings that say something the headline and the reason do not (no face found, random weights,
-    several faces...): fusion's restatements of the verdict are left to `statement`."""
-    return [w for w in verdict.get("warnings") or [] if not str(w).startswith(_RESTATEMENTS)]
+    several faces...): fusion's restatements of the verdict and its branch-by-branch ones are left to `statement`."""
+    return [w for w in verdict.get("warnings") or [] if not str(w).startswith(_RESTATEMENTS + _TECHNICAL)]
 
 
 def without_remedy(reason: str) -> str:

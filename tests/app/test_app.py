@@ -50,6 +50,34 @@ def test_card_says_the_verdict_once_in_plain_words_with_the_technical_detail_beh
     assert "- CLIP probe (UFD): weight missing" in detail and detail.rstrip().endswith("</details>")
 
 
+def test_warnings_in_plain_words_stay_on_the_card_and_branch_by_branch_ones_go_behind_the_disclosure():
+    card = app.verdict_card(verdict(warnings=["2 faces analysed; the verdict is for face 1",
+                                              "the attribution branches disagree: fingerprint_net says stylegan2, "
+                                              "latent_svm says progan"]))
+    plain, detail = card.split("<details", 1)
+    assert "**Warnings**\n- 2 faces analysed; the verdict is for face 1\n" in plain and "disagree" not in plain
+    assert card.count("the attribution branches disagree") == 1 and "- the attribution branches disagree" in detail
+
+
+def test_the_warnings_fusion_writes_to_restate_a_verdict_are_left_to_the_statement():
+    from pipeline.branch import BranchRole
+    from pipeline.evidence import BranchEvidence
+    from pipeline.fusion import FusionConfig, fuse
+
+    evidence = {"detector": BranchEvidence({"real": 0.45, "fake": 0.55}),
+                "first": BranchEvidence({"progan": 0.4, "stylegan2": 0.35, "stylegan3": 0.25}),
+                "second": BranchEvidence({"progan": 0.1, "stylegan2": 0.8, "stylegan3": 0.1})}
+    for trusted in (True, False):
+        roles = dict.fromkeys(evidence, BranchRole(trust_unmeasured=trusted))
+        fused = fuse(evidence, roles=roles, config=FusionConfig(), skills={})
+        said = {"label": fused.label, "is_fake": fused.is_fake, "fake_probability": fused.fake_probability,
+                "probabilities": fused.probabilities, "warnings": fused.warnings, "uncertain": fused.uncertain,
+                "evidence": {name: {"probabilities": item.probabilities} for name, item in evidence.items()}}
+        assert fused.warnings and wording.notes(said) == [], fused.warnings
+        caution = "Treat it with caution: the result is close to the line between real and generated."
+        assert (caution in wording.statement(said).reason) == trusted  # P(fake) 0.55: near the decision point
+
+
 def test_card_for_a_real_photo_and_for_an_unknown_generator():
     real = app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real"))
     assert real.startswith("### Real photo: the checks found no trace of a GAN\n\nThe checks reliable enough to vote "
@@ -244,7 +272,8 @@ def test_fix_commands_live_on_the_model_status_tab_not_on_the_verdict_card(real_
 
     missing = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"))
     data, _ = app.analyze_upload(missing, str(real_face))
-    assert "`python scripts/download\\_weights.py --name clip-x`" in app.status_markdown(missing)
+    assert "| CLIP probe (UFD) | off: weight 'clip-x' is unavailable" in app.status_markdown(missing)
+    assert "fetch it with" not in app.status_markdown(missing)  # the command has its own column there
     assert "download\\_weights" not in app.verdict_card(data)
     assert "CLIP probe (UFD): weight 'clip-x' is unavailable: it is not in the local cache and downloads are " \
            "disabled" in app.verdict_card(data)
