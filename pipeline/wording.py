@@ -100,7 +100,7 @@ def _undecided(evidence: Mapping[str, Any], subject: str) -> Statement:
     others = "" if not missing else f"; {_count(missing, 'other check')} could not run"
     if not ran:
         headline = f"No decision: no check could run on this {subject}"
-        reason = "None of the checks could run (the technical detail says why for each)."
+        reason = "Every check failed to load or had nothing to look at; the list of branches says why each did not run."
     else:
         headline = f"No decision: none of the loaded checks is reliable enough to call this {subject} real or generated"
         if len(answered) == 1:

@@ -138,6 +138,15 @@ def test_an_undecided_verdict_gives_its_reason_once_and_the_face_panel_refers_to
     assert not any("Unknown generator" in text for text in (card, caption, panel))
 
 
+def test_an_undecided_verdict_where_no_branch_ran_says_so_instead_of_blaming_their_skill():
+    nothing_ran = {"clip_probe": {"probabilities": None, "reason": "weight 'x' is unavailable: not installed"},
+                   "latent_svm": {"probabilities": None, "reason": "wall.png: no face found"}}
+    card = app.verdict_card(verdict(**{**UNDECIDED, "evidence": nothing_ran}))
+    assert card.startswith("### No decision: no check could run on this image\n\nEvery check failed to load or had "
+                           "nothing to look at")
+    assert "reliable" not in card and "- Latent SVM (e4e W+): wall.png: no face found" in card.split("<details")[1]
+
+
 def test_another_face_of_the_picture_gets_its_own_plain_reason_in_the_face_panel():
     face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "evidence": {},
             **{k: v for k, v in UNDECIDED.items() if k not in ("warnings", "evidence")}}

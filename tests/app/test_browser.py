@@ -165,7 +165,8 @@ def test_browser_says_no_decision_once_when_only_unskilled_branches_are_loaded(r
             page.locator("#faces-gallery button.thumbnail-item").first.click()
             expect(evidence).to_contain_text("Face 1")
             page.locator("#verdict-detail summary").click()
-            expect(card.get_by_text(re.compile("Spectral DCT baseline: no real/fake skill: held-out AUC"))).to_be_visible()
+            skill = card.get_by_text(re.compile("Spectral DCT baseline: no real/fake skill: held-out AUC"))
+            expect(skill).to_be_visible()
             text, captions = page.locator("body").inner_text(), page.locator("#faces-gallery").inner_text()
             assert text.count(reason) == 1 and text.count("Spectral DCT baseline: no real/fake skill") == 1, text
             assert "Unknown generator" not in text and "Face 0" not in text, text
