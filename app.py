@@ -13,7 +13,7 @@ The UI only renders what `pipeline.Pipeline` returns; nothing here decides anyth
 * one model run at a time (`default_concurrency_limit=1`) with a bounded queue, since the models fill the CPU.
 
     python app.py                       # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
-    python app.py --host 0.0.0.0 --port 8080 --attribution artifacts/latent-svm.joblib
+    python app.py --host 0.0.0.0 --port 8080 --attribution artifacts/latent-svm.skops
     python app.py --offline             # never touch the network (also HF_HUB_OFFLINE=1); by default missing
                                         # registered weights are fetched at start, each with a bounded time-out
 
@@ -34,14 +34,13 @@ from typing import Any
 
 import gradio as gr
 
-import pipeline as P
-from runners.cli import add_pipeline_arguments, config_from_args
 from outputs.bounded_store import BoundedStore
-from outputs.memory import release_free_memory
 from outputs.evidence_report import write_report
-from pipeline import wording as W
+from outputs.memory import release_free_memory
+from pipeline import (IMAGE_SUFFIXES, LABELS, BranchStatus, EvidencePictures, Failure, Pipeline, wording,
+                      write_csv)
 from pipeline.verdict import primary_face_index
-from pipeline.wording import LABEL_NAMES
+from runners.cli import add_pipeline_arguments, config_from_args
 
 MAX_FILE_SIZE = "50mb"
 MAX_BATCH_FILES = 200
@@ -51,31 +50,31 @@ PICTURES_KEPT = 16
 PICTURE_BYTES = 64 * 1024 * 1024
 PICTURES_MAX_AGE_S = 300
 STATE_SESSIONS = 256
-UPLOAD_TYPES = sorted(P.IMAGE_SUFFIXES)
+UPLOAD_TYPES = sorted(IMAGE_SUFFIXES)
 BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
 BRANCH_HEADERS = ["branch", "ran", "P(fake)", "top class", "why not run"]
 INTRO = """# GANTrace
 Is this face a real photo or made by a GAN, and if so by which architecture (ProGAN, StyleGAN2, StyleGAN3, or an
 unknown generator)? Upload one face image; {branches}. Each branch's evidence is shown. It is evidence for an
-analyst, not proof: read the warnings (when no branch has the skill to decide, the answer is "no decision")."""
+analyst, not proof; when none of the loaded checks is reliable enough to decide, the answer is "no decision"."""
 
 
-def analyze_upload(pipe: P.Pipeline, path: str | None) -> tuple[dict, P.EvidencePictures | None]:
+def analyze_upload(pipe: Pipeline, path: str | None) -> tuple[dict, EvidencePictures | None]:
     """The API handler: the Verdict JSON for one uploaded file; a bad input raises gr.Error with its reason."""
     if not path:
         raise gr.Error("No file was uploaded: choose an image file first.", print_exception=False)
     result = pipe.analyze_one(path, name=Path(path).name, with_pictures=True)
     release_free_memory()
-    if isinstance(result, P.Failure):
+    if isinstance(result, Failure):
         raise gr.Error(result.error, duration=None, print_exception=False)
     return result.to_dict(), result.pictures
 
 
-def render_verdict(verdict: dict, pictures: P.EvidencePictures | None) -> tuple:
+def render_verdict(verdict: dict, pictures: EvidencePictures | None) -> tuple:
     """Every panel for one verdict: card, bars, the faces (boxed overview, aligned crops, the verdict's face in
     detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
     report = write_report(verdict, pictures, new_results_path().parent)
-    pictures = pictures or P.EvidencePictures()
+    pictures = pictures or EvidencePictures()
     return (verdict_card(verdict), probability_panel(verdict), pictures.faces_overview,
             face_gallery(verdict, pictures), face_markdown(verdict, primary_face_index(verdict["faces"])),
             pictures.spectrum, pictures.gradcam, branch_rows(verdict),
@@ -95,60 +94,69 @@ def render_pending() -> tuple:
 
 
 def probability_panel(verdict: dict) -> gr.Label:
-    """The fused probabilities; for an undecided verdict, each branch's own P(fake) under a title that says it is
-    not a decision, or one sentence when no branch gave one (never an empty box)."""
+    """The fused probabilities under a fixed title; for an undecided verdict, each branch's own P(fake) under a
+    title that says it is not a vote, or one sentence when no branch gave one (never an empty box)."""
     if verdict["fake_probability"] is not None:
-        bars = {LABEL_NAMES[label]: p for label, p in verdict["probabilities"].items() if p is not None}
-        return gr.Label(bars, label="Probabilities")
-    readings = W.own_readings(verdict["evidence"])
+        bars = {wording.label_name(label): p for label, p in verdict["probabilities"].items() if p is not None}
+        return gr.Label(bars, label=wording.PROBABILITIES_TITLE, show_heading=False)
+    readings = wording.own_readings(verdict["evidence"])
     if not readings:
-        return gr.Label(W.NO_READING, label="Probabilities: no decision")
-    return gr.Label(readings, label="No decision: each branch's own P(fake), not a vote")
+        return gr.Label(wording.NO_READING, label=wording.PROBABILITIES_TITLE)
+    return gr.Label(readings, label=wording.OWN_READINGS_TITLE, show_heading=False)
 
 
 def _no_bars() -> gr.Label:
-    return gr.Label(None, label="Probabilities")
+    return gr.Label(None, label=wording.PROBABILITIES_TITLE, show_heading=False)
 
 
-def face_gallery(verdict: dict, pictures: P.EvidencePictures) -> list[tuple]:
+def face_gallery(verdict: dict, pictures: EvidencePictures) -> list[tuple]:
     """The aligned crop of every analysed face, captioned with its number (as in the overview) and its label."""
-    return [(crop, W.face_caption(index + 1, face))
+    return [(crop, wording.face_caption(index + 1, face))
             for index, (crop, face) in enumerate(zip(pictures.faces, verdict["faces"]))]
 
 
 def face_markdown(verdict: dict, index: int | None) -> str:
-    """One face's own answer and the face-level evidence behind it (numbered from 1, as in the overview)."""
+    """One face's answer and the face-level evidence behind it (numbered from 1, as in the overview). The face the
+    verdict is about points to the card instead of saying the verdict again; another face gets its own reason."""
     if index is None or index >= len(verdict["faces"]):
         return "No face was found, so there is no face-level evidence (see the warnings on the card)."
     face = verdict["faces"][index]
-    p_fake = face.get("fake_probability")
-    label = W.label_name(face.get("label"))
-    lines = [f"#### Face {index + 1}{' (the verdict is about this face)' if face.get('primary') else ''}: {label}"
-             + (f" — {W.NO_DECISION}" if p_fake is None else f" — P(fake) = {p_fake:.2f}"),
-             f"box {face['box']} · alignment error {face['alignment_error']:.3f}"]
-    lines += [f"- uncertain: {_escape(reason)}" for reason in face.get("uncertain") or []]
+    label = wording.label_name(face.get("label"))
+    if face.get("primary"):
+        lines = [f"#### Face {index + 1} (the verdict is about this face): {label}",
+                 "The verdict card says why."]
+    else:
+        p_fake = face.get("fake_probability")
+        said = wording.statement({**face, "evidence": {**verdict["evidence"], **(face.get("evidence") or {})}})
+        lines = [f"#### Face {index + 1}: {label}" + ("" if p_fake is None else f" — P(fake) = {p_fake:.2f}"),
+                 _escape(said.reason)]
+    lines.append(f"box {face['box']} · alignment error {face['alignment_error']:.3f}")
     rows = branch_rows({"evidence": face.get("evidence") or {}})
-    lines += [_said(row) if row[1] == "yes" else f"- {row[0]}: did not run ({_escape(row[4])})" for row in rows]
-    return "\n".join(lines)
+    items = [_said(row) if row[1] == "yes" else f"- {row[0]}: did not run ({_escape(row[4])})" for row in rows]
+    return "\n\n".join(lines + (["\n".join(items)] if items else []))
 
 
 def verdict_card(verdict: dict) -> str:
-    """The verdict in words, with what the analyst must know before trusting it."""
-    headline = W.headline(verdict)
-    lines = [f"### {headline.title} — {headline.detail}",
+    """The verdict said once: the headline, one plain reason, the file, the warnings the reason does not cover,
+    and the technical detail (votes, skill figures, each branch's reading) behind a disclosure."""
+    said = wording.statement(verdict)
+    lines = [f"### {_escape(said.headline)}", _escape(said.reason),
              f"{_escape(verdict['file'])} · {verdict['width']}×{verdict['height']} px · "
              f"{len(verdict['faces'])} face(s) · sha256 `{verdict['sha256'][:16]}…`"]
-    if verdict["fake_probability"] is None and verdict.get("uncertain"):
-        lines.append("**Why there is no decision**\n" + "\n".join(f"- {_escape(r)}" for r in verdict["uncertain"]))
-    said = [_said(row) for row in branch_rows(verdict) if row[1] == "yes"]
-    if said:
-        lines.append("**What each branch says on its own**\n" + "\n".join(said))
-    if verdict["warnings"]:
-        lines.append("**Warnings**\n" + "\n".join(f"- {_escape(w)}" for w in verdict["warnings"]))
-    skipped = {b: e["reason"] for b, e in verdict["evidence"].items() if e and e["probabilities"] is None}
-    if skipped:
-        lines.append("**Branches that did not run**\n" + "\n".join(
-            f"- {W.branch_title(b)}: {_escape(reason or 'unknown reason')}" for b, reason in skipped.items()))
+    notes = wording.notes(verdict)
+    if notes:
+        lines.append("**Warnings**\n" + "\n".join(f"- {_escape(w)}" for w in notes))
+    detail = ["**Decision**\n" + "\n".join(f"- {_escape(line)}" for line in said.details)]
+    rows = branch_rows(verdict)
+    said_alone = [_said(row) for row in rows if row[1] == "yes"]
+    if said_alone:
+        detail.append("**What each branch read on its own**\n" + "\n".join(said_alone))
+    not_run = [f"- {row[0]}: {_escape(row[4] or 'unknown reason')}" for row in rows if row[1] == "no"]
+    if not_run:
+        detail.append("**Branches that did not run** (the Model status tab says how to enable each)\n"
+                      + "\n".join(not_run))
+    lines.append('<details id="verdict-detail"><summary>Technical detail</summary>\n\n' + "\n\n".join(detail)
+                 + "\n\n</details>")
     return "\n\n".join(lines)
 
 
@@ -159,17 +167,19 @@ def _said(row: list[str]) -> str:
 
 def branch_rows(verdict: dict) -> list[list[str]]:
     """One row per branch: whether it ran, its P(fake) (marked when it is its own reading, not a vote) and top
-    class, or why it did not run."""
+    class, or why it did not run (the command that fixes it is on the Model status tab)."""
     rows = []
     for branch, evidence in verdict["evidence"].items():
         if (evidence or {}).get("probabilities") is None:
-            rows.append([W.branch_title(branch), "no", "", "", (evidence or {}).get("reason") or ""])
+            reason = wording.without_remedy((evidence or {}).get("reason") or "")
+            rows.append([wording.branch_title(branch), "no", "", "", reason])
             continue
-        rows.append([W.branch_title(branch), "yes", W.fake_reading(evidence), W.top_class(evidence), ""])
+        rows.append([wording.branch_title(branch), "yes", wording.fake_reading(evidence),
+                     wording.top_class(evidence), ""])
     return rows
 
 
-def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[str]], str]:
+def analyze_batch(pipe: Pipeline, paths: list[str] | None) -> tuple[list[list[str]], str]:
     """Many files → a table and a CSV (the same columns as scripts/scan.py) to download."""
     if not paths:
         raise gr.Error("No files were uploaded: choose one or more image files first.", print_exception=False)
@@ -180,13 +190,13 @@ def analyze_batch(pipe: P.Pipeline, paths: list[str] | None) -> tuple[list[list[
     release_free_memory()
     rows = []
     for result in results:
-        if isinstance(result, P.Failure):
+        if isinstance(result, Failure):
             rows.append([result.file, "not analysed", "", result.error])
         else:
             p_fake = "" if result.fake_probability is None else f"{result.fake_probability:.3f}"
-            rows.append([result.file, W.label_name(result.label), p_fake, " | ".join(result.warnings)])
+            rows.append([result.file, wording.label_name(result.label), p_fake, " | ".join(result.warnings)])
     out = new_results_path()
-    out.write_text(P.write_csv(results), encoding="utf-8")
+    out.write_text(write_csv(results), encoding="utf-8")
     return rows, str(out)
 
 
@@ -202,7 +212,7 @@ def new_results_path(root: Path | None = None) -> Path:
     return Path(tempfile.mkdtemp(dir=root)) / "gantrace-results.csv"
 
 
-def status_markdown(pipe: P.Pipeline) -> str:
+def status_markdown(pipe: Pipeline) -> str:
     """Which branches can run, which cannot and the exact command that enables each; then which attribution model
     runs (name, sha256 prefix, origin)."""
     statuses = pipe.status()
@@ -213,15 +223,15 @@ def status_markdown(pipe: P.Pipeline) -> str:
         elif status.ready is None:
             state = "not loaded yet"
         else:
-            state = "off: " + _escape(status.reason or "")
+            state = "off: " + _escape(wording.without_remedy(status.reason or ""))
         weights = "<br>".join(f"{_escape(n)}: {_escape(s[:12] if len(s) == 64 else s)}"
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
-        lines.append(f"| {W.branch_title(status.branch)} | {state} | {weights} | {fix} |")
+        lines.append(f"| {wording.branch_title(status.branch)} | {state} | {weights} | {fix} |")
     return "\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
 
 
-def attributor_state(statuses: list[P.BranchStatus]) -> str:
+def attributor_state(statuses: list[BranchStatus]) -> str:
     """Which attribution model the latent branch runs (name, sha256 prefix, origin), or why none does."""
     latent = next((s for s in statuses if s.branch == "latent_svm"), None)
     if latent is None or not latent.origin:
@@ -230,34 +240,34 @@ def attributor_state(statuses: list[P.BranchStatus]) -> str:
         f"{latent.origin} — loaded, but the Latent SVM branch is off (see its row)"
 
 
-def intro_markdown(pipe: P.Pipeline) -> str:
+def intro_markdown(pipe: Pipeline) -> str:
     """The page header, naming the registered branches as they stand: loaded, still to load, or off."""
-    titles = {state: [W.branch_title(s.branch) for s in pipe.status() if s.ready is state]
+    titles = {state: [wording.branch_title(s.branch) for s in pipe.status() if s.ready is state]
               for state in (True, None, False)}
     if titles[True]:
-        branches = f"the verdict combines the branches loaded, {W.branches_sentence(titles[True])}"
+        branches = f"the verdict combines the branches loaded, {wording.branches_sentence(titles[True])}"
     elif titles[None]:
-        branches = f"the verdict combines {W.branches_sentence(titles[None])} (they load on the first analysis)"
+        branches = f"the verdict combines {wording.branches_sentence(titles[None])} (they load on the first analysis)"
     else:
         branches = "no branch could be loaded, so there is nothing to decide with"
     if titles[False]:
-        branches += f"; off: {W.branches_sentence(titles[False])} (see the Model status tab)"
+        branches += f"; off: {wording.branches_sentence(titles[False])} (see the Model status tab)"
     return INTRO.format(branches=branches)
 
 
-def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[P.EvidencePictures]:
+def picture_store(max_items: int = PICTURES_KEPT) -> BoundedStore[EvidencePictures]:
     """Where evidence pictures wait between the analysis and the page showing them (sessions hold only a token)."""
     return BoundedStore(max_items, PICTURE_BYTES, PICTURES_MAX_AGE_S, size_of=_picture_bytes)
 
 
-def _picture_bytes(pictures: P.EvidencePictures | None) -> int:
+def _picture_bytes(pictures: EvidencePictures | None) -> int:
     if pictures is None:
         return 0
     arrays = (pictures.spectrum, pictures.gradcam, pictures.faces_overview, *pictures.faces)
     return sum(a.nbytes for a in arrays if a is not None)
 
 
-def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | None = None) -> gr.Blocks:
+def build_demo(pipe: Pipeline, pictures: BoundedStore[EvidencePictures] | None = None) -> gr.Blocks:
     """The whole interface around one pipeline; tests launch it with a pipeline of tiny models."""
     store = pictures if pictures is not None else picture_store()
     with gr.Blocks(title="GANTrace", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -271,12 +281,13 @@ def build_demo(pipe: P.Pipeline, pictures: BoundedStore[P.EvidencePictures] | No
                     report = gr.DownloadButton("Download report", interactive=False, elem_id="report")
                 with gr.Column(scale=2):
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
-                    bars = gr.Label(label="Probabilities", elem_id="bars",
-                                    num_top_classes=max(len(P.LABELS), len(pipe.branches)))
+                    bars = gr.Label(label=wording.PROBABILITIES_TITLE, elem_id="bars", show_heading=False,
+                                    num_top_classes=max(len(LABELS), len(pipe.branches)))
             with gr.Tab("Faces"):
                 with gr.Row():
-                    overview = gr.Image(label=f"Faces found ({W.FACE_LEGEND})",
-                                        interactive=False, elem_id="faces-overview")
+                    with gr.Column():
+                        overview = gr.Image(label="Faces found", interactive=False, elem_id="faces-overview")
+                        gr.Markdown(wording.FACE_LEGEND, elem_id="faces-legend")
                     with gr.Column():
                         gallery = gr.Gallery(label="Aligned faces: click one to see its evidence", columns=4,
                                              height="auto", allow_preview=False, elem_id="faces-gallery")
@@ -323,7 +334,7 @@ def _selected_face(verdict: dict, event: gr.SelectData) -> str:
     return face_markdown(verdict, event.index)
 
 
-def _keep_pictures(store: BoundedStore[P.EvidencePictures], data: dict, pictures: P.EvidencePictures | None
+def _keep_pictures(store: BoundedStore[EvidencePictures], data: dict, pictures: EvidencePictures | None
                    ) -> tuple[dict, str]:
     return data, store.put(pictures)
 
@@ -345,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("loading the models (Ctrl-C to cancel)…", file=sys.stderr)
     try:
-        pipe = P.Pipeline(config_from_args(args))
+        pipe = Pipeline(config_from_args(args))
         statuses = pipe.load_all()
         for status in statuses:
             state = "ready" if status.ready else f"OFF ({status.reason})"

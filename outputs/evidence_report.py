@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-import pipeline as P
-from pipeline import wording as W
+from pipeline import EvidencePictures, wording
 
 __all__ = ["CSP", "LIMITS_TEXT", "gantrace_version", "render_html", "report_name", "write_report"]
 
@@ -58,7 +57,7 @@ _HEX = re.compile(r"[0-9a-f]+")
 _CSS = Path(__file__).with_suffix(".css").read_text(encoding="utf-8")
 
 
-def render_html(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None, *,
+def render_html(verdict: Mapping[str, Any], pictures: EvidencePictures | None, *,
                 generated_at: datetime | None = None, version: str | None = None) -> str:
     """The whole report as one HTML document that loads nothing from anywhere (see the module docstring).
 
@@ -67,7 +66,7 @@ def render_html(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None,
     """
     when = _utc_iso(generated_at or datetime.now(timezone.utc))
     version = version or gantrace_version()
-    pictures = pictures or P.EvidencePictures()
+    pictures = pictures or EvidencePictures()
     name = _visible(Path(str(verdict.get("file", ""))).name or str(verdict.get("file", "")))
     body = "\n".join([
         "<header>",
@@ -87,7 +86,7 @@ def render_html(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None,
                  _branch_table(verdict.get("evidence") or {}, "No branch reported evidence.")),
         _section("pictures", "5 · Evidence pictures", _pictures(pictures)),
         _section("models", "6 · Models used", _models(verdict.get("models") or {})),
-        _section("warnings", "7 · Warnings", _warnings(verdict.get("warnings") or [])),
+        _section("warnings", "7 · Warnings", _warnings(wording.notes(verdict))),
         _section("limits", "8 · What this evidence can and cannot show", f'<p class="limits">{_e(LIMITS_TEXT)}</p>'),
         _section("record", "9 · Verdict record",
                  f"<p>The verdict exactly as GANTrace produced it (JSON, verdict schema "
@@ -111,7 +110,7 @@ def report_name(verdict: Mapping[str, Any]) -> str:
     return f"{stem}-{digest if _HEX.fullmatch(digest) else 'no-sha256'}.html"
 
 
-def write_report(verdict: Mapping[str, Any], pictures: P.EvidencePictures | None, out_dir: Path, *,
+def write_report(verdict: Mapping[str, Any], pictures: EvidencePictures | None, out_dir: Path, *,
                  generated_at: datetime | None = None, version: str | None = None) -> Path:
     """Write the report into `out_dir` atomically and return its path.
 
@@ -179,15 +178,16 @@ def _input_table(verdict: Mapping[str, Any]) -> str:
 
 
 def _finding(verdict: Mapping[str, Any]) -> str:
-    headline = W.headline(verdict)
+    """The verdict said once (headline and plain reason), the technical detail one click away, and the bars."""
+    said = wording.statement(verdict)
     evidence = verdict.get("evidence") or {}
     ran = sum(1 for item in evidence.values() if item and item.get("probabilities") is not None)
     facts = (f"{len(verdict.get('faces') or [])} face(s) · {ran} of {len(evidence)} branches ran · "
-             f"{len(verdict.get('warnings') or [])} warning(s)")
-    doubt = "".join(f"<div class=\"sub\">Uncertain: {_visible(reason)}</div>"
-                    for reason in verdict.get("uncertain") or [])
-    box = (f'<div class="label-box {headline.kind}"><div class="big">{_e(headline.title)}</div>'
-           f'<div class="sub">{_e(headline.detail)}</div>{doubt}<div class="facts">{facts}</div></div>')
+             f"{len(wording.notes(verdict))} warning(s)")
+    detail = "".join(f"<li>{_visible(line)}</li>" for line in said.details)
+    box = (f'<div class="label-box {said.kind}"><div class="big">{_e(said.headline)}</div>'
+           f'<div class="sub">{_e(said.reason)}</div><div class="facts">{facts}</div>'
+           f'<details><summary>Technical detail</summary><ul>{detail}</ul></details></div>')
     bars = _probabilities(verdict.get("probabilities"), verdict.get("evidence") or {})
     return f'<div class="finding">{box}<div style="flex:1">{bars}</div></div>'
 
@@ -198,12 +198,11 @@ def _probabilities(probabilities: Mapping[str, Any] | None, evidence: Mapping[st
     if not probabilities:
         return '<p class="none">No probabilities.</p>'
     if all(p is None for p in probabilities.values()):
-        readings = W.own_readings(evidence)
+        readings = wording.own_readings(evidence)
         if not readings:
-            return f'<p class="none">{_e(W.NO_READING)}.</p>'
-        title = "<p>No decision: each branch's own P(fake), not a vote.</p>"
-        return title + _bars(readings, "branch", header)
-    return _bars({W.label_name(label): p for label, p in probabilities.items()}, "class", header)
+            return f'<p class="none">{_e(wording.NO_READING)}.</p>'
+        return f"<p>{_e(wording.OWN_READINGS_TITLE)}.</p>" + _bars(readings, "branch", header)
+    return _bars({wording.label_name(label): p for label, p in probabilities.items()}, "class", header)
 
 
 def _bars(values: Mapping[str, Any], what: str, header: bool) -> str:
@@ -216,7 +215,7 @@ def _bars(values: Mapping[str, Any], what: str, header: bool) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
-def _faces(verdict: Mapping[str, Any], pictures: P.EvidencePictures) -> str:
+def _faces(verdict: Mapping[str, Any], pictures: EvidencePictures) -> str:
     faces = verdict.get("faces") or []
     crops = list(getattr(pictures, "faces", None) or [])
     if not crops and pictures.aligned_face is not None:
@@ -230,7 +229,8 @@ def _faces(verdict: Mapping[str, Any], pictures: P.EvidencePictures) -> str:
         picture = (_img(crop, f"aligned face {index + 1}") if crop is not None
                    else '<div class="empty">no aligned picture</div>')
         cards.append(f'<div class="face"><div class="top">{picture}<div><h3>Face {index + 1}{_face_pill(face)}</h3>'
-                     f"{_face_facts(face)}</div></div>{_face_evidence(face, verdict.get('evidence') or {})}</div>")
+                     f"{_face_answer(face, verdict.get('evidence') or {})}{_face_facts(face)}</div></div>"
+                     f"{_face_evidence(face, verdict.get('evidence') or {})}</div>")
     note = ("<p>Faces are numbered largest first. Each picture is the FFHQ-aligned crop the face-level branches "
             "analysed.</p>")
     return note + '<div class="faces">' + "".join(cards) + "</div>"
@@ -239,8 +239,19 @@ def _faces(verdict: Mapping[str, Any], pictures: P.EvidencePictures) -> str:
 def _face_pill(face: Mapping[str, Any]) -> str:
     if "label" not in face:
         return ""
-    kind = W.headline(face).kind
-    return f' <span class="pill {kind}">{_e(W.label_name(face["label"]))}</span>'
+    kind = wording.statement(face).kind
+    return f' <span class="pill {kind}">{_e(wording.label_name(face["label"]))}</span>'
+
+
+def _face_answer(face: Mapping[str, Any], image_evidence: Mapping[str, Any]) -> str:
+    """The face the finding is about points to it; another face with its own label gets its own plain reason (it
+    was fused with the image-level evidence too)."""
+    if face.get("primary"):
+        return '<p class="sub">The finding (section 2) is about this face.</p>'
+    if "label" not in face:
+        return ""
+    said = wording.statement({**face, "evidence": {**image_evidence, **(face.get("evidence") or {})}})
+    return f'<p class="sub">{_e(said.reason)}</p>'
 
 
 def _face_facts(face: Mapping[str, Any]) -> str:
@@ -279,9 +290,9 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
     for branch, item in evidence.items():
         item = item or {}
         probabilities = item.get("probabilities")
-        name = _e(W.branch_title(branch))
+        name = _e(wording.branch_title(branch))
         if probabilities is None:
-            reason = _visible(item.get("reason") or "no reason recorded")
+            reason = _visible(wording.without_remedy(item.get("reason") or "no reason recorded"))
             rows.append(f'<tr><td>{name}</td><td><span class="pill">did not run</span></td><td>—</td>'
                         f"<td>{reason}</td></tr>")
             continue
@@ -296,7 +307,7 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
             + "".join(rows) + "</table>")
 
 
-def _pictures(pictures: P.EvidencePictures) -> str:
+def _pictures(pictures: EvidencePictures) -> str:
     figures = []
     for array, caption in (
             (pictures.spectrum, "High-pass residual spectrum (magma scale). GAN up-sampling leaves regular peaks "
@@ -320,6 +331,7 @@ def _models(models: Mapping[str, Any]) -> str:
 
 
 def _warnings(warnings: Sequence[Any]) -> str:
+    """The warnings the finding does not already say (`wording.notes`)."""
     if not warnings:
         return '<p class="none">None.</p>'
     return '<ul class="warnings">' + "".join(f"<li>{_visible(w)}</li>" for w in warnings) + "</ul>"

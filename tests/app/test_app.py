@@ -11,6 +11,7 @@ import gradio as gr
 import pytest
 
 import app
+from pipeline import EvidencePictures, Pipeline, PipelineConfig, wording
 from tiny_models import DESIGN_FIELDS, png_bytes, tiny_pipeline, unskilled_pipeline
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,48 +38,136 @@ def verdict(**changes) -> dict:
     return base
 
 
-def test_card_names_the_architecture_and_lists_branches_that_did_not_run():
+def test_card_says_the_verdict_once_in_plain_words_with_the_technical_detail_behind_a_disclosure():
     card = app.verdict_card(verdict())
-    assert card.startswith("### GAN-generated: StyleGAN2 — P(fake) = 0.90, P(StyleGAN2) = 0.70")
-    assert "CLIP probe (UFD): weight missing" in card
-    assert "- FingerprintNet: stylegan2 (0.70), P(fake) 0.900" in card
-    assert "- Latent SVM (e4e W+): stylegan2 (0.50), says unknown" in card
+    plain, detail = card.split("<details", 1)
+    assert plain.startswith("### GAN-generated: StyleGAN2\n\nThe checks reliable enough to vote put the chance that "
+                            "this image is generated at 90%, and the chance that StyleGAN2 made it at 70%.\n\n")
+    assert "P(fake)" not in plain and "FingerprintNet" not in plain
+    assert "- P(fake) = 0.900, P(StyleGAN2) = 0.700" in detail and "- Voted on real vs fake: FingerprintNet" in detail
+    assert "- FingerprintNet: stylegan2 (0.70), P(fake) 0.900" in detail
+    assert "- Latent SVM (e4e W+): stylegan2 (0.50), says unknown" in detail
+    assert "- CLIP probe (UFD): weight missing" in detail and detail.rstrip().endswith("</details>")
 
 
-def test_card_for_a_real_photo_and_for_no_decision():
-    assert app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real")).startswith(
-        "### Real photo — P(fake) = 0.20")
-    assert app.verdict_card(verdict(is_fake=None, fake_probability=None, label="undecided")).startswith(
-        "### No real/fake decision")
+def test_warnings_in_plain_words_stay_on_the_card_and_branch_by_branch_ones_go_behind_the_disclosure():
+    card = app.verdict_card(verdict(warnings=["2 faces analysed; the verdict is for face 1",
+                                              "the attribution branches disagree: fingerprint_net says stylegan2, "
+                                              "latent_svm says progan"]))
+    plain, detail = card.split("<details", 1)
+    assert "**Warnings**\n- 2 faces analysed; the verdict is for face 1\n" in plain and "disagree" not in plain
+    assert card.count("the attribution branches disagree") == 1 and "- the attribution branches disagree" in detail
 
 
+def test_the_warnings_fusion_writes_to_restate_a_verdict_are_left_to_the_statement():
+    from pipeline.branch import BranchRole
+    from pipeline.evidence import BranchEvidence
+    from pipeline.fusion import FusionConfig, fuse
+
+    evidence = {"detector": BranchEvidence({"real": 0.45, "fake": 0.55}),
+                "first": BranchEvidence({"progan": 0.4, "stylegan2": 0.35, "stylegan3": 0.25}),
+                "second": BranchEvidence({"progan": 0.1, "stylegan2": 0.8, "stylegan3": 0.1})}
+    for trusted in (True, False):
+        roles = dict.fromkeys(evidence, BranchRole(trust_unmeasured=trusted))
+        fused = fuse(evidence, roles=roles, config=FusionConfig(), skills={})
+        said = {"label": fused.label, "is_fake": fused.is_fake, "fake_probability": fused.fake_probability,
+                "probabilities": fused.probabilities, "warnings": fused.warnings, "uncertain": fused.uncertain,
+                "evidence": {name: {"probabilities": item.probabilities} for name, item in evidence.items()}}
+        assert fused.warnings and wording.notes(said) == [], fused.warnings
+        caution = "Treat it with caution: the result is close to the line between real and generated."
+        assert (caution in wording.statement(said).reason) == trusted  # P(fake) 0.55: near the decision point
+
+
+def test_card_for_a_real_photo_and_for_an_unknown_generator():
+    real = app.verdict_card(verdict(is_fake=False, fake_probability=0.2, label="real"))
+    assert real.startswith("### Real photo: the checks found no trace of a GAN\n\nThe checks reliable enough to vote "
+                           "put the chance that this image is generated at 20%.")
+    unknown = verdict(label="unknown", warnings=["generator unknown: the most likely architecture, stylegan2, has "
+                                                 "P = 0.45, under the 0.50 needed"])
+    card = app.verdict_card(unknown)
+    assert card.startswith("### GAN-generated or synthetic, generator unknown\n\nThe checks reliable enough to vote "
+                           "put the chance that this image is generated at 90%, but it matches none of the generators")
+    assert card.count("generator unknown: the most likely architecture") == 1
+    assert "**Warnings**" not in card  # the one warning restates the verdict: it is in the detail only
+
+
+def test_a_near_call_says_treat_with_caution_in_plain_words_and_keeps_the_figure_in_the_detail():
+    near = verdict(fake_probability=0.55, uncertain=["P(fake) = 0.55 is within 0.10 of the decision point"],
+                   warnings=["uncertain: P(fake) = 0.55 is within 0.10 of the decision point"])
+    plain, detail = app.verdict_card(near).split("<details", 1)
+    assert "Treat it with caution: the result is close to the line between real and generated." in plain
+    assert "0.10" not in plain and "Caution: P(fake) = 0.55 is within 0.10 of the decision point" in detail
+
+
+SKILL_NOTE = "no real/fake skill: held-out AUC 0.68 < 0.85; held-out AUC 0.69 after JPEG q75 < 0.85"
 UNDECIDED = {"is_fake": None, "fake_probability": None, "label": "undecided",
              "probabilities": dict.fromkeys(("real", "progan", "stylegan2", "stylegan3", "unknown")),
-             "uncertain": ["nothing voted on real vs fake: clip_probe: no real/fake skill: none measured"]}
+             "uncertain": ["nothing voted on real vs fake: clip_probe: did not run; spectral_dct: " + SKILL_NOTE],
+             "warnings": ["no real-vs-fake detector with the skill to vote ran, so real or fake cannot be decided; "
+                          "see `evidence` for each branch's own output and why the others did not run or vote"],
+             "evidence": {"clip_probe": {"probabilities": None, "label": None, "fake_probability": None,
+                                         "reason": "weight 'clip-vit-l14-openai' is unavailable: it is not in the "
+                                                   "local cache and downloads are disabled; it comes from the Hub; "
+                                                   "fetch it with: python scripts/download_weights.py --name "
+                                                   "clip-vit-l14-openai"},
+                          "spectral_dct": {"probabilities": {"real": 0.75, "progan": 0.05, "stylegan2": 0.15,
+                                                             "stylegan3": 0.05},
+                                           "label": None, "reason": None, "fake_probability": None,
+                                           "skill_notes": [SKILL_NOTE]}}}
 
 
-def test_an_undecided_verdict_reads_as_no_decision_everywhere_and_never_as_an_unknown_generator():
-    face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "primary": True, "evidence": {}, **UNDECIDED}
+def test_an_undecided_verdict_gives_its_reason_once_and_the_face_panel_refers_to_the_card():
+    face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "primary": True, "evidence": {},
+            **{k: v for k, v in UNDECIDED.items() if k not in ("warnings", "evidence")}}
     undecided = verdict(**UNDECIDED, faces=[face])
     card, caption, panel = app.verdict_card(undecided), app.face_gallery(undecided, _one_crop())[0][1], \
         app.face_markdown(undecided, 0)
-    assert card.startswith("### No real/fake decision — no branch with the skill to vote on real vs fake ran")
-    assert "**Why there is no decision**\n- nothing voted on real vs fake" in card
-    assert caption == "1: No decision" and panel.startswith("#### Face 1 (the verdict is about this face): No "
-                                                            "decision — no branch with the skill to vote")
+    plain, detail = card.split("<details", 1)
+    assert plain.startswith("### No decision: none of the loaded checks is reliable enough to call this face real or "
+                            "generated\n\nThe check that gave an answer has not proved reliable on images from "
+                            "sources it was not trained on, so its answer does not count; 1 other check could not "
+                            "run.\n\n")
+    assert "AUC" not in plain and "**Warnings**" not in plain and "Why there is no decision" not in card
+    assert card.count("held-out AUC 0.68 &lt; 0.85") == 1 and "- Spectral DCT baseline: no real/fake skill" in detail
+    assert "download\\_weights" not in card and "it comes from" not in card
+    assert "- CLIP probe (UFD): weight 'clip-vit-l14-openai' is unavailable: it is not in the local cache and " \
+           "downloads are disabled\n" in detail
+    assert caption == "1: No decision"
+    assert panel.startswith("#### Face 1 (the verdict is about this face): No decision\n\nThe verdict card says why.")
+    assert "AUC" not in panel and "reliable" not in panel
     assert not any("Unknown generator" in text for text in (card, caption, panel))
 
 
-def test_the_probabilities_panel_of_an_undecided_verdict_shows_own_readings_as_not_a_vote_or_one_sentence():
+def test_an_undecided_verdict_where_no_branch_ran_says_so_instead_of_blaming_their_skill():
+    nothing_ran = {"clip_probe": {"probabilities": None, "reason": "weight 'x' is unavailable: not installed"},
+                   "latent_svm": {"probabilities": None, "reason": "wall.png: no face found"}}
+    card = app.verdict_card(verdict(**{**UNDECIDED, "evidence": nothing_ran}))
+    assert card.startswith("### No decision: no check could run on this image\n\nEvery check failed to load or had "
+                           "nothing to look at")
+    assert "reliable" not in card and "- Latent SVM (e4e W+): wall.png: no face found" in card.split("<details")[1]
+
+
+def test_another_face_of_the_picture_gets_its_own_plain_reason_in_the_face_panel():
+    face = {"box": [0, 0, 10, 10], "alignment_error": 0.02, "evidence": {},
+            **{k: v for k, v in UNDECIDED.items() if k not in ("warnings", "evidence")}}
+    group = verdict(faces=[{**face, "primary": True, "label": "stylegan2", "is_fake": True, "fake_probability": 0.9},
+                           {**face, "primary": False}], evidence=UNDECIDED["evidence"])
+    assert app.face_markdown(group, 1).startswith("#### Face 2: No decision\n\nThe check that gave an answer has not "
+                                                  "proved reliable")
+
+
+def test_the_probabilities_panel_has_a_fixed_title_and_no_heading_of_its_own():
+    decided = app.probability_panel(verdict())
+    assert decided.label == "Probabilities" and decided.show_heading is False
     evidence = {"clip_probe": {"probabilities": {"real": 0.3, "fake": 0.7}, "label": None, "reason": None,
                                "fake_probability": None, "skill_notes": ["no real/fake skill: none measured"]}}
-    panel = app.probability_panel(verdict(**UNDECIDED, evidence=evidence))
-    assert panel.label == "No decision: each branch's own P(fake), not a vote"
-    assert panel.value["confidences"] == [{"label": "CLIP probe (UFD): own P(fake), not a vote", "confidence": 0.7}]
-    empty = app.probability_panel(verdict(**UNDECIDED, evidence={"clip_probe": {"probabilities": None}}))
+    panel = app.probability_panel(verdict(**{**UNDECIDED, "evidence": evidence}))
+    assert panel.label == "No decision: each check's own P(fake), not a vote" and panel.show_heading is False
+    assert panel.value["confidences"] == [{"label": "CLIP probe (UFD)", "confidence": 0.7}]
+    empty = app.probability_panel(verdict(**{**UNDECIDED, "evidence": {"clip_probe": {"probabilities": None}}}))
     assert empty.value == {"label": "No decision, and no branch gave a real/fake reading of its own",
                            "confidences": None}
-    assert app.branch_rows(verdict(**UNDECIDED, evidence=evidence))[0][2] == "0.700 own reading, not a vote"
+    assert app.branch_rows(verdict(**{**UNDECIDED, "evidence": evidence}))[0][2] == "0.700 own reading, not a vote"
 
 
 def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp_path):
@@ -95,10 +184,10 @@ def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp
             "probe (UFD) and Latent SVM (e4e W+) (see") in intro
 
 
-def _one_crop() -> "app.P.EvidencePictures":
+def _one_crop() -> EvidencePictures:
     import numpy as np
 
-    return app.P.EvidencePictures(faces=[np.zeros((256, 256, 3), np.uint8)])
+    return EvidencePictures(faces=[np.zeros((256, 256, 3), np.uint8)])
 
 
 def test_uploader_controlled_text_cannot_inject_markup():
@@ -121,7 +210,7 @@ def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
     shown = {item["label"] for item in bars.value["confidences"]}
-    assert shown <= set(app.LABEL_NAMES.values()) and len(table) == 5 and report.interactive
+    assert shown <= set(wording.LABEL_NAMES.values()) and len(table) == 5 and report.interactive
 
 
 def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
@@ -133,7 +222,7 @@ def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
     group = verdict(faces=[{**face, "primary": True}, {**face, "label": "real", "fake_probability": 0.2,
                                                        "primary": False}])
     first, second = app.face_markdown(group, 0), app.face_markdown(group, 1)
-    assert first.startswith("#### Face 1 (the verdict is about this face): StyleGAN2 — P(fake) = 0.90")
+    assert first.startswith("#### Face 1 (the verdict is about this face): StyleGAN2\n\nThe verdict card says why.")
     assert second.startswith("#### Face 2: Real photo — P(fake) = 0.20")
     assert "- Latent SVM (e4e W+): stylegan2 (0.80)" in first
     assert app.face_markdown(verdict(faces=[]), None).startswith("No face was found")
@@ -187,11 +276,24 @@ def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     assert text.split("\n\n")[0].count("\n") == 6
 
 
+def test_fix_commands_live_on_the_model_status_tab_not_on_the_verdict_card(real_face, tmp_path):
+    from tiny_models import Missing
+
+    missing = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"))
+    data, _ = app.analyze_upload(missing, str(real_face))
+    assert "| CLIP probe (UFD) | off: weight 'clip-x' is unavailable" in app.status_markdown(missing)
+    assert "fetch it with" not in app.status_markdown(missing)  # the command has its own column there
+    assert "download\\_weights" not in app.verdict_card(data)
+    assert "CLIP probe (UFD): weight 'clip-x' is unavailable: it is not in the local cache and downloads are " \
+           "disabled" in app.verdict_card(data)
+    assert not any("download_weights" in row[4] for row in app.branch_rows(data))
+
+
 def test_status_panel_names_the_attribution_model_it_runs_or_that_none_is_loaded(pipe, tmp_path, monkeypatch):
     assert app.status_markdown(pipe).splitlines()[-1].startswith(
         "**Attribution model:** an injected model: trained by GANTrace")
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
-    bare = app.P.Pipeline(app.P.PipelineConfig(download=False))
+    bare = Pipeline(PipelineConfig(download=False))
     assert app.status_markdown(bare).splitlines()[-1] == \
         "**Attribution model:** none loaded, so no face is attributed (see the Latent SVM row)"
 
@@ -206,7 +308,7 @@ def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe,
         data = client.predict(handle_file(str(real_face)), api_name="/analyze")
         assert set(data) == DESIGN_FIELDS
         assert data["sha256"] == hashlib.sha256(real_face.read_bytes()).hexdigest()
-        assert data["label"] in app.LABEL_NAMES
+        assert data["label"] in wording.LABEL_NAMES
         corrupt = tmp_path / "corrupt.jpg"
         corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
         with pytest.raises(Exception, match="corrupt.jpg: "):

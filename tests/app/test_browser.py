@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 import app
+from pipeline import wording
 from tiny_models import tiny_pipeline, unskilled_pipeline
 
 SCREENSHOT_ENV = "GANTRACE_SCREENSHOT"  # where to keep the screenshot, e.g. docs/app-screenshot.png for the README
@@ -47,16 +48,23 @@ def app_page(binary: str, url: str, image: Path) -> Iterator[Page]:
             browser.close()
 
 
-def upload_and_screenshot(binary: str, url: str, image: Path, screenshot: Path) -> str:
-    """Open the app, upload `image` through the file input, wait for the verdict card, save a PNG screenshot."""
-    with app_page(binary, url, image) as page:
-        card = page.locator("#verdict-card")
-        # Any final card ends the wait (a failure card fails the assertion at once instead of timing out).
-        expect(card).to_contain_text(re.compile(r"P\(fake\)|decision|Could not"), timeout=VERDICT_TIMEOUT_MS)
-        page.wait_for_timeout(1000)  # let the probability bars finish drawing before the screenshot
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
-        return card.inner_text()
+def wait_for_verdict(page: Page) -> Locator:
+    """The verdict card once it holds a final answer (a failure card ends the wait too, failing at once)."""
+    card = page.locator("#verdict-card")
+    expect(card).to_contain_text(re.compile(r"Real photo|GAN-generated|No decision|Could not"),
+                                 timeout=VERDICT_TIMEOUT_MS)
+    page.wait_for_timeout(1000)  # let the probability bars finish drawing before a screenshot
+    return card
+
+
+def save_screenshot(page: Page, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def fits(locator: Locator) -> bool:
+    """Whether an element shows all of its text (nothing cut off by its box)."""
+    return locator.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight")
 
 
 def required_chromium() -> str:
@@ -67,17 +75,33 @@ def required_chromium() -> str:
     return binary
 
 
-def test_browser_upload_shows_the_verdict_card_and_saves_a_screenshot(real_face, tmp_path):
+def test_browser_upload_says_the_verdict_once_with_the_detail_one_click_away(real_face, tmp_path):
+    """The reason line is on the page exactly once; the technical detail is in a closed disclosure that one click
+    opens; the probabilities panel has its fixed title and no heading of its own."""
     binary = required_chromium()
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "app-screenshot.png")
-    demo = app.build_demo(tiny_pipeline(tmp_path / "models"))
+    pipe = tiny_pipeline(tmp_path / "models")
+    said = wording.statement(pipe.analyze_one(str(real_face), name=real_face.name).to_dict())  # what the page shows
+    demo = app.build_demo(pipe)
     _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
     try:
-        card = upload_and_screenshot(binary, local_url, real_face, screenshot)
+        with app_page(binary, local_url, real_face) as page:
+            card = wait_for_verdict(page)
+            save_screenshot(page, screenshot)
+            expect(card).to_contain_text(said.headline)
+            assert page.locator("body").inner_text().count(said.reason) == 1
+            assert real_face.name in card.inner_text()
+            detail = page.locator("#verdict-detail")
+            expect(detail.locator("summary")).to_have_text("Technical detail")
+            expect(detail.get_by_text(said.details[0], exact=True)).to_be_hidden()
+            detail.locator("summary").click()
+            expect(detail.get_by_text(said.details[0], exact=True)).to_be_visible()
+            assert page.locator("body").inner_text().count(said.reason) == 1
+            bars = page.locator("#bars")
+            expect(bars.locator("label[data-testid=block-label]")).to_have_text(wording.PROBABILITIES_TITLE)
+            assert bars.locator("[data-testid=label-output-value]").count() == 0  # no bar named again in large type
     finally:
         demo.close()
-    assert "P(fake)" in card, card
-    assert real_face.name in card
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -91,7 +115,7 @@ def two_face_picture(real_face: Path, path: Path) -> Path:
     return path
 
 
-def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face, tmp_path):
+def test_browser_shows_two_numbered_faces_with_a_legend_that_fits_and_opens_each_face_evidence(real_face, tmp_path):
     binary = required_chromium()
     image = two_face_picture(real_face, tmp_path / "two-faces.png")
     demo = app.build_demo(tiny_pipeline(tmp_path / "models"))
@@ -101,6 +125,9 @@ def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face
             expect(page.locator("#verdict-card")).to_contain_text("2 face(s)", timeout=VERDICT_TIMEOUT_MS)
             page.get_by_role("tab", name="Faces").click()
             expect(page.locator("#faces-overview img")).to_be_visible()
+            legend = page.locator("#faces-legend")
+            expect(legend).to_have_text(wording.FACE_LEGEND)
+            assert fits(legend.locator("p")) and fits(page.locator("#faces-overview label[data-testid=block-label]"))
             thumbnails = page.locator("#faces-gallery button.thumbnail-item")
             expect(thumbnails).to_have_count(2)
             evidence = page.locator("#face-evidence")
@@ -109,33 +136,39 @@ def test_browser_shows_two_numbered_faces_and_opens_each_face_evidence(real_face
                 thumbnails.nth(number - 1).click()
                 expect(evidence).to_contain_text(f"Face {number}")
                 expect(evidence).to_contain_text("Latent SVM")
-            screenshot = Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png")
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+            save_screenshot(page, Path(os.environ.get(SCREENSHOT_ENV + "_FACES") or tmp_path / "faces.png"))
     finally:
         demo.close()
 
 
-def test_browser_shows_no_decision_when_only_unskilled_branches_are_loaded(real_face, tmp_path):
-    """Every branch runs, none has the skill to vote: the headline, the caption and the face panel say no decision,
-    no element says "Unknown generator", and the faces are numbered from 1."""
+def test_browser_says_no_decision_once_when_only_unskilled_branches_are_loaded(real_face, tmp_path):
+    """Every branch runs, none has the skill to vote: the card says no decision and why, once, with the skill
+    figures behind the disclosure; the face panel refers to the card; no element says "Unknown generator", and the
+    faces are numbered from 1."""
     binary = required_chromium()
     demo = app.build_demo(unskilled_pipeline(tmp_path / "models"))
     _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
+    reason = "checks that gave an answer have not proved reliable"
     try:
         with app_page(binary, local_url, real_face) as page:
-            card = page.locator("#verdict-card")
-            expect(card).to_contain_text("No real/fake decision", timeout=VERDICT_TIMEOUT_MS)
-            expect(card).to_contain_text("Why there is no decision")
-            expect(page.locator("#bars")).to_contain_text("not a vote")
+            card = wait_for_verdict(page)
+            expect(card).to_contain_text("No decision: none of the loaded checks is reliable enough to call this "
+                                         "face real or generated")
+            expect(page.locator("#bars label[data-testid=block-label]")).to_have_text(wording.OWN_READINGS_TITLE)
+            assert "held-out AUC" not in page.locator("body").inner_text()
             page.get_by_role("tab", name="Faces").click()
             expect(page.locator("#faces-overview img")).to_be_visible()
             expect(page.locator("#faces-gallery")).to_contain_text("1: No decision")
             evidence = page.locator("#face-evidence")
             expect(evidence).to_contain_text("Face 1 (the verdict is about this face): No decision")
+            expect(evidence).to_contain_text("The verdict card says why.")
             page.locator("#faces-gallery button.thumbnail-item").first.click()
             expect(evidence).to_contain_text("Face 1")
+            page.locator("#verdict-detail summary").click()
+            skill = card.get_by_text(re.compile("Spectral DCT baseline: no real/fake skill: held-out AUC"))
+            expect(skill).to_be_visible()
             text, captions = page.locator("body").inner_text(), page.locator("#faces-gallery").inner_text()
+            assert text.count(reason) == 1 and text.count("Spectral DCT baseline: no real/fake skill") == 1, text
             assert "Unknown generator" not in text and "Face 0" not in text, text
             assert not re.search(r"(^|\n)0: ", captions), captions
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import json
 import os
@@ -24,8 +25,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from outputs import evidence_report as R
-from pipeline.wording import branch_title
 import pipeline as P
+from pipeline import wording
+from pipeline.wording import branch_title
 from core.weights import load_registry
 from tiny_models import png_bytes, tiny_pipeline, unskilled_pipeline
 
@@ -141,7 +143,8 @@ def example_report_inputs() -> tuple[dict, P.EvidencePictures]:
     for index, (box, probs) in enumerate(zip(boxes, face_probs)):
         label = max(probs, key=probs.get)
         faces.append({"box": box, "landmarks": [[0.0, 0.0]] * 68, "alignment_error": 0.021 + 0.008 * index,
-                      "label": label, "fake_probability": round(1 - probs["real"], 2), "probabilities": probs,
+                      "primary": index == 1, "label": label, "is_fake": label != "real",
+                      "fake_probability": round(1 - probs["real"], 2), "probabilities": probs,
                       "evidence": {"latent_svm": {"probabilities": {k: v for k, v in probs.items()
                                                                     if k in ("progan", "stylegan2", "stylegan3")},
                                                   "label": label if label != "real" else None, "reason": None}}})
@@ -160,6 +163,11 @@ def example_report_inputs() -> tuple[dict, P.EvidencePictures]:
                      "(P(fake) 0.96)", "clip_probe did not run: its P(fake) is missing from the decision"],
         "timings_ms": {"total": 812.4}, "models": models}
     return verdict, pictures
+
+
+def text_of(page: ReportReader) -> str:
+    """Everything the report says outside its verdict record (the JSON keeps every string as the pipeline gave it)."""
+    return "".join(text for section, text in page.text.items() if section not in ("record", "pre"))
 
 
 def decoded(src: str) -> np.ndarray:
@@ -194,7 +202,7 @@ def test_report_of_a_pipeline_verdict_has_every_section_and_the_verdict_hashes(d
         assert row[0] == branch_title(branch)
         assert row[1] == ("ran" if evidence["probabilities"] is not None else "did not run")
         if evidence["probabilities"] is None:
-            assert row[3] == " ".join(evidence["reason"].split())
+            assert row[3] == " ".join(wording.without_remedy(evidence["reason"]).split())
     assert "2026-11-30T04:00:00Z" in page.text["footer"] and "GANTrace 9.9" in page.text["footer"]
     assert "2026-11-30T04:00:00Z" in page.text["header"] and verdict["sha256"][:16] in page.text["header"]
     assert [decoded(src).shape for src in page.images["pictures"]] == [
@@ -210,16 +218,25 @@ def test_report_embeds_the_aligned_face_of_a_real_face_pixel_for_pixel(real_face
     assert "68 points" in page.text["faces"] and f"{verdict.faces[0]['alignment_error']}" in page.text["faces"]
 
 
-def test_report_of_an_undecided_real_face_says_no_decision_with_the_reason_and_the_schema(real_face, tmp_path):
+def test_report_of_an_undecided_real_face_says_no_decision_once_with_the_detail_behind_a_disclosure(real_face,
+                                                                                                  tmp_path):
     verdict = unskilled_pipeline(tmp_path / "models").analyze_one(str(real_face), name=real_face.name,
                                                                   with_pictures=True)
-    page = ReportReader(R.render_html(verdict.to_dict(), verdict.pictures, generated_at=WHEN))
+    text = R.render_html(verdict.to_dict(), verdict.pictures, generated_at=WHEN)
+    page = ReportReader(text)
     finding, faces = page.text["verdict"], page.text["faces"]
-    assert verdict.label == "undecided" and "No real/fake decision" in finding
-    assert "Uncertain: nothing voted on real vs fake" in finding
-    assert "No decision: each branch's own P(fake), not a vote." in finding and "own P(fake)" in finding
+    said = wording.statement(verdict.to_dict())
+    assert verdict.label == "undecided" and said.headline.startswith("No decision: none of the loaded checks")
+    assert said.headline in finding and "gave an answer have not proved reliable" in said.reason
+    assert text.count(html.escape(said.reason)) == 1 and "Uncertain:" not in finding
+    summary, _, hidden = text.partition("<details><summary>Technical detail</summary>")
+    assert "no real/fake skill: none measured" not in summary.split('id="verdict"')[1]
+    assert "no real/fake skill: none measured" in hidden.split("</details>")[0]
+    assert "No decision: each check's own P(fake), not a vote." in finding
+    assert "The finding (section 2) is about this face." in faces and said.reason not in faces
     assert "No decision" in faces and "Unknown generator" not in finding + faces
-    assert "CLIP probe (UFD): own P(fake), not a vote" in faces  # a face is fused with the image-level readings
+    assert any(row[0] == "CLIP probe (UFD)" for row in page.rows["faces"])  # its own reading, under that title
+    assert "no real-vs-fake detector with the skill to vote ran" not in page.text["warnings"]
     assert "verdict schema 2" in page.text["record"]
 
 
@@ -232,6 +249,13 @@ def test_per_face_verdicts_and_crops_are_shown_when_the_faces_carry_them():
     assert "P(fake)0.190" in faces.replace(" ", "") and "P(fake)0.960" in faces.replace(" ", "")
     assert [decoded(src).tolist() for src in page.images["faces"]] == [crop.tolist() for crop in pictures.faces]
     assert "GAN-generated: StyleGAN2" in page.text["verdict"]
+    said = wording.statement(verdict)
+    assert said.reason == ("The checks reliable enough to vote put the chance that this face is generated at 96%, "
+                           "and the chance that StyleGAN2 made it at 88%.")
+    assert page.text["verdict"].count(said.reason) == 1 and said.reason not in faces
+    assert "The finding (section 2) is about this face." in faces.split("Face 2")[1]
+    assert "put the chance that this face is generated at 19%." in faces.split("Face 2")[0]
+    assert "clip-vit-l14-openai is missing" in page.text["branches"] and "download_weights" not in text_of(page)
 
 
 def test_a_verdict_without_faces_or_pictures_says_so_instead_of_leaving_holes():
