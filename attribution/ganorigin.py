@@ -154,7 +154,7 @@ def convert_ganorigin(model_path: Path, scaler_path: Path, label_encoder_path: P
     attributor.save(out)
     probe = np.random.default_rng(0).normal(0, 1, size=(8, GANORIGIN_FEATURES))
     try:
-        same = np.array_equal(LatentAttributor.load(out).predict_proba(probe), adapter.predict_proba(probe))
+        same = np.array_equal(LatentAttributor.from_pretrained(out).predict_proba(probe), adapter.predict_proba(probe))
     except ForeignArtifactError:
         out.unlink()
         raise

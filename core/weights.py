@@ -174,6 +174,16 @@ def resolve(name: str, download: bool = True, registry: dict[str, WeightSpec] | 
     return _verified(spec, fetched)
 
 
+def resolve_name_or_path(name_or_path: str | Path, download: bool = False) -> Path:
+    """A model's weights named either way: a Path, or a string that is a file or looks like a path (a slash or a
+    suffix), is returned as given (its loader names a missing file); any other string is a registry name, resolved
+    through `resolve` (verified, fetched when allowed; WeightUnavailableError when absent)."""
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in text or Path(text).suffix or Path(text).is_file():
+        return Path(name_or_path)
+    return resolve(text, download=download)
+
+
 def weight_sha256(name: str, path: Path, registry: dict[str, WeightSpec] | None = None) -> str:
     """The sha256 of a resolved weight: its pin (which `resolve` already verified) or, unpinned, the file's own hash,
     so a multi-GB file is never hashed twice just to be named in a verdict."""

@@ -33,9 +33,8 @@ from tqdm import tqdm
 from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
-from core.images import load_image
 from detector.fingerprint_data import downscale, jpeg_reencode
-from detector.residual_net import ResidualConfig, ResidualNet, central_window, to_tensor
+from detector.residual_net import ResidualConfig, ResidualNet, to_tensor
 
 REGION = 256
 KERNELS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -97,12 +96,6 @@ class TrainSettings:
     progress: bool = True
 
 
-def native_regions(paths: Sequence[Path], side: int = REGION, progress: bool = True) -> list[np.ndarray]:
-    """Decode every image once (core.images) and keep its central side×side region at native resolution."""
-    return [np.ascontiguousarray(central_window(load_image(path).pixels, side))
-            for path in tqdm(paths, desc="decoding", unit="img", mininterval=5, disable=not progress)]
-
-
 def training_view(region: np.ndarray, crop: int, rng: np.random.Generator, augment: AugmentSettings) -> np.ndarray:
     """One crop×crop training view: random place, maybe downscaled (random kernel), blurred, JPEG-re-encoded.
 
@@ -153,9 +146,9 @@ def residual_loss(model: ResidualNet, crops: torch.Tensor, labels: Sequence[str]
     fake_logit, class_logits = model(crops)
     is_fake = torch.tensor([label != REAL for label in labels], dtype=torch.float32)
     loss = F.binary_cross_entropy_with_logits(fake_logit, is_fake)
-    known = [i for i, label in enumerate(labels) if label in model.classes]
+    known = [i for i, label in enumerate(labels) if label in model.config.classes]
     if known:
-        targets = torch.tensor([model.classes.index(labels[i]) for i in known])
+        targets = torch.tensor([model.config.classes.index(labels[i]) for i in known])
         loss = loss + F.cross_entropy(class_logits[known], targets, label_smoothing=0.05)
     return loss
 

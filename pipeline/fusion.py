@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.probability import recentre
 from pipeline.branch import ROLE_FIELDS, BranchRole, registered_roles
 from pipeline.evidence import BranchEvidence
 

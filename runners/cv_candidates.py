@@ -70,8 +70,8 @@ def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]],
         model, _ = train_residual(regions, labels[train], sources[train], ResidualConfig.small(), settings, workdir)
 
         def predict(images: list[np.ndarray]) -> Scores:
-            result = model.predict_proba(images)
-            return Scores(result["fake"], _renormalise(result["classes"][:, 1:]))
+            fake, classes = model.head_probabilities(images)
+            return Scores(fake, _renormalise(classes[:, 1:]))
     else:
         known = np.isin(labels[train], (REAL, *KNOWN_GANS))
         config = replace(FingerprintConfig.small(), crop_size=FINGERPRINT_CROP)
@@ -87,7 +87,7 @@ def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]],
 
 
 def _fingerprint_loss(model: FingerprintNet, crops: torch.Tensor, labels: list[str]) -> torch.Tensor:
-    targets = torch.tensor([model.classes.index(label) for label in labels])
+    targets = torch.tensor([model.classes_.index(label) for label in labels])
     return F.cross_entropy(model(crops), targets, label_smoothing=0.05)
 
 

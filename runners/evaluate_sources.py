@@ -110,14 +110,14 @@ def fingerprint_predictions(samples: list[LabelledImage], weights: Path, cache: 
         with np.load(cache_path, allow_pickle=False) as stored:
             probabilities = {name: stored[name] for name in TEST_CONDITIONS}
     else:
-        probabilities = {name: np.zeros((len(samples), len(model.classes)), np.float32) for name in TEST_CONDITIONS}
+        probabilities = {name: np.zeros((len(samples), len(model.classes_)), np.float32) for name in TEST_CONDITIONS}
         for start in tqdm(range(0, len(samples), BATCH), desc="FingerprintNet", unit="batch", mininterval=5):
             batch = [load_image(sample.path).pixels for sample in samples[start:start + BATCH]]
             for name, perturb in TEST_CONDITIONS.items():
                 probabilities[name][start:start + len(batch)] = model.predict_proba([perturb(p) for p in batch])
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cache_path, **probabilities)
-    classes = list(model.classes)
+    classes = list(model.classes_)
     gan_columns = [classes.index(name) for name in KNOWN_GANS]
 
     def score(_model, test: np.ndarray, condition: str) -> Scores:

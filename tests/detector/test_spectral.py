@@ -37,22 +37,31 @@ def test_linear_heads_learn_the_upsampling_checkerboard_and_generalise_to_new_im
     views = np.stack([image_features([image], SPEC) for image in train])
     detector = SpectralDetector.fit_features(views, labels, SPEC, C=1.0)
     test = [_natural(rng) for _ in range(5)] + [_upsampled(rng) for _ in range(5)]
-    fake = detector.predict_proba(test)["fake"]
-    assert fake[:5].max() < 0.5 < fake[5:].min()
-    assert detector.attribution is None  # only one known GAN class: no attribution head
+    assert detector.detector.predict(test) == ["real"] * 5 + ["fake"] * 5
+    assert detector.attributor is None  # only one known GAN class: no attribution head
+    assert detector.classes_ == ("real", "fake") and detector.predict_proba(test).shape == (10, 2)
 
 
 def test_artifact_round_trips_through_npz_and_json_without_pickle(tmp_path):
-    detector = SpectralDetector.tiny()
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
     detector.threshold = 0.42
     detector.save(tmp_path / "spectral", skill={"protocol": "leave-one-source-out"})
     loaded = SpectralDetector.from_pretrained(tmp_path / "spectral.npz")
     images = [_upsampled(np.random.default_rng(1)), _natural(np.random.default_rng(2))]
     expected, actual = detector.predict_proba(images), loaded.predict_proba(images)
-    np.testing.assert_allclose(actual["fake"], expected["fake"], rtol=1e-6)
-    np.testing.assert_allclose(actual["attribution"], expected["attribution"], rtol=1e-6)
+    np.testing.assert_array_equal(actual, expected)
     assert loaded.threshold == 0.42 and loaded.skill == {"protocol": "leave-one-source-out"}
-    assert actual["attribution"].shape == (2, 3) and loaded.attribution_classes == ("progan", "stylegan2", "stylegan3")
+    assert loaded.attributor.predict_proba(images).shape == (2, 3)
+    assert loaded.classes_ == ("real", "progan", "stylegan2", "stylegan3")
+
+
+def test_the_held_out_threshold_is_applied_inside_the_detector():
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
+    images = [_natural(np.random.default_rng(2))]
+    raw = float(detector.head_probabilities(detector.features(images))[0][0])
+    detector.threshold = raw
+    assert detector.detector.predict_proba(images)[0, 1] == pytest.approx(0.5)
+    np.testing.assert_allclose(detector.predict_proba(images)[0, 1:].sum(), 0.5)
 
 
 def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
@@ -60,12 +69,12 @@ def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
     detector = SpectralDetector.from_pretrained(path)
     assert path.stat().st_size + path.with_suffix(".json").stat().st_size < 1_000_000
     assert detector.skill["protocol"] == "leave-one-source-out" and 0.0 < detector.threshold < 1.0
-    fake = detector.predict_proba([_natural(np.random.default_rng(6), size=200)])["fake"]
-    assert fake.shape == (1,) and 0.0 <= fake[0] <= 1.0
+    probabilities = detector.predict_proba([_natural(np.random.default_rng(6), size=200)])
+    assert probabilities.shape == (1, len(detector.classes_)) and np.allclose(probabilities.sum(axis=1), 1.0)
 
 
 def test_artifact_with_wrong_format_or_missing_half_is_refused(tmp_path):
-    SpectralDetector.tiny().save(tmp_path / "spectral")
+    SpectralDetector.random_init(SpectralSpec.tiny()).save(tmp_path / "spectral")
     document = json.loads((tmp_path / "spectral.json").read_text())
     (tmp_path / "spectral.json").write_text(json.dumps({**document, "format": "something-else"}))
     with pytest.raises(ValueError, match="not a gantrace-spectral"):
@@ -102,12 +111,8 @@ def test_resized_training_views_have_the_spec_dimension():
 
 def test_non_rgb_input_is_refused_with_its_index():
     with pytest.raises(ValueError, match="image 1"):
-        SpectralDetector.tiny().predict_proba([_natural(np.random.default_rng(0)), np.zeros((64, 64), np.uint8)])
-
-
-def test_spectrum_picture_is_an_rgb_image():
-    picture = SpectralDetector.tiny().spectrum_picture(_natural(np.random.default_rng(0)))
-    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
+        SpectralDetector.random_init(SpectralSpec.tiny()).predict_proba([_natural(np.random.default_rng(0)),
+                                                                         np.zeros((64, 64), np.uint8)])
 
 
 def _face_folder(root: Path) -> Path:
@@ -151,7 +156,7 @@ def test_evaluate_sources_exits_2_naming_the_missing_provenance_file(tmp_path, c
 
 def _ood_detector() -> tuple[SpectralDetector, np.ndarray]:
     """A tiny detector whose scaler is centred on one natural texture, with that texture."""
-    detector = SpectralDetector.tiny()
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
     rng = np.random.default_rng(8)
     usual = _natural(rng)
     spread = image_features([_natural(rng) for _ in range(6)], detector.spec).std(axis=0)
