@@ -54,7 +54,7 @@ from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.int8 import Int8Linear, quantize_int8
 from core.probability import most_probable
-from core.weights import resolve, resolve_name_or_path, sha256_file, weight_sha256
+from core.weights import names_a_file, resolve, sha256_file, weight_sha256
 from detector.crops import ANCHORS, fixed_crops, pad_to
 
 CLIP_WEIGHTS = "clip-vit-l14-openai"
@@ -341,5 +341,6 @@ def _register_tiny_config() -> None:
 
 def _probe_file(name_or_path: str | Path, download: bool) -> tuple[Path, str]:
     """(file, name it is recorded under): a registry name resolved (verified) or a path of one's own."""
-    path = resolve_name_or_path(name_or_path, download)
-    return path, (str(name_or_path) if path != Path(name_or_path) else path.name)
+    if names_a_file(name_or_path):
+        return Path(name_or_path), Path(name_or_path).name
+    return resolve(str(name_or_path), download=download), str(name_or_path)

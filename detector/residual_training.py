@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from core.augment import KERNELS, AugmentSettings
 from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
@@ -37,43 +38,10 @@ from detector.fingerprint_data import downscale, jpeg_reencode
 from detector.residual_net import ResidualConfig, ResidualNet, to_tensor
 
 REGION = 256
-KERNELS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-           "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 REAL = "real"
 SPEED_PROBE_STEPS = 10
 
 LossFn = Callable[[nn.Module, torch.Tensor, Sequence[str]], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """What happens to a training crop on its way in; every class gets the same treatment."""
-
-    jpeg_prob: float = 0.5
-    jpeg_quality: tuple[int, int] = (60, 100)
-    resize_prob: float = 0.5
-    scale: tuple[float, float] = (0.5, 1.0)
-    kernels: tuple[str, ...] = tuple(KERNELS)
-    blur_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.2, 1.0)
-    flip: bool = True
-
-    @classmethod
-    def none(cls) -> AugmentSettings:
-        """Native crops and flips only: the NPR paper's setting, the residual left as the generator made it."""
-        return cls(jpeg_prob=0.0, resize_prob=0.0, blur_prob=0.0)
-
-    @classmethod
-    def analyst(cls) -> AugmentSettings:
-        """JPEG 60–100, downscale 0.5–1 with any of four kernels, mild blur: how photos reach an analyst."""
-        return cls()
-
-
-    @classmethod
-    def reencoded(cls) -> AugmentSettings:
-        """`analyst` with JPEG on 90 % of views: with half the views lossless, the CV showed JPEG q75 test images
-        drop to chance (AUC 0.53), i.e. the model had learned "no JPEG grid = fake"; this takes that cue away."""
-        return cls(jpeg_prob=0.9)
 
 
 AUGMENTATIONS = {"none": AugmentSettings.none, "analyst": AugmentSettings.analyst,

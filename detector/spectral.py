@@ -37,11 +37,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.artifact_pair import read_artifact_pair
+from core.augment import AugmentSettings
 from core.images import load_image
 from core.probability import HeadEstimator, most_probable, recentred, shared_out
 from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, leave_one_source_out, source_folds
 from core.weights import resolve_name_or_path
-from detector.fingerprint_data import AugmentConfig, augment, downscale, jpeg_reencode
+from detector.fingerprint_data import augment, downscale, jpeg_reencode
 from detector.crops import fixed_crops
 
 FILE_FORMAT = "gantrace-spectral"
@@ -79,20 +80,6 @@ class SpectralSpec:
     def dim(self) -> int:
         side = self.crop // self.dct_pool
         return side * side + (self.crop // 2 if self.azimuthal else 0)
-
-
-@dataclass(frozen=True)
-class TrainAugment:
-    """Applied identically to every class, so that codec, quality and size stop separating them."""
-
-    views: int = 4
-    jpeg_quality: tuple[int, int] = (50, 100)
-    jpeg_prob: float = 0.8
-    scale: tuple[float, float] = (0.25, 1.0)
-    blur_prob: float = 0.2
-    blur_sigma: tuple[float, float] = (0.3, 1.0)
-    noise_prob: float = 0.2
-    noise_sigma: tuple[float, float] = (1.0, 3.0)
 
 
 def standardised_rms(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -149,7 +136,7 @@ def image_features(images: Sequence[np.ndarray], spec: SpectralSpec) -> np.ndarr
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), spec.dim)
 
 
-def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAugment,
+def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: AugmentSettings,
                    rng: np.random.Generator) -> np.ndarray:
     """(views, dim) features of randomly cropped, downscaled, JPEG-re-encoded, blurred or noised crops."""
     if spec.resize is not None:
@@ -157,16 +144,14 @@ def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAug
         return np.asarray([crop_features(_rescaled_view(image, spec, augmentation, rng), spec)
                            for _ in range(augmentation.views)], dtype=np.float32)
     image = _at_least(image, spec.crop)
-    config = AugmentConfig(jpeg_quality=augmentation.jpeg_quality, jpeg_prob=augmentation.jpeg_prob,
-                           scale=augmentation.scale)
     rows = []
     for _ in range(augmentation.views):
-        crop = augment(image, spec.crop, rng, config)
+        crop = augment(image, spec.crop, rng, augmentation)
         rows.append(crop_features(_blur_and_noise(crop, augmentation, rng), spec))
     return np.asarray(rows, dtype=np.float32)
 
 
-def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAugment,
+def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: AugmentSettings,
                    rng: np.random.Generator) -> np.ndarray:
     """Whole image downscaled at random, maybe JPEG-re-encoded, then put at the spec's scale and cropped."""
     factor = rng.uniform(*augmentation.scale)
@@ -183,7 +168,7 @@ def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAug
     return _blur_and_noise(np.ascontiguousarray(crop), augmentation, rng)
 
 
-def _blur_and_noise(crop: np.ndarray, augmentation: TrainAugment, rng: np.random.Generator) -> np.ndarray:
+def _blur_and_noise(crop: np.ndarray, augmentation: AugmentSettings, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < augmentation.blur_prob:
         radius = rng.uniform(*augmentation.blur_sigma)
         crop = np.asarray(Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius)))
@@ -441,7 +426,7 @@ def ood_record(views: np.ndarray, head: LinearHead, holdout: dict, quantile: flo
                            for name, rates in holdout["summary"].items()}}}
 
 
-def dataset_features(paths: Sequence[Path], spec: SpectralSpec, augmentation: TrainAugment, seed: int = 0,
+def dataset_features(paths: Sequence[Path], spec: SpectralSpec, augmentation: AugmentSettings, seed: int = 0,
                      cache: Path | None = None, progress: Callable = iter) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Training views (N, views, dim) and test features per TEST_CONDITIONS entry, each image decoded once.
 

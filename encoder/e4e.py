@@ -59,7 +59,7 @@ from core.arrays import check_rgb_batch
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.int8 import quantize_int8
-from core.weights import load_registry, resolve_name_or_path, sha256_file, weight_sha256
+from core.weights import load_registry, names_a_file, resolve, sha256_file, weight_sha256
 
 REGISTRY_NAME = "e4e-ffhq"
 CHECKPOINT_PREFIX = "encoder."
@@ -322,9 +322,10 @@ class Encoder4Editing(nn.Module):
         `config` is the architecture the file must match exactly (default: the FFHQ release).
         """
         config = config or E4EConfig.ffhq()
-        path = resolve_name_or_path(name_or_path, download)
-        if path != Path(name_or_path):
+        if not names_a_file(name_or_path):
+            path = resolve(str(name_or_path), download=download)
             return cls._from_file(path, precision, config, weight_sha256(str(name_or_path), path))
+        path = Path(name_or_path)
         if not path.is_file():
             raise CheckpointError(str(path), "no such checkpoint file")
         return cls._from_file(path, precision, config, sha256_file(path))

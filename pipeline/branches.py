@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.branch import BranchContext, BranchRole, register_branch
 from pipeline.evidence import BranchEvidence
-from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
+from core.weights import (WeightUnavailableError, names_a_file, registry_default, resolve, sha256_file,
+                          weight_sha256)
 
 RANDOM_WEIGHTS = "random-init"
 CLIP_WEIGHTS = ("clip-vit-l14-openai", "ufd-probe")
@@ -68,7 +69,7 @@ class ModelBranch:
         """The branch's weights: a registry name (verified, fetched when allowed) or a path to a file of one's own."""
         name = self._weights_name(context)
         path = Path(name)
-        if "/" in name or path.suffix or path.is_file():
+        if names_a_file(name):
             if not path.is_file():
                 raise WeightUnavailableError(name, "no such file", f"the path given as the {self.name} weights")
             self._models[path.name] = sha256_file(path)

@@ -21,13 +21,14 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from core.atomic import atomic_path
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage
 from core.images import load_image
 from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores)
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 from detector.residual_net import ResidualConfig, central_window
 from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
-from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+from detector.spectral import TEST_CONDITIONS, SpectralSpec, dataset_features, holdout_predictions
 
 SPECTRAL_C = 0.003
 FINGERPRINT_CROP = 64
@@ -97,7 +98,7 @@ def _renormalise(probabilities: np.ndarray) -> np.ndarray:
 
 def spectral_all_folds(samples: list[LabelledImage], folds: list, cache: Path) -> HeldOutPredictions:
     """The spectral_dct recipe (detector.spectral, the shipped C) refitted per fold from cached features."""
-    spec, augmentation = SpectralSpec(), TrainAugment()
+    spec, augmentation = SpectralSpec(), AugmentSettings.spectral()
     key = hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
     views, tests = dataset_features([s.path for s in samples], spec, augmentation, 0,
                                     cache / f"spectral-{key}.npz",

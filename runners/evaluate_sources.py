@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage, read_dataset
 from core.errors import InputError
 from core.images import ImageError, load_image
 from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, HeldOutPredictions, Scores,
                                  choose_threshold, leave_one_source_out, skill_record, source_folds, source_table,
                                  table_markdown)
-from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+from detector.spectral import TEST_CONDITIONS, SpectralSpec, dataset_features, holdout_predictions
 
 BRANCHES = ("spectral", "fingerprint_net")
 DEFAULT_CACHE = Path("runs") / "spectral"  # relative to the working directory, like --out
@@ -89,7 +90,7 @@ def cap_per_source(samples: list[LabelledImage], limit: int | None) -> list[Labe
 
 def spectral_predictions(samples: list[LabelledImage], cache: Path, C: float, seed: int,
                          spec: SpectralSpec = SpectralSpec(),
-                         augmentation: TrainAugment = TrainAugment()) -> HeldOutPredictions:
+                         augmentation: AugmentSettings = AugmentSettings.spectral()) -> HeldOutPredictions:
     """Cached spectral features, then the recipe refitted per held-out source."""
     views, tests = dataset_features([s.path for s in samples], spec, augmentation, seed,
                                     cache / f"spectral-features-seed{seed}.npz", _progress("spectral features"))

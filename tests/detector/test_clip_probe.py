@@ -232,7 +232,6 @@ def test_from_pretrained_builds_backbone_and_probe_from_the_resolved_files(tmp_p
     torch.save(probe, tmp_path / "probe.pth")
     files = {"clip-vit-l14-openai": tmp_path / "clip.pt", "ufd-probe": tmp_path / "probe.pth"}
     monkeypatch.setattr("detector.clip_probe.resolve", lambda name, download=False: files[name])
-    monkeypatch.setattr("core.weights.resolve", lambda name, download=False: files[name])
 
     model = ClipProbe.from_pretrained(precision=FP32, config=ClipProbeConfig.tiny())
 

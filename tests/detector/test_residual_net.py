@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from core.augment import AugmentSettings
 from detector.residual_net import ResidualConfig, ResidualNet, inference_crops, upsampling_residual
-from detector.residual_training import AugmentSettings, TrainSettings, balanced_draws, train_residual, training_view
+from detector.residual_training import TrainSettings, balanced_draws, train_residual, training_view
 
 
 def _texture(rng: np.random.Generator, side: int) -> np.ndarray:

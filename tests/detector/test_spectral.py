@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 
 from runners import evaluate_sources, train_spectral
-from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, holdout_ood, image_features,
-                               training_views)
+from core.augment import AugmentSettings
+from detector.spectral import SpectralDetector, SpectralSpec, holdout_ood, image_features, training_views
 
 SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1, resize=None)
 
@@ -86,8 +87,8 @@ def test_artifact_with_wrong_format_or_missing_half_is_refused(tmp_path):
 
 def test_training_views_are_reproducible_per_seed_and_small_images_are_enlarged():
     image = _natural(np.random.default_rng(3), size=40)
-    first = training_views(image, SPEC, TrainAugment(views=3), np.random.default_rng(7))
-    again = training_views(image, SPEC, TrainAugment(views=3), np.random.default_rng(7))
+    first = training_views(image, SPEC, replace(AugmentSettings.spectral(), views=3), np.random.default_rng(7))
+    again = training_views(image, SPEC, replace(AugmentSettings.spectral(), views=3), np.random.default_rng(7))
     assert first.shape == (3, SPEC.dim) and np.array_equal(first, again)
     assert image_features([image[:20, :20]], SPEC).shape == (1, SPEC.dim)
 
@@ -104,7 +105,7 @@ def test_resize_puts_one_face_at_two_sizes_on_the_same_features():
 
 def test_resized_training_views_have_the_spec_dimension():
     spec = SpectralSpec(crop=64, dct_pool=4, num_crops=1, resize=64)
-    views = training_views(_natural(np.random.default_rng(5), size=200), spec, TrainAugment(views=2),
+    views = training_views(_natural(np.random.default_rng(5), size=200), spec, replace(AugmentSettings.spectral(), views=2),
                            np.random.default_rng(0))
     assert views.shape == (2, spec.dim) and np.isfinite(views).all()
 
