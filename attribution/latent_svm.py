@@ -280,6 +280,16 @@ class LatentAttributor(BaseEstimator):
         return most_probable(self.classes_, self.predict_proba(latents))
 
     @classmethod
+    def random_init(cls, latent_shape: tuple[int, ...] = (18, 512), seed: int = 0,
+                    classes: tuple[str, ...] = ("progan", "stylegan2", "stylegan3")) -> LatentAttributor:
+        """An attributor fitted on random normal latents of `latent_shape` (20 per class, drawn from `seed`): the
+        real attribution code on meaningless data, for tests and benchmarks (an SVM has no untrained state to
+        predict from)."""
+        labels = np.repeat(list(classes), 20)
+        latents = np.random.default_rng(seed).normal(size=(len(labels), *latent_shape)).astype(np.float32)
+        return cls(calibration_folds=2).fit(latents, labels, np.arange(len(labels)))
+
+    @classmethod
     def from_fitted(cls, pipeline: Pipeline, classes: list[str], latent_shape: tuple[int, ...], latent_dtype: str,
                     metadata: dict[str, Any]) -> LatentAttributor:
         """A closed-set attributor around a pipeline fitted elsewhere (GANOrigin's), so it is saved, loaded and

@@ -16,7 +16,6 @@ import torch
 
 from core.device import Precision
 from pipeline import branches
-from tiny_models import tiny_attributor
 
 FP32 = Precision(torch.device("cpu"), torch.float32)
 ARCHITECTURES = ("progan", "stylegan2", "stylegan3")
@@ -60,7 +59,7 @@ def _latent(tmp_path: Path):
     from encoder.e4e import E4EConfig
 
     config = E4EConfig.tiny()
-    model = LatentAttributor.from_pretrained(tiny_attributor(tmp_path / "svm.skops"))
+    model = LatentAttributor.random_init((config.n_styles, config.style_dim))
     return model, np.random.default_rng(1).normal(size=(5, config.n_styles, config.style_dim)).astype(np.float32)
 
 
