@@ -11,7 +11,8 @@ code the file contains. The adapter is closed-set like the original unless `min_
 because GANOrigin ships no validation data from which an open-set threshold could be chosen.
 
 `convert_ganorigin` unpickles the trio once, with that consent, and writes it as a GANTrace `.skops` attributor
-(`LatentAttributor.load` reads it safely from then on), recording where the files came from and their sha256.
+(`LatentAttributor.from_pretrained` reads it safely from then on), recording where the files came from and
+their sha256.
 
 The pickles were made by whatever scikit-learn GANOrigin's author had (its requirements are unpinned), and they are
 read by the user's. Every scikit-learn estimator pickles the release that made it (`_sklearn_version` in its
@@ -234,7 +235,7 @@ def convert_ganorigin(model_path: Path, scaler_path: Path, label_encoder_path: P
     out = Path(out)
     attributor.save(out)
     try:
-        same = np.array_equal(LatentAttributor.load(out).predict_proba(probe), expected)
+        same = np.array_equal(LatentAttributor.from_pretrained(out).predict_proba(probe), expected)
     except ForeignArtifactError:
         out.unlink()
         raise

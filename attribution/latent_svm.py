@@ -6,13 +6,14 @@ The method is GANOrigin's (a linear SVM on flattened W+), with the defects of it
   ignores groups);
 - every split respects groups: a face and its resolution-augmented copies are never on both sides of the
   train/validation split nor of a calibration fold, which would leak and make probabilities overconfident;
-- open set: the answer is "unknown" when the calibrated top probability is under a threshold chosen on the
+- open set: `attribution.open_set.open_set_labels` answers "unknown" (never `predict`, whose answers are members of
+  `classes_`) when the calibrated top probability is under a threshold chosen on the
   validation split, or when the latent is farther from every known class than almost all validation latents
   (details in `LatentAttributor`);
 - inference is deterministic: no augmentation at predict time (GANOrigin resizes at random when predicting);
 - the artifact records what features it expects (latent shape, whether latent_avg was added, encoder sha256) and
   cannot run code when loaded: it is a `skops.io` file read with an explicit list of trusted types, so it can
-  be shared; older joblib artifacts still load under their checksum rule (see `LatentAttributor.load`).
+  be shared; older joblib artifacts still load under their checksum rule (see `LatentAttributor.from_pretrained`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from sklearn.svm import LinearSVC
 
 from core.atomic import atomic_path, write_text_atomic
 from core.metrics import classification_metrics
+from core.probability import most_probable
 from core.weights import (HUB_URI_PREFIX, WeightSpec, parse_hub_uri, registry_default, resolve, resolve_hub_uri,
-                          sha256_file)
+                          resolve_name_or_path, sha256_file)
 
 DEFAULT_ATTRIBUTOR = "ganorigin-svm"
 HUB_FILENAME = "latent_svm.skops"
@@ -200,7 +202,7 @@ class LatentAttributor(BaseEstimator):
         self.pipeline_ = build_svm_pipeline(self.C, calibration_cv, self.max_iter, self.random_state,
                                             self.class_weight)
         self.pipeline_.fit(features[train], labels[train])
-        self.classes_ = self.pipeline_.classes_
+        self.classes_ = tuple(str(name) for name in self.pipeline_.classes_)
         scaled = self.pipeline_.named_steps["scale"].transform(features[train])
         self.class_means_ = np.stack([scaled[labels[train] == name].mean(axis=0) for name in self.classes_])
 
@@ -215,7 +217,7 @@ class LatentAttributor(BaseEstimator):
         over = distance > self.distance_threshold_
         validation_metrics = classification_metrics(labels[validation], probabilities, self.classes_)
         self.metadata = {
-            "classes": self.classes_.tolist(),
+            "classes": list(self.classes_),
             "feature_spec": {"latent_shape": list(self.latent_shape_), "latent_dtype": self.latent_dtype_,
                              "flatten": "row-major (style row 0's values first)", **(feature_spec or {})},
             "settings": self.get_params(),
@@ -253,7 +255,8 @@ class LatentAttributor(BaseEstimator):
         return self.pipeline_.predict_proba(self._features(latents))
 
     def open_set_scores(self, latents: np.ndarray) -> dict[str, np.ndarray]:
-        """The evidence behind each open-set decision: probabilities, top probability, distance, unknown flag."""
+        """The evidence behind each open-set decision (`open_set.open_set_labels`): probabilities, top probability,
+        distance, unknown flag."""
         features = self._features(latents)
         probabilities = self.pipeline_.predict_proba(features)
         top = probabilities.max(axis=1)
@@ -272,15 +275,19 @@ class LatentAttributor(BaseEstimator):
                 f"{', '.join(self.metadata['classes'])}; open set")
 
     def predict(self, latents: np.ndarray) -> list[str]:
-        """The most probable class, or "unknown" by the open-set rule."""
-        return self.predict_with_proba(latents)[1]
+        """The most probable member of `classes_` per latent (closed set: `open_set.open_set_labels` says
+        "unknown")."""
+        return most_probable(self.classes_, self.predict_proba(latents))
 
-    def predict_with_proba(self, latents: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Probabilities and open-set labels from one pass, for callers that report both."""
-        scores = self.open_set_scores(latents)
-        best = self.classes_[scores["probabilities"].argmax(axis=1)]
-        labels = [UNKNOWN if unknown else str(name) for name, unknown in zip(best, scores["unknown"])]
-        return scores["probabilities"], labels
+    @classmethod
+    def random_init(cls, latent_shape: tuple[int, ...] = (18, 512), seed: int = 0,
+                    classes: tuple[str, ...] = ("progan", "stylegan2", "stylegan3")) -> LatentAttributor:
+        """An attributor fitted on random normal latents of `latent_shape` (20 per class, drawn from `seed`): the
+        real attribution code on meaningless data, for tests and benchmarks (an SVM has no untrained state to
+        predict from)."""
+        labels = np.repeat(list(classes), 20)
+        latents = np.random.default_rng(seed).normal(size=(len(labels), *latent_shape)).astype(np.float32)
+        return cls(calibration_folds=2).fit(latents, labels, np.arange(len(labels)))
 
     @classmethod
     def from_fitted(cls, pipeline: Pipeline, classes: list[str], latent_shape: tuple[int, ...], latent_dtype: str,
@@ -289,7 +296,7 @@ class LatentAttributor(BaseEstimator):
         run exactly like one trained here; with no validation latents there is no open-set rule to set."""
         model = cls()
         model.pipeline_ = pipeline
-        model.classes_ = np.asarray(classes)
+        model.classes_ = tuple(str(name) for name in classes)
         model.latent_shape_ = tuple(int(n) for n in latent_shape)
         model.latent_dtype_ = np.dtype(latent_dtype).name
         model.n_features_in_ = int(np.prod(model.latent_shape_))
@@ -333,8 +340,10 @@ class LatentAttributor(BaseEstimator):
         return digest
 
     @classmethod
-    def load(cls, path: Path, trust_foreign: bool = False, expected_sha256: str | None = None) -> LatentAttributor:
-        """Load an artifact written by `save`: `.skops` safely by construction, legacy `.joblib` under its checksum.
+    def from_pretrained(cls, name_or_path: str | Path, trust_foreign: bool = False,
+                        expected_sha256: str | None = None, download: bool = False) -> LatentAttributor:
+        """An artifact written by `save`, by registry name (verified) or path: `.skops` safely by construction,
+        legacy `.joblib` under its checksum.
 
         A `.skops` file is refused, before any object is built, when it holds a type outside `TRUSTED_TYPES`
         (the error names the file and the types); skops then loads it without running code, so a shared or
@@ -351,7 +360,7 @@ class LatentAttributor(BaseEstimator):
         Either way the payload must carry the GANTrace format marker. A scikit-learn version different from the
         one that trained the model gives a warning: probabilities may change, retrain with scripts/train_svm.py.
         """
-        path = Path(path)
+        path = resolve_name_or_path(name_or_path, download)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such latent-SVM artifact")
         if path.suffix == ".skops":
@@ -374,7 +383,7 @@ class LatentAttributor(BaseEstimator):
                           "probabilities may differ, retrain with scripts/train_svm.py", UserWarning, stacklevel=2)
         model = cls(**payload["params"])
         model.pipeline_ = payload["pipeline"]
-        model.classes_ = np.asarray(payload.get("classes", model.pipeline_.classes_))
+        model.classes_ = tuple(str(name) for name in payload.get("classes", model.pipeline_.classes_))
         model.latent_shape_ = tuple(payload["latent_shape"])
         model.latent_dtype_ = payload["latent_dtype"]
         model.n_features_in_ = int(np.prod(model.latent_shape_))
@@ -450,7 +459,7 @@ def _check_provenance(path: Path, trust_foreign: bool, expected_sha256: str | No
             f"{path}: no {sidecar.name} beside it, so GANTrace's scripts/train_svm.py did not write it (or its "
             "checksum sidecar was lost); joblib files are pickles that run code when loaded, so it is refused: "
             "retrain with scripts/train_svm.py, or, only for a file whose source you trust, convert it once in Python "
-            "with LatentAttributor.load(path, trust_foreign=True).save(new_path)")
+            "with LatentAttributor.from_pretrained(path, trust_foreign=True).save(new_path)")
     recorded = (sidecar.read_text(encoding="utf-8").split() or [""])[0]
     if recorded != actual:
         raise ForeignArtifactError(f"{path}: sha256 {actual} differs from {recorded or 'nothing'} recorded in "

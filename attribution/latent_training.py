@@ -22,6 +22,7 @@ from attribution.latent_shards import LatentSet
 from attribution.latent_svm import LatentAttributor, group_folds, group_validation_split
 from core.atomic import write_json_atomic
 from core.metrics import accuracy_by_bins, plot_confusion_matrix, plot_reliability
+from core.probability import most_probable
 
 
 def select_C(data: LatentSet, C_values: Sequence[float], class_weight: str | None, cv_folds: int,
@@ -62,7 +63,7 @@ def write_training_report(attributor: LatentAttributor, data: LatentSet, selecti
     report.mkdir(parents=True, exist_ok=True)
     validation_rows = attributor.validation_index_
     probabilities = attributor.predict_proba(data.latents[validation_rows])
-    correct = attributor.classes_[probabilities.argmax(axis=1)] == data.labels[validation_rows]
+    correct = np.asarray(most_probable(attributor.classes_, probabilities)) == data.labels[validation_rows]
     resolutions = data.resolutions[validation_rows]
     low, high = int(resolutions.min()), int(resolutions.max())
     edges = [2 ** k for k in range(int(math.log2(low)), int(math.log2(high)) + 2)]

@@ -23,7 +23,7 @@ def stage_attributor(artifact: Path, folder: Path, repo_id: str, licence: str = 
     if artifact.suffix != ".skops":
         raise ValueError(f"{artifact}: only .skops attributors can be shared (a .joblib pickle would run code on "
                          "whoever loads it); retrain with --out NAME.skops")
-    model = LatentAttributor.load(artifact)
+    model = LatentAttributor.from_pretrained(artifact)
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)

@@ -174,6 +174,19 @@ def resolve(name: str, download: bool = True, registry: dict[str, WeightSpec] | 
     return _verified(spec, fetched)
 
 
+def names_a_file(name_or_path: str | Path) -> bool:
+    """Whether a model's weights are named by a file rather than a registry name: a Path, or a string that is a
+    file or looks like a path (a slash or a suffix)."""
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or bool(Path(text).suffix) or Path(text).is_file()
+
+
+def resolve_name_or_path(name_or_path: str | Path, download: bool = False) -> Path:
+    """A model's weights named either way: a file as given (its loader names it when missing), else a registry
+    name through `resolve` (verified, fetched when allowed; WeightUnavailableError when absent)."""
+    return Path(name_or_path) if names_a_file(name_or_path) else resolve(str(name_or_path), download=download)
+
+
 def weight_sha256(name: str, path: Path, registry: dict[str, WeightSpec] | None = None) -> str:
     """The sha256 of a resolved weight: its pin (which `resolve` already verified) or, unpinned, the file's own hash,
     so a multi-GB file is never hashed twice just to be named in a verdict."""

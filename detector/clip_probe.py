@@ -36,7 +36,6 @@ the probe stay fp32.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -54,23 +53,18 @@ from core.arrays import check_rgb
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.int8 import Int8Linear, quantize_int8
-from core.weights import resolve, sha256_file, weight_sha256
+from core.probability import most_probable
+from core.weights import names_a_file, resolve, sha256_file, weight_sha256
+from detector.crops import ANCHORS, fixed_crops, pad_to
 
 CLIP_WEIGHTS = "clip-vit-l14-openai"
 PROBE_WEIGHTS = "ufd-probe"
+CLASSES = ("real", "fake")
 
 # OpenAI CLIP's training statistics, which UFD uses for CLIP backbones (ImageNet stats only for Imagenet:* archs).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 QUICK_GELU_SLOPE = 1.702  # QuickGELU(y) = y * sigmoid(1.702 y), OpenAI CLIP's activation
-
-# Window anchors (row, column) in the order crops are added: centre first (UFD), then the four corners (the most
-# distinct content), then the four edge midpoints.
-CROP_ANCHORS = (
-    ("centre", "centre"),
-    ("start", "start"), ("start", "end"), ("end", "start"), ("end", "end"),
-    ("start", "centre"), ("end", "centre"), ("centre", "start"), ("centre", "end"),
-)
 
 TINY_MODEL_NAME = "gantrace-tiny-vit"
 # A real open_clip ViT, just small: 224 px in 32-px patches (49 tokens), 2 blocks of width 64, QuickGELU.
@@ -93,45 +87,27 @@ class ClipProbeConfig:
 
     `batch_size` counts crops per forward pass (so memory is bounded whatever `num_crops` is).
     `crop_size` other than the backbone's 224 makes open_clip interpolate the position embedding: allowed for
-    experiments, but no longer UFD.
+    experiments, but no longer UFD. `embed_dim` overrides the backbone's embedding width (None: its own), e.g.
+    768 on the tiny ViT so that UFD's probe fits it.
     """
 
     model_name: str = "ViT-L-14-quickgelu"
     crop_size: int = 224
     num_crops: int = 1
     batch_size: int = 8
+    embed_dim: int | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.num_crops <= len(CROP_ANCHORS):
-            raise ValueError(f"num_crops must be between 1 and {len(CROP_ANCHORS)}, got {self.num_crops}")
+        if not 1 <= self.num_crops <= len(ANCHORS):
+            raise ValueError(f"num_crops must be between 1 and {len(ANCHORS)}, got {self.num_crops}")
         if self.crop_size < 1 or self.batch_size < 1:
             raise ValueError(f"crop_size and batch_size must be positive, got {self.crop_size}, {self.batch_size}")
 
-
-def fixed_crops(image: np.ndarray, crop_size: int, num_crops: int = 1) -> list[np.ndarray]:
-    """The deterministic crop_size² windows of one image, zero-padded on a side shorter than crop_size (UFD rule)."""
-    height, width = image.shape[:2]
-    crops = []
-    for row_anchor, col_anchor in CROP_ANCHORS[:num_crops]:
-        row_src, row_dst, rows = _window(height, crop_size, row_anchor)
-        col_src, col_dst, cols = _window(width, crop_size, col_anchor)
-        canvas = np.zeros((crop_size, crop_size, 3), dtype=np.uint8)
-        canvas[row_dst:row_dst + rows, col_dst:col_dst + cols] = image[row_src:row_src + rows, col_src:col_src + cols]
-        crops.append(canvas)
-    return crops
-
-
-def _window(length: int, crop: int, anchor: str) -> tuple[int, int, int]:
-    """(source start, destination start, extent) along one axis, matching torchvision's CenterCrop.
-
-    A short side is padded with (crop - length) // 2 zeros before it; a long side is cut at the anchor, the centre
-    offset being int(round(excess / 2)) with Python's round-half-to-even, exactly as torchvision computes it.
-    """
-    if length <= crop:
-        return 0, (crop - length) // 2, length
-    excess = length - crop
-    offsets = {"start": 0, "centre": int(round(excess / 2.0)), "end": excess}
-    return offsets[anchor], 0, crop
+    @classmethod
+    def tiny(cls) -> ClipProbeConfig:
+        """A 2-block ViT built by the same code as the real one, for tests (`replace(..., embed_dim=768)` fits
+        UFD's probe)."""
+        return cls(model_name=TINY_MODEL_NAME)
 
 
 def normalise(crops: Sequence[np.ndarray]) -> torch.Tensor:
@@ -154,37 +130,35 @@ class ClipProbe(nn.Module):
             self.visual = quantize_visual_int8(self.visual)
         self.fc = nn.Linear(visual.output_dim, 1).to(precision.device)
         self.weights_sha256: dict[str, str] = {}
+        self.classes_ = CLASSES
         self.eval()
 
     @classmethod
-    def from_registry(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None,
-                      download: bool = False) -> ClipProbe:
-        """UFD's detector from the registry's OpenAI CLIP and fc_weights.pth; WeightUnavailableError if missing."""
+    def from_pretrained(cls, name_or_path: str | Path = PROBE_WEIGHTS, precision: Precision | None = None,
+                        download: bool = False, config: ClipProbeConfig | None = None) -> ClipProbe:
+        """UFD's detector: the registry's OpenAI CLIP tower and a probe, by registry name (default: UFD's
+        fc_weights.pth) or the path of a probe file of one's own; WeightUnavailableError when a weight is missing."""
         clip_path = resolve(CLIP_WEIGHTS, download=download)
-        probe_path = resolve(PROBE_WEIGHTS, download=download)
+        probe_path, probe_name = _probe_file(name_or_path, download)
         model = cls._build(config or ClipProbeConfig(), precision, pretrained=clip_path, seed=0)
         model.weights_sha256[CLIP_WEIGHTS] = weight_sha256(CLIP_WEIGHTS, clip_path)
-        model.load_probe(probe_path, name=PROBE_WEIGHTS)
+        model.load_probe(probe_path, name=probe_name)
         return model
 
     @classmethod
-    def random_init(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None,
-                    seed: int = 0) -> ClipProbe:
-        """Full-size architecture with seeded random weights: for benchmarks and when real weights are missing."""
+    def random_init(cls, config: ClipProbeConfig | None = None, seed: int = 0,
+                    precision: Precision | None = None) -> ClipProbe:
+        """The config's architecture with seeded random weights: benchmarks, tests (`ClipProbeConfig.tiny()`) and
+        the benchmark fallback when real weights are missing."""
         return cls._build(config or ClipProbeConfig(), precision, pretrained=None, seed=seed)
 
     @classmethod
-    def tiny(cls, config: ClipProbeConfig | None = None, precision: Precision | None = None, seed: int = 0,
-             embed_dim: int = TINY_MODEL_CONFIG["embed_dim"]) -> ClipProbe:
-        """A 2-block ViT built by the same code as the real one, for tests; embed_dim=768 fits UFD's probe."""
-        _register_tiny_config()
-        config = dataclasses.replace(config or ClipProbeConfig(), model_name=TINY_MODEL_NAME)
-        return cls._build(config, precision, pretrained=None, seed=seed, embed_dim=embed_dim)
-
-    @classmethod
-    def _build(cls, config: ClipProbeConfig, precision: Precision | None, pretrained: Path | None, seed: int,
-               **model_kwargs: int) -> ClipProbe:
+    def _build(cls, config: ClipProbeConfig, precision: Precision | None, pretrained: Path | None,
+               seed: int) -> ClipProbe:
         """Create the open_clip model, keep only its visual tower, add the probe; seeded without touching global RNG."""
+        if config.model_name == TINY_MODEL_NAME:
+            _register_tiny_config()
+        model_kwargs = {} if config.embed_dim is None else {"embed_dim": config.embed_dim}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             clip = open_clip.create_model(config.model_name, pretrained=str(pretrained) if pretrained else None,
@@ -257,8 +231,13 @@ class ClipProbe(nn.Module):
         return self.logits_from_features(self.features(images))
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """P(fake) (N,) = sigmoid(logit), label real=0 / fake=1 as in UFD."""
-        return torch.sigmoid(torch.from_numpy(self.logits(images))).numpy()
+        """(N, 2) float64 [P(real), P(fake)] in the order of `classes_`, P(fake) = sigmoid(logit) as in UFD."""
+        fake = torch.sigmoid(torch.from_numpy(self.logits(images))).numpy().astype(np.float64)
+        return np.stack([1.0 - fake, fake], axis=1)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """"real" or "fake" per image (P(fake) over 0.5)."""
+        return most_probable(self.classes_, self.predict_proba(images))
 
     def _batches(self, images: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         """Normalised crops in batches of config.batch_size, built lazily so memory stays flat on long lists."""
@@ -272,7 +251,10 @@ class ClipProbe(nn.Module):
             yield normalise(pending)
 
     def _crops(self, image: np.ndarray, index: int) -> list[np.ndarray]:
-        return fixed_crops(check_rgb(image, f"image {index}"), self.config.crop_size, self.config.num_crops)
+        """The fixed crop_size² windows, a side shorter than crop_size zero-padded first (UFD's CenterCrop rule)."""
+        crop = self.config.crop_size
+        return fixed_crops(pad_to(check_rgb(image, f"image {index}"), crop), crop, self.config.num_crops,
+                           torchvision_centre=True)
 
 
 class SelfAttention(nn.Module):
@@ -355,3 +337,10 @@ def _register_tiny_config() -> None:
         path = Path(folder) / f"{TINY_MODEL_NAME}.json"
         path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
         open_clip.add_model_config(path)
+
+
+def _probe_file(name_or_path: str | Path, download: bool) -> tuple[Path, str]:
+    """(file, name it is recorded under): a registry name resolved (verified) or a path of one's own."""
+    if names_a_file(name_or_path):
+        return Path(name_or_path), Path(name_or_path).name
+    return resolve(str(name_or_path), download=download), str(name_or_path)

@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.augment import KERNELS, AugmentSettings
 from core.datasets import LabelledImage
 from core.errors import InputError
 from core.images import ImageError, encode_image, load_image
 
-RESAMPLE_FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
 MAX_ENUMERATED_GROUPS = 12
 
 
@@ -33,16 +33,6 @@ class Split:
     val: list[LabelledImage]
     held_out: dict[str, list[str]] = field(default_factory=dict)
     unit: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Applied identically to every class so format, quality and resolution stop separating them."""
-
-    jpeg_quality: tuple[int, int] = (60, 100)
-    jpeg_prob: float = 1.0
-    scale: tuple[float, float] = (0.5, 1.0)
-    flip: bool = True
 
 
 def split_by_source(samples: Sequence[LabelledImage], labels: Sequence[str], seed: int,
@@ -131,8 +121,9 @@ def downscale(pixels: np.ndarray, factor: float,
     return np.asarray(Image.fromarray(pixels).resize(size, resample=resample))
 
 
-def augment(pixels: np.ndarray, crop: int, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """A crop×crop training view: random region, random downscale, random JPEG, random flip.
+def augment(pixels: np.ndarray, crop: int, rng: np.random.Generator, config: AugmentSettings) -> np.ndarray:
+    """A crop×crop training view: random region, always a random downscale (factor from `scale`, kernel from
+    `kernels`), random JPEG, random flip; FingerprintNet's recipe is `AugmentSettings.fingerprint()`.
 
     Only a region slightly larger than needed is resized and re-encoded (not the whole 1024² image): same
     statistics for the crop, ~50× less CPU.
@@ -145,7 +136,7 @@ def augment(pixels: np.ndarray, crop: int, rng: np.random.Generator, config: Aug
     view = pixels[top:top + region, left:left + region]
     target = max(crop, round(region * factor))
     if target < region:
-        view = downscale(view, target / region, RESAMPLE_FILTERS[int(rng.integers(len(RESAMPLE_FILTERS)))])
+        view = downscale(view, target / region, KERNELS[config.kernels[int(rng.integers(len(config.kernels)))]])
     if rng.random() < config.jpeg_prob:
         view = jpeg_reencode(view, int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)))
     top = int(rng.integers(0, view.shape[0] - crop + 1))

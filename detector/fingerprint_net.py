@@ -38,7 +38,9 @@ from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
 from core.config_dicts import config_from_dict, config_to_dict
 from core.device import Precision, prepare_model, select_precision
-from core.weights import resolve
+from core.probability import most_probable
+from core.weights import resolve_name_or_path
+from detector.crops import fixed_crops
 from detector.spectrum import high_pass, log_spectrum
 
 LOG = logging.getLogger(__name__)
@@ -251,7 +253,7 @@ class FingerprintNet(nn.Module):
         super().__init__()
         self.config = config or FingerprintConfig.small()
         cfg = self.config
-        self.classes = tuple(cfg.classes)
+        self.classes_ = tuple(cfg.classes)
         self.metadata: dict = {}
         self.trunk = ResNetTrunk(RESNET_BLOCKS[cfg.backbone], cfg.widths,
                                  3 * int(cfg.rgb_input) + 3 * int(cfg.high_pass_input))
@@ -265,7 +267,7 @@ class FingerprintNet(nn.Module):
         self.embedding = nn.Sequential(nn.Linear(cfg.fusion_channels + cfg.freq_dim, cfg.embedding_dim),
                                        nn.LayerNorm(cfg.embedding_dim), nn.ReLU(inplace=True),
                                        nn.Dropout(cfg.dropout))
-        self.classifier = nn.Linear(cfg.embedding_dim, len(self.classes))
+        self.classifier = nn.Linear(cfg.embedding_dim, len(self.classes_))
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         for module in self.modules():
@@ -337,17 +339,17 @@ class FingerprintNet(nn.Module):
 
     @torch.inference_mode()
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """P(class) (N,K) per image: softmax averaged over the fixed native-resolution crops."""
+        """(N, len(classes_)) float32 P(class) per image: softmax averaged over the fixed native-resolution crops."""
         was_training = self.training
         self.eval()
         crops_by_size: dict[int, list[np.ndarray]] = {}
         owners_by_size: dict[int, list[int]] = {}
         for index, image in enumerate(check_rgb_batch(images, min_side=MIN_SIDE)):
             size = min(self.config.crop_size, image.shape[0], image.shape[1])
-            for top, left in crop_origins(image.shape[0], image.shape[1], size, self.config.num_crops):
-                crops_by_size.setdefault(size, []).append(image[top:top + size, left:left + size])
+            for crop in fixed_crops(image, size, self.config.num_crops):
+                crops_by_size.setdefault(size, []).append(crop)
                 owners_by_size.setdefault(size, []).append(index)
-        sums = np.zeros((len(images), len(self.classes)), dtype=np.float64)
+        sums = np.zeros((len(images), len(self.classes_)), dtype=np.float64)
         counts = np.zeros(len(images), dtype=np.float64)
         for size, crops in crops_by_size.items():
             owners = np.asarray(owners_by_size[size])
@@ -358,6 +360,10 @@ class FingerprintNet(nn.Module):
                 np.add.at(counts, owners[start:start + len(probabilities)], 1.0)
         self.train(was_training)
         return (sums / counts[:, None]).astype(np.float32)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """The most probable member of `classes_` per image."""
+        return most_probable(self.classes_, self.predict_proba(images))
 
     def save(self, path: Path, metadata: dict | None = None) -> None:
         """Write float32 weights as safetensors and the config (plus optional metadata) as JSON with the same stem."""
@@ -374,9 +380,11 @@ class FingerprintNet(nn.Module):
         load_state_dict_strict(self, load_file(str(path)), str(path), "FingerprintNet weights")
 
     @classmethod
-    def from_pretrained(cls, path: Path, precision: Precision | None = None) -> FingerprintNet:
-        """Load weights + config written by `save`; every key and shape must match (no pickle anywhere)."""
-        path = Path(path)
+    def from_pretrained(cls, name_or_path: str | Path, precision: Precision | None = None,
+                        download: bool = False) -> FingerprintNet:
+        """A checkpoint written by `save`, by registry name (checksum-verified; WeightUnavailableError when absent)
+        or path; every key and shape must match (no pickle anywhere)."""
+        path = resolve_name_or_path(name_or_path, download)
         config_path = path.with_suffix(".json")
         if not config_path.is_file():
             raise FileNotFoundError(f"{path}: its config {config_path.name} is missing beside it")
@@ -389,17 +397,14 @@ class FingerprintNet(nn.Module):
         return prepare_model(model, precision or select_precision())
 
     @classmethod
-    def from_registry(cls, name: str = "fingerprintnet-small", precision: Precision | None = None) -> FingerprintNet:
-        """The registered, checksum-verified checkpoint (raises core.weights.WeightUnavailableError when absent)."""
-        return cls.from_pretrained(resolve(name), precision)
-
-
-def crop_origins(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
-    """Top-left corners of the fixed crops: the centre, then (for 5) the four corners."""
-    centre = ((height - size) // 2, (width - size) // 2)
-    if num_crops == 1:
-        return [centre]
-    return [centre, (0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+    def random_init(cls, config: FingerprintConfig | None = None, seed: int = 0,
+                    precision: Precision | None = None) -> FingerprintNet:
+        """The config's architecture with random weights drawn from `seed` (global RNG untouched): tests
+        (`FingerprintConfig.tiny()`) and benchmarks."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(config)
+        return prepare_model(model, precision or select_precision())
 
 
 def to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:

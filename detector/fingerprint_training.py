@@ -22,11 +22,12 @@ from tqdm import tqdm
 
 from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic, write_text_atomic
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage
 from core.device import select_precision
 from core.errors import InputError
 from core.metrics import classification_metrics, detection_metrics, plot_confusion_matrix, plot_roc_pr, plot_series
-from detector.fingerprint_data import (AugmentConfig, augment, balanced_indices, decode_samples, downscale,
+from detector.fingerprint_data import (augment, balanced_indices, decode_samples, downscale,
                                        jpeg_reencode, split_by_source)
 from detector.fingerprint_net import MIN_SIDE, FingerprintConfig, FingerprintNet, to_tensor
 
@@ -116,7 +117,7 @@ class Trainer:
         config = replace(config, classes=tuple(self.classes), **({"freq_dim": 0} if args.no_frequency else {}),
                          **({"rgb_input": False, "high_pass_input": True} if args.residual_only else {}))
         self.config = config
-        self.augment_config = AugmentConfig()
+        self.augment_config = AugmentSettings.fingerprint()
         known = [s for s in samples if s.label in self.classes]
         self.split = split_by_source(known, self.classes, args.seed, tuple(args.val_range))
         open_set = [s for s in samples if s.label in args.open_set_classes]

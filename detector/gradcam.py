@@ -25,13 +25,13 @@ from detector.fingerprint_net import FingerprintNet, to_tensor
 
 def gradcam(model: FingerprintNet, images: Sequence[np.ndarray], target: str | None = None) -> list[np.ndarray]:
     """One H×W float32 map in [0,1] per image, for `target` (a class name) or, when None, the predicted class."""
-    if target is not None and target not in model.classes:
-        raise ValueError(f"target {target!r} is not one of the model's classes {model.classes}")
+    if target is not None and target not in model.classes_:
+        raise ValueError(f"target {target!r} is not one of the model's classes {model.classes_}")
     was_training = model.training
     model.eval()
     maps = []
     for image in images:
-        index = model.classes.index(target) if target else int(model.predict_proba([image])[0].argmax())
+        index = model.classes_.index(target) if target else int(model.predict_proba([image])[0].argmax())
         maps.append(_image_cam(model, image, index))
     model.train(was_training)
     return maps

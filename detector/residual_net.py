@@ -34,6 +34,9 @@ from core.artifact_pair import read_artifact_pair
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
 from core.config_dicts import config_from_dict, config_to_dict
+from core.probability import HeadEstimator, most_probable, recentred, shared_out
+from core.weights import resolve_name_or_path
+from detector.crops import fixed_crops
 
 CLASSES = ("real", "progan", "stylegan2", "stylegan3")
 MIN_SIDE = 64
@@ -108,7 +111,7 @@ class ResidualNet(nn.Module):
         super().__init__()
         self.config = config or ResidualConfig.small()
         cfg = self.config
-        self.classes = tuple(cfg.classes)
+        self.classes_ = tuple(cfg.classes)
         self.threshold = 0.5
         self.skill: dict | None = None
         self.metadata: dict = {}
@@ -123,7 +126,7 @@ class ResidualNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fake_head = nn.Linear(channels, 1)
-        self.class_head = nn.Linear(channels, len(self.classes))
+        self.class_head = nn.Linear(channels, len(cfg.classes))
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -133,23 +136,63 @@ class ResidualNet(nn.Module):
         features = self.dropout(features)
         return self.fake_head(features)[:, 0], self.class_head(features)
 
+    @classmethod
+    def random_init(cls, config: ResidualConfig | None = None, seed: int = 0) -> ResidualNet:
+        """The config's architecture with random weights drawn from `seed` (global RNG untouched), in eval mode:
+        tests (`ResidualConfig.tiny()`) and benchmarks."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(config).eval()
+
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def detector(self) -> HeadEstimator:
+        """Real vs fake: classes_ ("real", "fake"), P(fake) re-centred on the held-out threshold (0.5 is its own
+        decision point)."""
+        return HeadEstimator(("real", "fake"), lambda images: shared_out(self._fake(self.head_probabilities(images)),
+                                                                         None))
+
+    @property
+    def attributor(self) -> HeadEstimator:
+        """Which architecture, given fake: classes_ the class head's non-real classes, P(architecture | fake)."""
+        return HeadEstimator(self.classes_[1:], lambda images: self._architectures(self.head_probabilities(images)))
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, len(classes_)) float64: P(real), then the detector's P(fake) shared out by the attributor's
+        P(architecture | fake), from one pass over the crops."""
+        heads = self.head_probabilities(images)
+        return shared_out(self._fake(heads), self._architectures(heads))
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """The most probable member of `classes_` per image."""
+        return most_probable(self.classes_, self.predict_proba(images))
+
+    def _fake(self, heads: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return recentred(heads[0], self.threshold)
+
+    @staticmethod
+    def _architectures(heads: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The class head's non-real probabilities renormalised to sum to 1, row by row."""
+        rows = [np.asarray(row[1:], dtype=float) / max(float(np.sum(row[1:])), 1e-12) for row in heads[1]]
+        return np.asarray(rows, dtype=float).reshape(len(heads[1]), heads[1].shape[1] - 1)
+
     @torch.inference_mode()
-    def predict_proba(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """{'fake': (N,) P(fake), 'classes': (N,K) P(real | progan | stylegan2 | stylegan3)}, averaged over the
-        fixed crops of each image's central window."""
+    def head_probabilities(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The two heads as trained, before the held-out threshold: (N,) float32 P(fake) and (N, K) float32
+        P(class) over config.classes, each averaged over the fixed crops of the image's central window (what
+        training measures its threshold and skill on)."""
         was_training = self.training
         self.eval()
         crops, owners = [], []
         for index, image in enumerate(check_rgb_batch(images, min_side=MIN_SIDE)):
-            for crop in fixed_crops(image, self.config):
+            for crop in inference_crops(image, self.config):
                 crops.append(crop)
                 owners.append(index)
         fake = np.zeros(len(images))
-        classes = np.zeros((len(images), len(self.classes)))
+        classes = np.zeros((len(images), len(self.config.classes)))
         counts = np.zeros(len(images))
         owners = np.asarray(owners)
         by_size: dict[int, list[int]] = {}
@@ -163,7 +206,7 @@ class ResidualNet(nn.Module):
                 np.add.at(classes, owners[chosen], torch.softmax(class_logits, dim=1).numpy())
                 np.add.at(counts, owners[chosen], 1.0)
         self.train(was_training)
-        return {"fake": (fake / counts).astype(np.float32), "classes": (classes / counts[:, None]).astype(np.float32)}
+        return (fake / counts).astype(np.float32), (classes / counts[:, None]).astype(np.float32)
 
     def save(self, path: Path, metadata: dict | None = None) -> None:
         """Float32 weights as <path>.safetensors; config, classes, threshold, skill and metadata as <path>.json."""
@@ -174,7 +217,7 @@ class ResidualNet(nn.Module):
             save_file(tensors, str(temp), metadata={"format": FILE_FORMAT, "version": str(FILE_VERSION)})
         write_json_atomic(path.with_suffix(".json"), {
             "format": FILE_FORMAT, "version": FILE_VERSION, "config": self.config.to_dict(),
-            "classes": list(self.classes), "threshold": self.threshold, "skill": self.skill,
+            "classes": list(self.classes_), "threshold": self.threshold, "skill": self.skill,
             "metadata": {**self.metadata, **(metadata or {})}})
 
     def load_weights(self, path: Path) -> None:
@@ -182,8 +225,10 @@ class ResidualNet(nn.Module):
         load_state_dict_strict(self, load_file(str(path)), str(path), "ResidualNet weights")
 
     @classmethod
-    def from_pretrained(cls, path: Path) -> ResidualNet:
-        """Load <path>.safetensors + <path>.json written by `save` (no pickle), in eval mode."""
+    def from_pretrained(cls, name_or_path: str | Path, download: bool = False) -> ResidualNet:
+        """<path>.safetensors + <path>.json written by `save` (no pickle), by registry name (verified) or path, in
+        eval mode."""
+        path = resolve_name_or_path(name_or_path, download)
         path, document = read_artifact_pair(path, ".safetensors", FILE_FORMAT, FILE_VERSION, "a ResidualNet")
         model = cls(ResidualConfig.from_dict(document["config"]))
         model.load_weights(path)
@@ -200,26 +245,11 @@ def central_window(image: np.ndarray, side: int) -> np.ndarray:
     return image[top:top + side, left:left + side]
 
 
-def fixed_crops(image: np.ndarray, config: ResidualConfig) -> list[np.ndarray]:
-    """The inference crops: the centre and (for 5) the four corners of the central window, at even offsets so
-    every crop keeps the image's own 2×2 grid."""
+def inference_crops(image: np.ndarray, config: ResidualConfig) -> list[np.ndarray]:
+    """The centre and (for 5) the four corners of the central window; window and crop sides are even, so the
+    corner crops sit at even offsets and keep the image's own 2×2 grid."""
     window = central_window(image, config.window)
-    side = min(config.crop, window.shape[0])
-    if config.num_crops == 1:
-        return [central_window(window, side)]
-    far = (window.shape[0] - side) // 2 * 2
-    return [central_window(window, side)] + [window[top:top + side, left:left + side]
-                                             for top in (0, far) for left in (0, far)]
-
-
-def residual_picture(image: np.ndarray, window: int = 256) -> np.ndarray:
-    """RGB uint8 evidence picture: the magnitude of the up-sampling residual of the central window, contrast-
-    stretched, so an analyst sees the texture the branch reads (a regular 2×2 pattern is a generator's trace)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(central_window(check_rgb_batch([image])[0], window)))
-    residual = upsampling_residual(pixels.permute(2, 0, 1)[None].float())[0].abs().mean(dim=0).numpy()
-    scale = max(float(np.percentile(residual, 99)), 1.0)
-    grey = np.round(np.clip(residual / scale, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+    return fixed_crops(window, min(config.crop, window.shape[0]), config.num_crops)
 
 
 def to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:

@@ -30,51 +30,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from core.augment import KERNELS, AugmentSettings
 from core.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
-from core.images import load_image
 from detector.fingerprint_data import downscale, jpeg_reencode
-from detector.residual_net import ResidualConfig, ResidualNet, central_window, to_tensor
+from detector.residual_net import ResidualConfig, ResidualNet, to_tensor
 
 REGION = 256
-KERNELS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-           "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 REAL = "real"
 SPEED_PROBE_STEPS = 10
 
 LossFn = Callable[[nn.Module, torch.Tensor, Sequence[str]], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """What happens to a training crop on its way in; every class gets the same treatment."""
-
-    jpeg_prob: float = 0.5
-    jpeg_quality: tuple[int, int] = (60, 100)
-    resize_prob: float = 0.5
-    scale: tuple[float, float] = (0.5, 1.0)
-    kernels: tuple[str, ...] = tuple(KERNELS)
-    blur_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.2, 1.0)
-    flip: bool = True
-
-    @classmethod
-    def none(cls) -> AugmentSettings:
-        """Native crops and flips only: the NPR paper's setting, the residual left as the generator made it."""
-        return cls(jpeg_prob=0.0, resize_prob=0.0, blur_prob=0.0)
-
-    @classmethod
-    def analyst(cls) -> AugmentSettings:
-        """JPEG 60–100, downscale 0.5–1 with any of four kernels, mild blur: how photos reach an analyst."""
-        return cls()
-
-
-    @classmethod
-    def reencoded(cls) -> AugmentSettings:
-        """`analyst` with JPEG on 90 % of views: with half the views lossless, the CV showed JPEG q75 test images
-        drop to chance (AUC 0.53), i.e. the model had learned "no JPEG grid = fake"; this takes that cue away."""
-        return cls(jpeg_prob=0.9)
 
 
 AUGMENTATIONS = {"none": AugmentSettings.none, "analyst": AugmentSettings.analyst,
@@ -95,12 +62,6 @@ class TrainSettings:
     seed: int = 0
     augment: AugmentSettings = field(default_factory=AugmentSettings.analyst)
     progress: bool = True
-
-
-def native_regions(paths: Sequence[Path], side: int = REGION, progress: bool = True) -> list[np.ndarray]:
-    """Decode every image once (core.images) and keep its central side×side region at native resolution."""
-    return [np.ascontiguousarray(central_window(load_image(path).pixels, side))
-            for path in tqdm(paths, desc="decoding", unit="img", mininterval=5, disable=not progress)]
 
 
 def training_view(region: np.ndarray, crop: int, rng: np.random.Generator, augment: AugmentSettings) -> np.ndarray:
@@ -153,9 +114,9 @@ def residual_loss(model: ResidualNet, crops: torch.Tensor, labels: Sequence[str]
     fake_logit, class_logits = model(crops)
     is_fake = torch.tensor([label != REAL for label in labels], dtype=torch.float32)
     loss = F.binary_cross_entropy_with_logits(fake_logit, is_fake)
-    known = [i for i, label in enumerate(labels) if label in model.classes]
+    known = [i for i, label in enumerate(labels) if label in model.config.classes]
     if known:
-        targets = torch.tensor([model.classes.index(labels[i]) for i in known])
+        targets = torch.tensor([model.config.classes.index(labels[i]) for i in known])
         loss = loss + F.cross_entropy(class_logits[known], targets, label_smoothing=0.05)
     return loss
 

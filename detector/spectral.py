@@ -37,10 +37,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.artifact_pair import read_artifact_pair
+from core.augment import AugmentSettings
 from core.images import load_image
+from core.probability import HeadEstimator, most_probable, recentred, shared_out
 from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, leave_one_source_out, source_folds
-from detector.fingerprint_data import AugmentConfig, augment, downscale, jpeg_reencode
-from detector.fingerprint_net import crop_origins
+from core.weights import resolve_name_or_path
+from detector.fingerprint_data import augment, downscale, jpeg_reencode
+from detector.crops import fixed_crops
 
 FILE_FORMAT = "gantrace-spectral"
 FILE_VERSION = 1
@@ -68,24 +71,15 @@ class SpectralSpec:
     num_crops: int = 1
     resize: int | None = 128
 
+    @classmethod
+    def tiny(cls) -> SpectralSpec:
+        """16-pixel crops of a 32-pixel image, pooled by 2, with the azimuthal profile: the code path in a blink."""
+        return cls(crop=16, dct_pool=2, azimuthal=True, num_crops=1, resize=32)
+
     @property
     def dim(self) -> int:
         side = self.crop // self.dct_pool
         return side * side + (self.crop // 2 if self.azimuthal else 0)
-
-
-@dataclass(frozen=True)
-class TrainAugment:
-    """Applied identically to every class, so that codec, quality and size stop separating them."""
-
-    views: int = 4
-    jpeg_quality: tuple[int, int] = (50, 100)
-    jpeg_prob: float = 0.8
-    scale: tuple[float, float] = (0.25, 1.0)
-    blur_prob: float = 0.2
-    blur_sigma: tuple[float, float] = (0.3, 1.0)
-    noise_prob: float = 0.2
-    noise_sigma: tuple[float, float] = (1.0, 3.0)
 
 
 def standardised_rms(features: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -137,13 +131,12 @@ def image_features(images: Sequence[np.ndarray], spec: SpectralSpec) -> np.ndarr
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image {index}: expected H×W×3 uint8 RGB, got shape {image.shape}, {image.dtype}")
         image = _to_scale(image, spec)
-        crops = [image[top:top + spec.crop, left:left + spec.crop]
-                 for top, left in crop_origins(image.shape[0], image.shape[1], spec.crop, spec.num_crops)]
-        rows.append(np.mean([crop_features(crop, spec) for crop in crops], axis=0))
+        rows.append(np.mean([crop_features(crop, spec) for crop in fixed_crops(image, spec.crop, spec.num_crops)],
+                            axis=0))
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), spec.dim)
 
 
-def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAugment,
+def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: AugmentSettings,
                    rng: np.random.Generator) -> np.ndarray:
     """(views, dim) features of randomly cropped, downscaled, JPEG-re-encoded, blurred or noised crops."""
     if spec.resize is not None:
@@ -151,16 +144,14 @@ def training_views(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAug
         return np.asarray([crop_features(_rescaled_view(image, spec, augmentation, rng), spec)
                            for _ in range(augmentation.views)], dtype=np.float32)
     image = _at_least(image, spec.crop)
-    config = AugmentConfig(jpeg_quality=augmentation.jpeg_quality, jpeg_prob=augmentation.jpeg_prob,
-                           scale=augmentation.scale)
     rows = []
     for _ in range(augmentation.views):
-        crop = augment(image, spec.crop, rng, config)
+        crop = augment(image, spec.crop, rng, augmentation)
         rows.append(crop_features(_blur_and_noise(crop, augmentation, rng), spec))
     return np.asarray(rows, dtype=np.float32)
 
 
-def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAugment,
+def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: AugmentSettings,
                    rng: np.random.Generator) -> np.ndarray:
     """Whole image downscaled at random, maybe JPEG-re-encoded, then put at the spec's scale and cropped."""
     factor = rng.uniform(*augmentation.scale)
@@ -177,7 +168,7 @@ def _rescaled_view(image: np.ndarray, spec: SpectralSpec, augmentation: TrainAug
     return _blur_and_noise(np.ascontiguousarray(crop), augmentation, rng)
 
 
-def _blur_and_noise(crop: np.ndarray, augmentation: TrainAugment, rng: np.random.Generator) -> np.ndarray:
+def _blur_and_noise(crop: np.ndarray, augmentation: AugmentSettings, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < augmentation.blur_prob:
         radius = rng.uniform(*augmentation.blur_sigma)
         crop = np.asarray(Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius)))
@@ -236,13 +227,19 @@ class LinearHead:
 
 
 class SpectralDetector:
-    """P(fake) and P(progan | stylegan2 | stylegan3) from the DCT log-spectrum of native-resolution crops."""
+    """P(fake) and P(progan | stylegan2 | stylegan3) from the DCT log-spectrum of the image at one content scale.
 
-    def __init__(self, spec: SpectralSpec, binary: LinearHead, attribution: LinearHead | None,
+    Two linear heads, exposed as two estimators: `detector` (real vs fake, its held-out threshold applied inside)
+    and `attributor` (P(architecture | fake); None when the artifact has no attribution head). The model itself is
+    the estimator the pipeline reads: classes_ ("real", *architectures) (or ("real", "fake") without an
+    attribution head), P(fake) shared out by P(architecture | fake).
+    """
+
+    def __init__(self, spec: SpectralSpec, binary: LinearHead, attribution_head: LinearHead | None,
                  threshold: float = 0.5, metadata: dict | None = None):
         self.spec = spec
         self.binary = binary
-        self.attribution = attribution
+        self.attribution_head = attribution_head
         self.threshold = threshold
         self.metadata = metadata or {}
         self.skill: dict | None = None
@@ -263,9 +260,10 @@ class SpectralDetector:
         return cls(spec, binary, attribution)
 
     @classmethod
-    def tiny(cls, seed: int = 0) -> SpectralDetector:
-        """A detector with random weights on a 16-pixel crop, for tests that need the code path, not the skill."""
-        spec = SpectralSpec(crop=16, dct_pool=2, azimuthal=True, num_crops=1, resize=32)
+    def random_init(cls, spec: SpectralSpec | None = None, seed: int = 0) -> SpectralDetector:
+        """Both heads with random weights on the spec's features (`SpectralSpec.tiny()` for tests that need the
+        code path, not the skill)."""
+        spec = spec or SpectralSpec()
         rng = np.random.default_rng(seed)
 
         def head(classes: tuple[str, ...]) -> LinearHead:
@@ -276,22 +274,56 @@ class SpectralDetector:
 
         return cls(spec, head(("fake", REAL)), head(KNOWN_GANS))
 
-    def predict_features(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """{'fake': (N,) P(fake), 'attribution': (N, 3) or absent} from precomputed features."""
-        binary = self.binary.proba(features)
-        result = {"fake": binary[:, self.binary.classes.index("fake")]}
-        if self.attribution is not None:
-            result["attribution"] = self.attribution.proba(features)
-        return result
+    @property
+    def classes_(self) -> tuple[str, ...]:
+        return (REAL, *self.attribution_classes) if self.attribution_head is not None else (REAL, "fake")
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """{'fake': (N,) P(fake), 'attribution': (N, 3) over attribution_classes} for RGB uint8 images."""
-        return self.predict_features(image_features(images, self.spec))
+    @property
+    def detector(self) -> HeadEstimator:
+        """Real vs fake: classes_ ("real", "fake"), P(fake) re-centred on the held-out threshold (0.5 is its own
+        decision point)."""
+        return HeadEstimator((REAL, "fake"), lambda images: shared_out(self._fake(self.features(images)), None))
+
+    @property
+    def attributor(self) -> HeadEstimator | None:
+        """Which architecture, given fake: classes_ attribution_classes, P(architecture | fake); None without an
+        attribution head."""
+        if self.attribution_head is None:
+            return None
+        return HeadEstimator(self.attribution_classes, lambda images: self.attribution_head.proba(self.features(images)))
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, spec.dim) features of RGB uint8 images: what both heads and the out-of-distribution signal read."""
+        return image_features(images, self.spec)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, len(classes_)) float64: P(real), then the detector's P(fake) shared out by the attributor's
+        P(architecture | fake)."""
+        return self.predict_proba_features(self.features(images))
+
+    def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
+        """`predict_proba` from precomputed `features`, for callers that also read the out-of-distribution signal."""
+        fake, architectures = self.head_probabilities(features)
+        return shared_out(recentred(fake, self.threshold), architectures)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """The most probable member of `classes_` per image."""
+        return most_probable(self.classes_, self.predict_proba(images))
+
+    def head_probabilities(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The two heads as fitted, before the held-out threshold: (N,) P(fake) and (N, 3) P(architecture) (None
+        without an attribution head), from precomputed features (what held-out evaluation scores)."""
+        binary = self.binary.proba(features)
+        fake = binary[:, self.binary.classes.index("fake")]
+        return fake, (self.attribution_head.proba(features) if self.attribution_head is not None else None)
+
+    def _fake(self, features: np.ndarray) -> np.ndarray:
+        return recentred(self.head_probabilities(features)[0], self.threshold)
 
     def out_of_distribution(self, images: Sequence[np.ndarray]) -> list[str | None]:
         """Per image, why its spectrum lies outside the training data (a sentence), or None when it does not or
         the artifact carries no `ood` record."""
-        return self.out_of_distribution_features(image_features(images, self.spec))
+        return self.out_of_distribution_features(self.features(images))
 
     def out_of_distribution_features(self, features: np.ndarray) -> list[str | None]:
         """`out_of_distribution` from precomputed features, for callers that also predict from them."""
@@ -304,30 +336,15 @@ class SpectralDetector:
 
     @property
     def attribution_classes(self) -> tuple[str, ...]:
-        return self.attribution.classes if self.attribution is not None else ()
-
-    def spectrum_picture(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8: how this image's DCT log-spectrum departs from the training mean (red above, blue below).
-
-        Each pooled coefficient is shown as its standardised value (the linear model's input), upsampled to the
-        crop size; low frequencies are at the top left, the highest at the bottom right, where GAN up-sampling
-        leaves its grid.
-        """
-        from matplotlib import colormaps
-
-        side = self.spec.crop // self.spec.dct_pool
-        standardised = (image_features([image], self.spec)[0] - self.binary.mean) / self.binary.scale
-        grid = np.clip(standardised[:side * side].reshape(side, side) / 3.0, -1.0, 1.0) * 0.5 + 0.5
-        picture = np.round(colormaps["RdBu_r"](grid)[..., :3] * 255.0).astype(np.uint8)
-        return np.asarray(Image.fromarray(picture).resize((256, 256), Image.Resampling.NEAREST))
+        return self.attribution_head.classes if self.attribution_head is not None else ()
 
     def save(self, path: Path, skill: dict | None = None, metadata: dict | None = None) -> None:
         """Write the arrays to <path>.npz and the spec, classes, threshold, skill and metadata to <path>.json."""
         path = Path(path).with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = self.binary.arrays("binary")
-        if self.attribution is not None:
-            arrays.update(self.attribution.arrays("attribution"))
+        if self.attribution_head is not None:
+            arrays.update(self.attribution_head.arrays("attribution"))
         np.savez_compressed(path, **arrays)
         document = {"format": FILE_FORMAT, "version": FILE_VERSION, "spec": asdict(self.spec),
                     "binary_classes": list(self.binary.classes), "attribution_classes": list(self.attribution_classes),
@@ -337,8 +354,10 @@ class SpectralDetector:
         path.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, path: Path) -> SpectralDetector:
-        """Load <path>.npz + <path>.json written by `save` (no pickle: np.load with allow_pickle=False)."""
+    def from_pretrained(cls, name_or_path: str | Path, download: bool = False) -> SpectralDetector:
+        """<path>.npz + <path>.json written by `save`, by registry name (verified) or path (no pickle: np.load
+        with allow_pickle=False)."""
+        path = resolve_name_or_path(name_or_path, download)
         path, document = read_artifact_pair(path, ".npz", FILE_FORMAT, FILE_VERSION, "a spectral artifact")
         spec = SpectralSpec(**{**document["spec"], "crop": int(document["spec"]["crop"])})
         with np.load(path, allow_pickle=False) as stored:
@@ -363,8 +382,7 @@ def holdout_predictions(views: np.ndarray, tests: dict[str, np.ndarray], labels:
         return SpectralDetector.fit_features(views[train], np.asarray(labels)[train], spec, C)
 
     def score(model: SpectralDetector, test: np.ndarray, condition: str) -> Scores:
-        result = model.predict_features(tests[condition][test])
-        return Scores(result["fake"], result.get("attribution"))
+        return Scores(*model.head_probabilities(tests[condition][test]))
 
     return leave_one_source_out(labels, sources, fit, score, conditions=tuple(tests), folds=folds)
 
@@ -408,7 +426,7 @@ def ood_record(views: np.ndarray, head: LinearHead, holdout: dict, quantile: flo
                            for name, rates in holdout["summary"].items()}}}
 
 
-def dataset_features(paths: Sequence[Path], spec: SpectralSpec, augmentation: TrainAugment, seed: int = 0,
+def dataset_features(paths: Sequence[Path], spec: SpectralSpec, augmentation: AugmentSettings, seed: int = 0,
                      cache: Path | None = None, progress: Callable = iter) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Training views (N, views, dim) and test features per TEST_CONDITIONS entry, each image decoded once.
 

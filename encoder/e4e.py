@@ -59,7 +59,7 @@ from core.arrays import check_rgb_batch
 from core.checkpoints import StateDictError, check_state_dict, expected_shapes
 from core.device import Precision, prepare_model, select_precision
 from core.int8 import quantize_int8
-from core.weights import load_registry, resolve, sha256_file, weight_sha256
+from core.weights import load_registry, names_a_file, resolve, sha256_file, weight_sha256
 
 REGISTRY_NAME = "e4e-ffhq"
 CHECKPOINT_PREFIX = "encoder."
@@ -304,30 +304,31 @@ class Encoder4Editing(nn.Module):
         return x.contiguous(memory_format=torch.channels_last)
 
     @classmethod
-    def random_init(cls, config: E4EConfig, precision: Precision | None = None, seed: int = 0) -> Encoder4Editing:
-        """Random weights (PyTorch's default init, N(0,1) EqualLinear), reproducible from `seed`: tests, benchmarks."""
+    def random_init(cls, config: E4EConfig | None = None, seed: int = 0,
+                    precision: Precision | None = None) -> Encoder4Editing:
+        """Random weights (PyTorch's default init, N(0,1) EqualLinear), reproducible from `seed`: tests
+        (`E4EConfig.tiny()`), benchmarks; the FFHQ architecture by default."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = cls(config)
+            model = cls(config or E4EConfig.ffhq())
         return _prepared(model, precision)
 
     @classmethod
-    def from_registry(cls, precision: Precision | None = None, download: bool = False) -> Encoder4Editing:
-        """The released FFHQ encoder from the weight registry (raises WeightUnavailableError when missing)."""
-        path = resolve(REGISTRY_NAME, download=download)
-        return cls._from_file(path, precision, E4EConfig.ffhq(), weight_sha256(REGISTRY_NAME, path))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, precision: Precision | None = None,
-                        config: E4EConfig | None = None) -> Encoder4Editing:
-        """Load the encoder from an official-layout e4e training checkpoint (e.g. e4e_ffhq_encode.pt).
+    def from_pretrained(cls, name_or_path: str | Path = REGISTRY_NAME, precision: Precision | None = None,
+                        download: bool = False, config: E4EConfig | None = None) -> Encoder4Editing:
+        """The encoder from an official-layout e4e training checkpoint (e.g. e4e_ffhq_encode.pt): by registry name
+        (default: the released FFHQ encoder, verified; WeightUnavailableError when missing) or path.
 
         `config` is the architecture the file must match exactly (default: the FFHQ release).
         """
-        path = Path(path)
+        config = config or E4EConfig.ffhq()
+        if not names_a_file(name_or_path):
+            path = resolve(str(name_or_path), download=download)
+            return cls._from_file(path, precision, config, weight_sha256(str(name_or_path), path))
+        path = Path(name_or_path)
         if not path.is_file():
             raise CheckpointError(str(path), "no such checkpoint file")
-        return cls._from_file(path, precision, config or E4EConfig.ffhq(), sha256_file(path))
+        return cls._from_file(path, precision, config, sha256_file(path))
 
     @classmethod
     def from_checkpoint_dict(cls, checkpoint: Mapping, precision: Precision | None = None,

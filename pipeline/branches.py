@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.branch import BranchContext, BranchEntry, BranchRole, Registry
 from pipeline.evidence import BranchEvidence
-from core.weights import WeightUnavailableError, registry_default, resolve, sha256_file, weight_sha256
+from core.weights import (WeightUnavailableError, names_a_file, registry_default, resolve, sha256_file,
+                          weight_sha256)
 
 RANDOM_WEIGHTS = "random-init"
 CLIP_WEIGHTS = ("clip-vit-l14-openai", "ufd-probe")
@@ -27,14 +28,14 @@ DEFAULT_ATTRIBUTOR = "ganorigin-svm"
 
 
 class ModelBranch:
-    """What every shipped branch shares: an optional injected model, the weights used and a caveat to repeat."""
+    """What every shipped branch shares: an optional injected estimator, the weights used and a caveat to repeat."""
 
     name = ""
     level = "image"
     default_weights = ""
 
-    def __init__(self, model: Any = None, models: dict[str, str] | None = None, warning: str | None = None):
-        self.model = model
+    def __init__(self, estimator: Any = None, models: dict[str, str] | None = None, warning: str | None = None):
+        self.estimator = estimator
         self._models = dict(models or {})
         self._warning = warning
 
@@ -48,14 +49,12 @@ class ModelBranch:
 
     @property
     def skill(self) -> dict | None:
-        """The model's own skill record (spectral, residual) or the one in its metadata (FingerprintNet, SVM)."""
-        if self.model is None:
-            return None
-        return getattr(self.model, "skill", None) or getattr(self.model, "metadata", {}).get("skill")
+        """The estimator's own skill record (spectral, residual) or the one in its metadata (FingerprintNet)."""
+        return _skill_of(self.estimator)
 
     def load(self, context: BranchContext) -> None:
-        if self.model is None:
-            self.model = self._build(context)
+        if self.estimator is None:
+            self.estimator = self._build(context)
 
     def _build(self, context: BranchContext) -> Any:
         raise NotImplementedError
@@ -70,7 +69,7 @@ class ModelBranch:
         """The branch's weights: a registry name (verified, fetched when allowed) or a path to a file of one's own."""
         name = self._weights_name(context)
         path = Path(name)
-        if "/" in name or path.suffix or path.is_file():
+        if names_a_file(name):
             if not path.is_file():
                 raise WeightUnavailableError(name, "no such file", f"the path given as the {self.name} weights")
             self._models[path.name] = sha256_file(path)
@@ -97,6 +96,20 @@ class ModelBranch:
                           f"{what} is meaningless")
 
 
+def _skill_of(estimator: Any) -> dict | None:
+    if estimator is None:
+        return None
+    return getattr(estimator, "skill", None) or getattr(estimator, "metadata", {}).get("skill")
+
+
+def _evidence(classes: Sequence[str], probabilities: np.ndarray, **per_input: Sequence[Any]) -> list[BranchEvidence]:
+    """One BranchEvidence per row of an estimator's predict_proba, keyed by its classes_, with any other field
+    (`label`, `out_of_distribution`) given per input."""
+    return [BranchEvidence(dict(zip(classes, map(float, row))), **{field: values[index]
+                                                                   for field, values in per_input.items()})
+            for index, row in enumerate(probabilities)]
+
+
 class ClipProbeBranch(ModelBranch):
     """UniversalFakeDetect: CLIP ViT-L/14 features through a linear probe, P(fake)."""
 
@@ -112,21 +125,20 @@ class ClipProbeBranch(ModelBranch):
         config = ClipProbeConfig(batch_size=context.batch_size, **context.options)
         self._note_int8(context, "CLIP Linear layers")
         try:
-            model = ClipProbe.from_registry(config, context.precision, download=context.download)
+            model = ClipProbe.from_pretrained(precision=context.precision, download=context.download, config=config)
         except WeightUnavailableError as err:
             self._random_fallback(context, err, "its P(fake)")
-            return ClipProbe.random_init(config, context.precision)
+            return ClipProbe.random_init(config, precision=context.precision)
         self._models.update(model.weights_sha256)
         return model
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        """P(fake); an image smaller than the probe's crop is zero-padded as UFD does, which the probe never saw in
-        training, so such a reading is flagged as out of its distribution."""
-        crop = self.model.config.crop_size
-        return [BranchEvidence({"real": 1.0 - float(p), "fake": float(p)}, out_of_distribution=(
-            f"the image is {image.shape[1]}×{image.shape[0]} px, under the {crop} px crop the probe reads, so it "
-            "judged a zero-padded image" if min(image.shape[:2]) < crop else None))
-            for image, p in zip(inputs, self.model.predict_proba(inputs))]
+        """P(real), P(fake); an image smaller than the probe's crop is zero-padded as UFD does, which the probe never
+        saw in training, so such a reading is flagged as out of its distribution."""
+        crop = self.estimator.config.crop_size
+        padded = [f"the image is {image.shape[1]}×{image.shape[0]} px, under the {crop} px crop the probe reads, so "
+                  "it judged a zero-padded image" if min(image.shape[:2]) < crop else None for image in inputs]
+        return _evidence(self.estimator.classes_, self.estimator.predict_proba(inputs), out_of_distribution=padded)
 
 
 class FingerprintBranch(ModelBranch):
@@ -142,22 +154,13 @@ class FingerprintBranch(ModelBranch):
         return FingerprintNet.from_pretrained(self._weights_file(context), context.precision)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        classes = tuple(self.model.classes)
-        return [BranchEvidence(dict(zip(classes, map(float, row)))) for row in self.model.predict_proba(inputs)]
+        return _evidence(self.estimator.classes_, self.estimator.predict_proba(inputs))
 
     def explain(self, image: np.ndarray) -> np.ndarray:
         """Grad-CAM of the predicted class over the image: where the network looked."""
         from detector.gradcam import gradcam, overlay
 
-        return overlay(image, gradcam(self.model, [image])[0])
-
-
-def shared_out(p_fake: float, classes: Sequence[str], attribution: Sequence[float] | None) -> dict[str, float]:
-    """P(real) plus P(fake) shared out over the architectures by the branch's P(architecture | fake) (or a plain
-    "fake" entry when it has no attribution head): the shape fusion reads from every detector."""
-    if attribution is None:
-        return {"real": 1.0 - p_fake, "fake": p_fake}
-    return {"real": 1.0 - p_fake, **{c: p_fake * float(p) for c, p in zip(classes, attribution)}}
+        return overlay(image, gradcam(self.estimator, [image])[0])
 
 
 class SpectralBranch(ModelBranch):
@@ -173,21 +176,11 @@ class SpectralBranch(ModelBranch):
         return SpectralDetector.from_pretrained(self._weights_file(context))
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        """P(real) plus P(fake) shared out over the architectures, its fake score re-centred on the artifact's
-        held-out threshold so that 0.5 is its own decision point; a spectrum far from the training data is said."""
-        from pipeline.fusion import recentre
-        from detector.spectral import image_features
-
-        features = image_features(inputs, self.model.spec)
-        scores = self.model.predict_features(features)
-        notes = self.model.out_of_distribution_features(features)
-        classes = self.model.attribution_classes
-        evidence = []
-        for index, raw in enumerate(scores["fake"]):
-            attribution = scores["attribution"][index] if "attribution" in scores else None
-            probabilities = shared_out(recentre(float(raw), self.model.threshold), classes, attribution)
-            evidence.append(BranchEvidence(probabilities, out_of_distribution=notes[index]))
-        return evidence
+        """P(real) and P(fake) shared out over the architectures (the model applies its held-out threshold); a
+        spectrum far from the training data is said."""
+        features = self.estimator.features(inputs)
+        return _evidence(self.estimator.classes_, self.estimator.predict_proba_features(features),
+                         out_of_distribution=self.estimator.out_of_distribution_features(features))
 
 
 class ResidualBranch(ModelBranch):
@@ -204,18 +197,8 @@ class ResidualBranch(ModelBranch):
         return ResidualNet.from_pretrained(self._weights_file(context))
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[BranchEvidence]:
-        """Its P(fake) re-centred on the artifact's held-out threshold (0.5 is its own decision point), shared out
-        by its P(architecture | fake) from the four-class head."""
-        from pipeline.fusion import recentre
-
-        scores = self.model.predict_proba(inputs)
-        classes = self.model.classes[1:]
-        evidence = []
-        for raw, row in zip(scores["fake"], scores["classes"]):
-            attribution = np.asarray(row[1:], dtype=float) / max(float(np.sum(row[1:])), 1e-12)
-            evidence.append(BranchEvidence(shared_out(recentre(float(raw), self.model.threshold), classes,
-                                                      attribution)))
-        return evidence
+        """P(real) and P(fake) shared out by P(architecture | fake) (the model applies its held-out threshold)."""
+        return _evidence(self.estimator.classes_, self.estimator.predict_proba(inputs))
 
 
 class LatentBranch(ModelBranch):
@@ -226,9 +209,15 @@ class LatentBranch(ModelBranch):
     role = BranchRole(title="Latent SVM (e4e W+)", trust_unmeasured=True)  # the user's own artifact
 
     def __init__(self, encoder: Any = None, attributor: Any = None, models: dict[str, str] | None = None):
-        super().__init__(attributor, models)
+        super().__init__(None, models)
         self.encoder = encoder
+        self.attributor = attributor
         self.attributor_name: str | None = None
+
+    @property
+    def skill(self) -> dict | None:
+        """The skill record in the attributor's metadata."""
+        return _skill_of(self.attributor)
 
     def required_weights(self, context: BranchContext) -> list[str]:
         if self._models:
@@ -236,8 +225,8 @@ class LatentBranch(ModelBranch):
         return [E4E_WEIGHTS, str(context.options.get("artifact") or default_attributor())]
 
     def load(self, context: BranchContext) -> None:
-        if self.model is None:
-            self.model = self._load_attributor(context)
+        if self.attributor is None:
+            self.attributor = self._load_attributor(context)
         if self.encoder is None:
             self.encoder = self._load_encoder(context)
 
@@ -250,7 +239,7 @@ class LatentBranch(ModelBranch):
         if not path.is_file():
             raise WeightUnavailableError("latent-svm", f"{path} does not exist; pass the path of an artifact "
                                          "written by scripts/train_svm.py")
-        model = LatentAttributor.load(path, trust_foreign=bool(context.options.get("trust_foreign", False)))
+        model = LatentAttributor.from_pretrained(path, trust_foreign=bool(context.options.get("trust_foreign", False)))
         self.attributor_name = str(artifact) if artifact else default_attributor()
         self._models[self.attributor_name] = sha256_file(path)
         return model
@@ -259,31 +248,32 @@ class LatentBranch(ModelBranch):
     def origin(self) -> str | None:
         """Which attribution model runs (its name and sha256 prefix) and where it came from, in one line for the
         status panel (None before it loads)."""
-        if self.model is None:
+        if self.attributor is None:
             return None
         sha256 = self._models.get(self.attributor_name or "", "")
         name = f"{self.attributor_name} (sha256 {sha256[:12]}…)" if self.attributor_name else "an injected model"
-        return f"{name}: {self.model.origin}"
+        return f"{name}: {self.attributor.origin}"
 
     def _load_encoder(self, context: BranchContext) -> Any:
         from encoder.e4e import E4EConfig, Encoder4Editing
 
         self._note_int8(context, "e4e convolutions")
         try:
-            encoder = Encoder4Editing.from_registry(context.precision, download=context.download)
+            encoder = Encoder4Editing.from_pretrained(precision=context.precision, download=context.download)
         except WeightUnavailableError as err:
             self._random_fallback(context, err, "the latent evidence")
-            return Encoder4Editing.random_init(E4EConfig.ffhq(), context.precision)
+            return Encoder4Editing.random_init(E4EConfig.ffhq(), precision=context.precision)
         self._models[E4E_WEIGHTS] = encoder.weights_sha256 or RANDOM_WEIGHTS
         return encoder
 
     def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
+        """P(architecture) per face from its W+ latent, labelled with the open-set answer (a class or "unknown")."""
+        from attribution.open_set import open_set_labels
+
         latents = self.encoder.encode([face.image for face in inputs], batch_size=max(len(inputs), 1),
-                                      add_latent_avg=self.model.latent_avg_added)
-        probabilities, labels = self.model.predict_with_proba(latents)
-        classes = [str(c) for c in self.model.classes_]
-        return [BranchEvidence(dict(zip(classes, map(float, row))), label=str(label))
-                for row, label in zip(probabilities, labels)]
+                                      add_latent_avg=self.attributor.latent_avg_added)
+        return _evidence(self.attributor.classes_, self.attributor.predict_proba(latents),
+                         label=open_set_labels(self.attributor, latents))
 
 
 def default_attributor() -> str:

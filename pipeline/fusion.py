@@ -47,11 +47,11 @@ The rules (defaults in `FusionConfig` and in each branch's role):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.probability import recentre
 from pipeline.branch import ROLE_FIELDS, BranchRole
 from pipeline.evidence import BranchEvidence
 
@@ -61,7 +61,6 @@ UNDECIDED = "undecided"
 LABELS = (*PROBABILITY_LABELS, UNDECIDED)
 ARCHITECTURES = ("progan", "stylegan2", "stylegan3")
 
-_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -236,14 +235,6 @@ def fake_probability(voters: Voters, config: FusionConfig) -> float | None:
     if total == 0:
         return None
     return recentre(weighted / total, config.fake_threshold)
-
-
-def recentre(probability: float, threshold: float) -> float:
-    """Shift the logit so that `threshold` becomes 0.5; the identity when the threshold is 0.5."""
-    if threshold == 0.5:
-        return float(probability)
-    p = min(max(probability, _EPS), 1 - _EPS)
-    return 1.0 / (1.0 + math.exp(-(_logit(p) - _logit(threshold))))
 
 
 def architecture_distribution(voters: Voters) -> dict[str, float] | None:
@@ -423,7 +414,3 @@ def _attribution_warnings(evidence: Mapping[str, BranchEvidence]) -> list[str]:
     if len(set(tops.values())) > 1:
         return ["the attribution branches disagree: " + ", ".join(f"{b} says {a}" for b, a in tops.items())]
     return []
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1.0 - p))

@@ -4,6 +4,7 @@ int8 speeds up on this CPU (`int8_layers`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -26,7 +27,7 @@ def bench_int8(args: BenchSettings) -> Iterator[dict]:
     from attribution.latent_svm import LatentAttributor
     from core.device import select_precision
     from core.images import load_image
-    from detector.clip_probe import ClipProbe
+    from detector.clip_probe import ClipProbe, ClipProbeConfig
     from encoder.align import FaceAligner
     from encoder.e4e import E4EConfig, Encoder4Editing
 
@@ -48,14 +49,14 @@ def bench_int8(args: BenchSettings) -> Iterator[dict]:
     for preset in ("full", "tiny"):
         features, logits = {}, {}
         for precision in (fp32, int8):
-            model = (ClipProbe.random_init(precision=precision) if preset == "full"
-                     else ClipProbe.tiny(precision=precision, embed_dim=768))
+            config = ClipProbeConfig() if preset == "full" else replace(ClipProbeConfig.tiny(), embed_dim=768)
+            model = ClipProbe.random_init(config, precision=precision)
             model.load_probe(probe)
             features[precision.dtype_name] = model.features(images)
             logits[precision.dtype_name] = model.logits_from_features(features[precision.dtype_name])
         cosine = cosine_similarity(torch.from_numpy(features["fp32"]), torch.from_numpy(features["int8"]))
         config = E4EConfig.ffhq() if preset == "full" else E4EConfig.tiny()
-        latents = {precision.dtype_name: Encoder4Editing.random_init(config, precision, seed=0).encode(faces)
+        latents = {precision.dtype_name: Encoder4Editing.random_init(config, seed=0, precision=precision).encode(faces)
                    for precision in (fp32, int8)}
         delta = np.abs(latents["int8"] - latents["fp32"])
         scale, spread = float(latents["fp32"].std()), float(latents["fp32"].std(axis=0).mean())
@@ -127,7 +128,7 @@ def bench_int8_layers(args: BenchSettings) -> Iterator[dict]:
     from encoder.e4e import E4EConfig, Encoder4Editing, int8_conv_names
 
     batch = max(args.batch_sizes)
-    model = Encoder4Editing.random_init(E4EConfig.ffhq(), select_precision("cpu", "fp32"), seed=0)
+    model = Encoder4Editing.random_init(E4EConfig.ffhq(), seed=0, precision=select_precision("cpu", "fp32"))
     inputs = torch.randn(batch, 3, 256, 256, generator=torch.Generator().manual_seed(0))
     rows = conv_layer_ms(model, inputs.contiguous(memory_format=torch.channels_last), int8_conv_names(model),
                          args.repeats)

@@ -53,7 +53,7 @@ def _eager_vs_frozen(pipe: P.Pipeline, source: str | bytes, repeats: int, compil
     found = pipe.face_finder.find([pixels], ["face"])[0]
     face = found[0].image if isinstance(found, list) else np.ascontiguousarray(pixels[:256, :256])
     models = {}
-    clip = getattr(pipe.branches["clip_probe"], "model", None)
+    clip = getattr(pipe.branches["clip_probe"], "estimator", None)
     if clip is not None:
         models["clip_visual"] = (clip.visual, clip.visual_input(clip.preprocess([pixels])))
     encoder = getattr(pipe.branches["latent_svm"], "encoder", None)

@@ -36,7 +36,7 @@ def bench_detector(args: BenchSettings) -> Iterator[dict]:
     warm_up: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for dtype in args.dtypes:
         precision = select_precision(args.device, dtype)
-        model = ClipProbe.from_registry(precision=precision) if real else ClipProbe.random_init(precision=precision)
+        model = ClipProbe.from_pretrained(precision=precision) if real else ClipProbe.random_init(precision=precision)
         # int8 layers keep their weights in packed buffers that parameters() does not list
         weights_mb = None if precision.quantized else sum(p.numel() * p.element_size()
                                                           for p in model.parameters()) / 2**20
@@ -150,8 +150,8 @@ def bench_encoder(args: BenchSettings) -> Iterator[dict]:
     outputs: dict[str, np.ndarray] = {}
     for dtype in args.dtypes:
         precision = select_precision(args.device, dtype)
-        model = (Encoder4Editing.from_registry(precision) if real
-                 else Encoder4Editing.random_init(config, precision, seed=0))
+        model = (Encoder4Editing.from_pretrained(precision=precision) if real
+                 else Encoder4Editing.random_init(config, seed=0, precision=precision))
         for batch_size in args.batch_sizes:
             batch = faces[:batch_size]
             latents = model.encode(batch, batch_size=batch_size)
@@ -196,7 +196,8 @@ def bench_fingerprint(args: BenchSettings) -> Iterator[dict]:
     from core.images import load_image
     from core.timing import timed
     from core.weights import weight_status
-    from detector.fingerprint_net import FingerprintConfig, FingerprintNet, crop_origins
+    from detector.crops import crop_origins
+    from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 
     largest = max(args.batch_sizes)
     folder = FACES / "stylegan2"
@@ -211,10 +212,9 @@ def bench_fingerprint(args: BenchSettings) -> Iterator[dict]:
         config = getattr(FingerprintConfig, preset)()
         shipped = preset == "small" and weight_status("fingerprintnet-small") == "present"
         if shipped:
-            master = FingerprintNet.from_registry("fingerprintnet-small", fp32)
+            master = FingerprintNet.from_pretrained("fingerprintnet-small", fp32)
         else:
-            torch.manual_seed(0)
-            master = prepare_model(FingerprintNet(config), fp32)
+            master = FingerprintNet.random_init(config, seed=0, precision=fp32)
         num_crops = len(crop_origins(1024, 1024, config.crop_size, config.num_crops))
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             master(torch.rand(1, 3, config.crop_size, config.crop_size))

@@ -21,13 +21,14 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from core.atomic import atomic_path
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage
 from core.images import load_image
 from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores)
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 from detector.residual_net import ResidualConfig, central_window
 from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
-from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+from detector.spectral import TEST_CONDITIONS, SpectralSpec, dataset_features, holdout_predictions
 
 SPECTRAL_C = 0.003
 FINGERPRINT_CROP = 64
@@ -70,8 +71,8 @@ def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]],
         model, _ = train_residual(regions, labels[train], sources[train], ResidualConfig.small(), settings, workdir)
 
         def predict(images: list[np.ndarray]) -> Scores:
-            result = model.predict_proba(images)
-            return Scores(result["fake"], _renormalise(result["classes"][:, 1:]))
+            fake, classes = model.head_probabilities(images)
+            return Scores(fake, _renormalise(classes[:, 1:]))
     else:
         known = np.isin(labels[train], (REAL, *KNOWN_GANS))
         config = replace(FingerprintConfig.small(), crop_size=FINGERPRINT_CROP)
@@ -87,7 +88,7 @@ def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]],
 
 
 def _fingerprint_loss(model: FingerprintNet, crops: torch.Tensor, labels: list[str]) -> torch.Tensor:
-    targets = torch.tensor([model.classes.index(label) for label in labels])
+    targets = torch.tensor([model.classes_.index(label) for label in labels])
     return F.cross_entropy(model(crops), targets, label_smoothing=0.05)
 
 
@@ -97,7 +98,7 @@ def _renormalise(probabilities: np.ndarray) -> np.ndarray:
 
 def spectral_all_folds(samples: list[LabelledImage], folds: list, cache: Path) -> HeldOutPredictions:
     """The spectral_dct recipe (detector.spectral, the shipped C) refitted per fold from cached features."""
-    spec, augmentation = SpectralSpec(), TrainAugment()
+    spec, augmentation = SpectralSpec(), AugmentSettings.spectral()
     key = hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
     views, tests = dataset_features([s.path for s in samples], spec, augmentation, 0,
                                     cache / f"spectral-{key}.npz",

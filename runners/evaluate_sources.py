@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage, read_dataset
 from core.errors import InputError
 from core.images import ImageError, load_image
 from core.source_holdout import (KNOWN_GANS, MAX_REAL_FALSE_POSITIVE_RATE, HeldOutPredictions, Scores,
                                  choose_threshold, leave_one_source_out, skill_record, source_folds, source_table,
                                  table_markdown)
-from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+from detector.spectral import TEST_CONDITIONS, SpectralSpec, dataset_features, holdout_predictions
 
 BRANCHES = ("spectral", "fingerprint_net")
 DEFAULT_CACHE = Path("runs") / "spectral"  # relative to the working directory, like --out
@@ -89,7 +90,7 @@ def cap_per_source(samples: list[LabelledImage], limit: int | None) -> list[Labe
 
 def spectral_predictions(samples: list[LabelledImage], cache: Path, C: float, seed: int,
                          spec: SpectralSpec = SpectralSpec(),
-                         augmentation: TrainAugment = TrainAugment()) -> HeldOutPredictions:
+                         augmentation: AugmentSettings = AugmentSettings.spectral()) -> HeldOutPredictions:
     """Cached spectral features, then the recipe refitted per held-out source."""
     views, tests = dataset_features([s.path for s in samples], spec, augmentation, seed,
                                     cache / f"spectral-features-seed{seed}.npz", _progress("spectral features"))
@@ -110,14 +111,14 @@ def fingerprint_predictions(samples: list[LabelledImage], weights: Path, cache: 
         with np.load(cache_path, allow_pickle=False) as stored:
             probabilities = {name: stored[name] for name in TEST_CONDITIONS}
     else:
-        probabilities = {name: np.zeros((len(samples), len(model.classes)), np.float32) for name in TEST_CONDITIONS}
+        probabilities = {name: np.zeros((len(samples), len(model.classes_)), np.float32) for name in TEST_CONDITIONS}
         for start in tqdm(range(0, len(samples), BATCH), desc="FingerprintNet", unit="batch", mininterval=5):
             batch = [load_image(sample.path).pixels for sample in samples[start:start + BATCH]]
             for name, perturb in TEST_CONDITIONS.items():
                 probabilities[name][start:start + len(batch)] = model.predict_proba([perturb(p) for p in batch])
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cache_path, **probabilities)
-    classes = list(model.classes)
+    classes = list(model.classes_)
     gan_columns = [classes.index(name) for name in KNOWN_GANS]
 
     def score(_model, test: np.ndarray, condition: str) -> Scores:

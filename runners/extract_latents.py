@@ -152,15 +152,15 @@ def _load_encoder(args: argparse.Namespace, precision) -> tuple[Encoder4Editing,
     if args.encoder == "tiny-random":
         if args.checkpoint:
             raise InputError("--checkpoint cannot be combined with --encoder tiny-random")
-        encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
+        encoder = Encoder4Editing.random_init(E4EConfig.tiny(), seed=0, precision=precision)
         info = {"kind": "tiny-random", "weights_sha256": "tiny-random", "warning": TINY_WARNING}
     elif args.checkpoint:
         if not Path(args.checkpoint).is_file():
             raise InputError(f"--checkpoint {args.checkpoint}: no such file")
-        encoder = Encoder4Editing.from_checkpoint(args.checkpoint, precision)
+        encoder = Encoder4Editing.from_pretrained(Path(args.checkpoint), precision)
         info = {"kind": "checkpoint", "weights_sha256": encoder.weights_sha256}
     else:
-        encoder = Encoder4Editing.from_registry(precision)
+        encoder = Encoder4Editing.from_pretrained(precision=precision)
         info = {"kind": "registry:e4e-ffhq", "weights_sha256": encoder.weights_sha256}
     info.update(config=asdict(encoder.config), latent_avg_added=not args.no_latent_avg)
     return encoder, info

@@ -101,7 +101,7 @@ def attributor_for_space(source: str, licence: str | None = None) -> StagedAttri
                          "(they run code when loaded): retrain with scripts/train_svm.py --out NAME.skops")
     if source not in registry and name in registry:
         raise InputError(f"--attribution {source}: its name {name!r} is already a registered weight; rename the file")
-    model = LatentAttributor.load(path)
+    model = LatentAttributor.from_pretrained(path)
     return StagedAttributor(name=name, file=path, origin=origin, licence=licence or known_licence,
                             skill=skill_text(model.metadata), open_set=model.metadata["open_set"]["rule"],
                             description=model.origin, classes=tuple(str(c) for c in model.classes_),

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 from runners.evaluate_sources import DEFAULT_CACHE, cap_per_source, list_face_set, spectral_predictions, write_table
 
+from core.augment import AugmentSettings
 from core.errors import InputError
 from core.images import ImageError
 from core.source_holdout import MAX_REAL_FALSE_POSITIVE_RATE, table_markdown
 from pipeline.fusion import FusionConfig
-from detector.spectral import (OOD_GROUPS, SpectralDetector, SpectralSpec, TrainAugment, dataset_features,
+from detector.spectral import (OOD_GROUPS, SpectralDetector, SpectralSpec, dataset_features,
                                holdout_ood, ood_record)
 
 # the bars fusion applies (pipeline.fusion.FusionConfig), so the model card says what fusion will do
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     holdout = holdout_ood(views, tests, [s.label for s in samples], [s.group for s in samples])
     detector.ood = ood_record(views, detector.binary, holdout)
     metadata = {"trained_on": f"{args.data.name}: {len(samples)} images", "C": best, "selection": candidates,
-                "augmentation": asdict(TrainAugment()), "seed": args.seed,
+                "augmentation": asdict(AugmentSettings.spectral()), "seed": args.seed,
                 "created": datetime.date.today().isoformat()}
     detector.save(args.out, skill=document["skill"], metadata=metadata)
     card = model_card(args.out, document, best, candidates, len(samples), args.per_source)
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cached_features(args: argparse.Namespace, samples: list) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Training views and test features of the shipped spec, from the cache that the held-out runs filled."""
-    return dataset_features([s.path for s in samples], SpectralSpec(), TrainAugment(), args.seed,
+    return dataset_features([s.path for s in samples], SpectralSpec(), AugmentSettings.spectral(), args.seed,
                             args.cache / f"spectral-features-seed{args.seed}.npz")
 
 

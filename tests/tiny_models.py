@@ -28,29 +28,25 @@ DESIGN_FIELDS = {"schema_version", "file", "sha256", "width", "height", "is_fake
 @lru_cache(maxsize=4)
 def _tiny_networks(precision: Precision) -> dict:
     """The tiny CLIP tower + probe and the tiny e4e in one precision, from the same seeds in every precision."""
-    from detector.clip_probe import ClipProbe
+    from detector.clip_probe import ClipProbe, ClipProbeConfig
     from encoder.e4e import E4EConfig, Encoder4Editing
 
-    return {"clip_probe": ClipProbe.tiny(precision=precision),
-            "e4e": Encoder4Editing.random_init(E4EConfig.tiny(), precision)}
+    return {"clip_probe": ClipProbe.random_init(ClipProbeConfig.tiny(), precision=precision),
+            "e4e": Encoder4Editing.random_init(E4EConfig.tiny(), precision=precision)}
 
 
 @lru_cache(maxsize=1)
 def _tiny_models(svm_dir: str) -> dict:
     from attribution.latent_svm import LatentAttributor
-    from core.device import prepare_model
     from detector.fingerprint_net import FingerprintConfig, FingerprintNet
-    from encoder.e4e import E4EConfig
 
     import torch
 
     fp32 = Precision(torch.device("cpu"), torch.float32)
-    e4e_config = E4EConfig.tiny()
     svm_path = tiny_attributor(Path(svm_dir) / "tiny-svm.joblib")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        fingerprint = prepare_model(FingerprintNet(FingerprintConfig.tiny()), fp32)
-    return {**_tiny_networks(fp32), "fingerprint_net": fingerprint, "latent_svm": LatentAttributor.load(svm_path)}
+    fingerprint = FingerprintNet.random_init(FingerprintConfig.tiny(), precision=fp32)
+    return {**_tiny_networks(fp32), "fingerprint_net": fingerprint,
+            "latent_svm": LatentAttributor.from_pretrained(svm_path)}
 
 
 def tiny_attributor(path: Path) -> Path:
@@ -60,9 +56,7 @@ def tiny_attributor(path: Path) -> Path:
     from encoder.e4e import E4EConfig
 
     config = E4EConfig.tiny()
-    labels = np.repeat(["progan", "stylegan2", "stylegan3"], 20)
-    latents = np.random.default_rng(0).normal(size=(len(labels), config.n_styles, config.style_dim))
-    LatentAttributor(calibration_folds=2).fit(latents.astype(np.float32), labels, np.arange(len(labels))).save(path)
+    LatentAttributor.random_init((config.n_styles, config.style_dim)).save(path)
     return path
 
 

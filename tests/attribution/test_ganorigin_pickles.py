@@ -50,7 +50,7 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[Path, LatentAttributor | Incom
         out = tmp_path_factory.mktemp(release) / "ganorigin.skops"
         try:
             _convert(FIXTURES / release, out)
-            results[release] = out, LatentAttributor.load(out)
+            results[release] = out, LatentAttributor.from_pretrained(out)
         except IncompatiblePickleError as err:
             results[release] = out, err
     return results

@@ -66,8 +66,8 @@ def test_hf_uri_loads_the_cached_attributor_offline_without_any_connection(offli
         path = resolve_attributor(uri)
         assert hub.connections == 0
     assert path.parent.name == COMMIT and path.read_bytes() == original.read_bytes()
-    assert np.array_equal(LatentAttributor.load(path).predict_proba(latents),
-                          LatentAttributor.load(original).predict_proba(latents))
+    assert np.array_equal(LatentAttributor.from_pretrained(path).predict_proba(latents),
+                          LatentAttributor.from_pretrained(original).predict_proba(latents))
 
 
 def test_hf_uri_of_an_uncached_revision_offline_is_a_clear_miss(offline_cache):
@@ -98,7 +98,7 @@ def test_staged_folder_holds_the_artifact_and_a_card_with_its_metadata(attributo
     assert [path.name for path in staged] == ["README.md", HUB_FILENAME]
     assert (tmp_path / "hub" / HUB_FILENAME).read_bytes() == original.read_bytes()
     card = (tmp_path / "hub" / "README.md").read_text()
-    metadata = LatentAttributor.load(original).metadata
+    metadata = LatentAttributor.from_pretrained(original).metadata
     assert card.startswith("---\nlicense: mit\n") and "hf://me/svm" in card
     assert "`progan`, `stylegan2`, `stylegan3`" in card
     assert "| stylegan2 | " + str(metadata["data"]["per_class"]["stylegan2"]["train_rows"]) in card

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import open_clip
 import pytest
@@ -11,8 +13,8 @@ from torchvision import transforms
 
 from core.device import select_precision
 from core.weights import WeightUnavailableError, load_registry, sha256_file
-from detector.clip_probe import (CLIP_MEAN, CLIP_STD, TINY_MODEL_NAME, ClipProbe, ClipProbeConfig, ProbeFormatError,
-                                  fixed_crops)
+from detector.clip_probe import CLIP_MEAN, CLIP_STD, TINY_MODEL_NAME, ClipProbe, ClipProbeConfig, ProbeFormatError
+from detector.crops import fixed_crops
 
 FP32 = select_precision("cpu", "fp32")
 BF16 = select_precision("cpu", "bf16")
@@ -45,12 +47,12 @@ def clip_normalised(pixels: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_fp32() -> ClipProbe:
-    return ClipProbe.tiny(precision=FP32)
+    return ClipProbe.random_init(ClipProbeConfig.tiny(), precision=FP32)
 
 
 @pytest.fixture(scope="module")
 def ufd_probe(data_dir) -> ClipProbe:
-    model = ClipProbe.tiny(precision=FP32, embed_dim=768)
+    model = ClipProbe.random_init(replace(ClipProbeConfig.tiny(), embed_dim=768), precision=FP32)
     model.load_probe(data_dir / "ufd_fc_weights.pth")
     return model
 
@@ -81,7 +83,8 @@ def test_image_logits_are_the_probe_applied_to_image_features(ufd_probe):
     images = noise_images(3)
     expected = ufd_probe.logits_from_features(ufd_probe.features(images))
     np.testing.assert_array_equal(ufd_probe.logits(images), expected)
-    np.testing.assert_allclose(ufd_probe.predict_proba(images), 1 / (1 + np.exp(-expected)), rtol=1e-6)
+    np.testing.assert_allclose(ufd_probe.predict_proba(images)[:, 1], 1 / (1 + np.exp(-expected)), rtol=1e-6)
+    assert ufd_probe.predict(images) == ["fake" if logit > 0 else "real" for logit in expected]
 
 
 @pytest.mark.parametrize("name, state, message", [
@@ -137,7 +140,7 @@ def test_images_under_crop_size_are_zero_padded_black_before_normalisation(tiny_
 
 def test_multi_crop_windows_are_centre_then_corners():
     image = gradient(400, 300)
-    crops = fixed_crops(image, 224, num_crops=5)
+    crops = fixed_crops(image, 224, num_crops=5, torchvision_centre=True)
     np.testing.assert_array_equal(crops[0], image[88:312, 38:262])
     np.testing.assert_array_equal(crops[1], image[:224, :224])
     np.testing.assert_array_equal(crops[2], image[:224, -224:])
@@ -146,7 +149,7 @@ def test_multi_crop_windows_are_centre_then_corners():
 
 
 def test_multi_crop_logit_is_the_deterministic_mean_of_the_crop_logits():
-    model = ClipProbe.tiny(ClipProbeConfig(num_crops=5, batch_size=3), precision=FP32)
+    model = ClipProbe.random_init(replace(ClipProbeConfig.tiny(), num_crops=5, batch_size=3), precision=FP32)
     images = noise_images(2, 400, 300)
     first, second = model.logits(images), model.logits(images)
     np.testing.assert_array_equal(first, second)
@@ -158,8 +161,8 @@ def test_multi_crop_logit_is_the_deterministic_mean_of_the_crop_logits():
 
 def test_bf16_and_fp32_models_agree_within_tolerance():
     images = noise_images(4)
-    fp32 = ClipProbe.tiny(precision=FP32, seed=3).logits(images)
-    bf16_model = ClipProbe.tiny(precision=BF16, seed=3)
+    fp32 = ClipProbe.random_init(ClipProbeConfig.tiny(), seed=3, precision=FP32).logits(images)
+    bf16_model = ClipProbe.random_init(ClipProbeConfig.tiny(), seed=3, precision=BF16)
     assert next(bf16_model.visual.parameters()).dtype == torch.bfloat16
     bf16 = bf16_model.logits(images)
     np.testing.assert_allclose(bf16, fp32, atol=BF16_LOGIT_TOLERANCE)
@@ -169,7 +172,7 @@ def test_bf16_and_fp32_models_agree_within_tolerance():
 def test_batch_of_one_gives_the_same_probability_as_inside_a_batch(tiny_fp32):
     images = noise_images(3)
     single = tiny_fp32.predict_proba(images[1:2])
-    assert single.shape == (1,)
+    assert single.shape == (1, 2)
     np.testing.assert_allclose(single, tiny_fp32.predict_proba(images)[1:2], atol=1e-6)
 
 
@@ -182,9 +185,9 @@ def test_same_seed_builds_the_same_model_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    first = ClipProbe.tiny(precision=FP32, seed=7)
+    first = ClipProbe.random_init(ClipProbeConfig.tiny(), seed=7, precision=FP32)
     after = torch.rand(1)
-    second = ClipProbe.tiny(precision=FP32, seed=7)
+    second = ClipProbe.random_init(ClipProbeConfig.tiny(), seed=7, precision=FP32)
     assert torch.equal(before, after)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name
@@ -201,7 +204,7 @@ def test_default_backbone_uses_quickgelu_like_openai_clip():
 
 
 def test_empty_batch_gives_empty_predictions(tiny_fp32):
-    assert tiny_fp32.predict_proba([]).shape == (0,)
+    assert tiny_fp32.predict_proba([]).shape == (0, 2)
 
 
 def test_non_rgb_uint8_input_is_refused_with_its_index(tiny_fp32):
@@ -214,15 +217,15 @@ def test_bad_num_crops_is_refused():
         ClipProbeConfig(num_crops=10)
 
 
-def test_from_registry_without_weights_raises_weight_unavailable(tmp_path, monkeypatch):
+def test_from_pretrained_without_weights_raises_weight_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightUnavailableError, match="clip-vit-l14-openai"):
-        ClipProbe.from_registry(precision=FP32)
+        ClipProbe.from_pretrained(precision=FP32)
 
 
-def test_from_registry_builds_backbone_and_probe_from_the_resolved_files(tmp_path, monkeypatch):
-    ClipProbe.tiny(precision=FP32)  # registers the tiny architecture with open_clip
+def test_from_pretrained_builds_backbone_and_probe_from_the_resolved_files(tmp_path, monkeypatch):
+    ClipProbe.random_init(ClipProbeConfig.tiny(), precision=FP32)  # registers the tiny architecture with open_clip
     clip = open_clip.create_model(TINY_MODEL_NAME)
     torch.save(clip.state_dict(), tmp_path / "clip.pt")
     probe = {"weight": torch.linspace(-1, 1, 16).view(1, 16), "bias": torch.tensor([0.25])}
@@ -230,7 +233,7 @@ def test_from_registry_builds_backbone_and_probe_from_the_resolved_files(tmp_pat
     files = {"clip-vit-l14-openai": tmp_path / "clip.pt", "ufd-probe": tmp_path / "probe.pth"}
     monkeypatch.setattr("detector.clip_probe.resolve", lambda name, download=False: files[name])
 
-    model = ClipProbe.from_registry(ClipProbeConfig(model_name=TINY_MODEL_NAME), precision=FP32)
+    model = ClipProbe.from_pretrained(precision=FP32, config=ClipProbeConfig.tiny())
 
     images = noise_images(2)
     with torch.inference_mode():

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from detector.residual_net import ResidualConfig, ResidualNet, fixed_crops, residual_picture, upsampling_residual
-from detector.residual_training import AugmentSettings, TrainSettings, balanced_draws, train_residual, training_view
+from core.augment import AugmentSettings
+from detector.residual_net import ResidualConfig, ResidualNet, inference_crops, upsampling_residual
+from detector.residual_training import TrainSettings, balanced_draws, train_residual, training_view
 
 
 def _texture(rng: np.random.Generator, side: int) -> np.ndarray:
@@ -45,7 +46,7 @@ def test_residual_refuses_odd_sides():
 
 def test_fixed_crops_sit_at_even_offsets_and_keep_the_nearest_neighbour_grid():
     image = _upsampled(np.random.default_rng(2), 200, Image.Resampling.NEAREST)
-    crops = fixed_crops(image, ResidualConfig.tiny())
+    crops = inference_crops(image, ResidualConfig.tiny())
     assert len(crops) == 5 and all(crop.shape == (32, 32, 3) for crop in crops)
     for crop in crops:
         assert torch.count_nonzero(upsampling_residual(torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float())) == 0
@@ -84,29 +85,45 @@ def test_tiny_branch_learns_an_upsampling_trace_on_held_out_synthetic_images(one
     settings = TrainSettings(steps=60, batch_size=16, lr=3e-3, warmup_steps=5, augment=AugmentSettings.none(),
                              progress=False)
     model, _ = train_residual(train_images, train_labels, ["synthetic"] * 64, ResidualConfig.tiny(), settings)
-    fake = model.predict_proba(test_images)["fake"]
+    fake = model.detector.predict_proba(test_images)[:, 1]
     assert roc_auc_score(np.asarray(test_labels) != "real", fake) > 0.9
 
 
 def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
-    torch.manual_seed(0)
-    model = ResidualNet(ResidualConfig.tiny())
+    model = ResidualNet.random_init(ResidualConfig.tiny())
     model.threshold, model.skill = 0.42, {"protocol": "test"}
     images = [_texture(np.random.default_rng(4), 96), _texture(np.random.default_rng(5), 70)]
     model.save(tmp_path / "residual")
     loaded = ResidualNet.from_pretrained(tmp_path / "residual")
-    before, after = model.predict_proba(images), loaded.predict_proba(images)
-    assert np.array_equal(before["fake"], after["fake"]) and np.array_equal(before["classes"], after["classes"])
-    assert loaded.threshold == 0.42 and loaded.skill == {"protocol": "test"} and loaded.classes == model.classes
+    assert np.array_equal(model.predict_proba(images), loaded.predict_proba(images))
+    assert loaded.threshold == 0.42 and loaded.skill == {"protocol": "test"} and loaded.classes_ == model.classes_
 
 
 def test_prediction_is_deterministic_and_shaped_per_image():
-    model = ResidualNet(ResidualConfig.tiny())
+    model = ResidualNet.random_init(ResidualConfig.tiny())
     images = [_texture(np.random.default_rng(6), 80)] * 3
     first, second = model.predict_proba(images), model.predict_proba(images)
-    assert first["fake"].shape == (3,) and first["classes"].shape == (3, 4)
-    assert np.array_equal(first["fake"], second["fake"])
-    assert np.allclose(first["classes"].sum(axis=1), 1.0, atol=1e-5)
+    assert first.shape == (3, 4) and np.array_equal(first, second)
+    assert np.allclose(first.sum(axis=1), 1.0)
+    assert model.detector.predict_proba(images).shape == (3, 2) and model.attributor.predict_proba(images).shape == (3, 3)
+
+
+def test_the_held_out_threshold_is_applied_inside_the_detector():
+    model = ResidualNet.random_init(ResidualConfig.tiny())
+    images = [_texture(np.random.default_rng(6), 80)]
+    raw = float(model.head_probabilities(images)[0][0])
+    model.threshold = raw
+    assert model.detector.predict_proba(images)[0, 1] == pytest.approx(0.5)
+    model.threshold = raw - 0.05
+    assert model.detector.predict(images) == ["fake"]
+
+
+def test_the_four_columns_share_p_fake_out_by_p_architecture_given_fake():
+    model = ResidualNet.random_init(ResidualConfig.tiny())
+    images = [_texture(np.random.default_rng(6), 80)]
+    fake = model.detector.predict_proba(images)[:, 1]
+    np.testing.assert_allclose(model.predict_proba(images)[:, 1:], fake[:, None] * model.attributor.predict_proba(images))
+    assert model.attributor.classes_ == ("progan", "stylegan2", "stylegan3")
 
 
 def test_training_view_is_a_crop_of_the_asked_size_under_every_augmentation():
@@ -115,12 +132,6 @@ def test_training_view_is_a_crop_of_the_asked_size_under_every_augmentation():
     heavy = AugmentSettings(jpeg_prob=1.0, resize_prob=1.0, blur_prob=1.0)
     assert all(training_view(region, 48, rng, heavy).shape == (48, 48, 3) for _ in range(20))
 
-
-def test_residual_picture_is_an_rgb_image_brighter_for_a_natural_image_than_a_nearest_upsample():
-    rng = np.random.default_rng(9)
-    natural, nearest = _texture(rng, 128), _upsampled(rng, 128, Image.Resampling.NEAREST)
-    assert residual_picture(natural).shape == (128, 128, 3)
-    assert residual_picture(natural).mean() > residual_picture(nearest).mean() == 0
 
 
 def test_small_preset_stays_under_two_million_parameters():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 
 from runners import evaluate_sources, train_spectral
-from detector.spectral import (SpectralDetector, SpectralSpec, TrainAugment, holdout_ood, image_features,
-                               training_views)
+from core.augment import AugmentSettings
+from detector.spectral import SpectralDetector, SpectralSpec, holdout_ood, image_features, training_views
 
 SPEC = SpectralSpec(crop=64, dct_pool=4, azimuthal=True, num_crops=1, resize=None)
 
@@ -37,22 +38,31 @@ def test_linear_heads_learn_the_upsampling_checkerboard_and_generalise_to_new_im
     views = np.stack([image_features([image], SPEC) for image in train])
     detector = SpectralDetector.fit_features(views, labels, SPEC, C=1.0)
     test = [_natural(rng) for _ in range(5)] + [_upsampled(rng) for _ in range(5)]
-    fake = detector.predict_proba(test)["fake"]
-    assert fake[:5].max() < 0.5 < fake[5:].min()
-    assert detector.attribution is None  # only one known GAN class: no attribution head
+    assert detector.detector.predict(test) == ["real"] * 5 + ["fake"] * 5
+    assert detector.attributor is None  # only one known GAN class: no attribution head
+    assert detector.classes_ == ("real", "fake") and detector.predict_proba(test).shape == (10, 2)
 
 
 def test_artifact_round_trips_through_npz_and_json_without_pickle(tmp_path):
-    detector = SpectralDetector.tiny()
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
     detector.threshold = 0.42
     detector.save(tmp_path / "spectral", skill={"protocol": "leave-one-source-out"})
     loaded = SpectralDetector.from_pretrained(tmp_path / "spectral.npz")
     images = [_upsampled(np.random.default_rng(1)), _natural(np.random.default_rng(2))]
     expected, actual = detector.predict_proba(images), loaded.predict_proba(images)
-    np.testing.assert_allclose(actual["fake"], expected["fake"], rtol=1e-6)
-    np.testing.assert_allclose(actual["attribution"], expected["attribution"], rtol=1e-6)
+    np.testing.assert_array_equal(actual, expected)
     assert loaded.threshold == 0.42 and loaded.skill == {"protocol": "leave-one-source-out"}
-    assert actual["attribution"].shape == (2, 3) and loaded.attribution_classes == ("progan", "stylegan2", "stylegan3")
+    assert loaded.attributor.predict_proba(images).shape == (2, 3)
+    assert loaded.classes_ == ("real", "progan", "stylegan2", "stylegan3")
+
+
+def test_the_held_out_threshold_is_applied_inside_the_detector():
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
+    images = [_natural(np.random.default_rng(2))]
+    raw = float(detector.head_probabilities(detector.features(images))[0][0])
+    detector.threshold = raw
+    assert detector.detector.predict_proba(images)[0, 1] == pytest.approx(0.5)
+    np.testing.assert_allclose(detector.predict_proba(images)[0, 1:].sum(), 0.5)
 
 
 def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
@@ -60,12 +70,12 @@ def test_shipped_artifact_loads_without_pickle_and_carries_its_skill_record():
     detector = SpectralDetector.from_pretrained(path)
     assert path.stat().st_size + path.with_suffix(".json").stat().st_size < 1_000_000
     assert detector.skill["protocol"] == "leave-one-source-out" and 0.0 < detector.threshold < 1.0
-    fake = detector.predict_proba([_natural(np.random.default_rng(6), size=200)])["fake"]
-    assert fake.shape == (1,) and 0.0 <= fake[0] <= 1.0
+    probabilities = detector.predict_proba([_natural(np.random.default_rng(6), size=200)])
+    assert probabilities.shape == (1, len(detector.classes_)) and np.allclose(probabilities.sum(axis=1), 1.0)
 
 
 def test_artifact_with_wrong_format_or_missing_half_is_refused(tmp_path):
-    SpectralDetector.tiny().save(tmp_path / "spectral")
+    SpectralDetector.random_init(SpectralSpec.tiny()).save(tmp_path / "spectral")
     document = json.loads((tmp_path / "spectral.json").read_text())
     (tmp_path / "spectral.json").write_text(json.dumps({**document, "format": "something-else"}))
     with pytest.raises(ValueError, match="not a gantrace-spectral"):
@@ -77,8 +87,8 @@ def test_artifact_with_wrong_format_or_missing_half_is_refused(tmp_path):
 
 def test_training_views_are_reproducible_per_seed_and_small_images_are_enlarged():
     image = _natural(np.random.default_rng(3), size=40)
-    first = training_views(image, SPEC, TrainAugment(views=3), np.random.default_rng(7))
-    again = training_views(image, SPEC, TrainAugment(views=3), np.random.default_rng(7))
+    first = training_views(image, SPEC, replace(AugmentSettings.spectral(), views=3), np.random.default_rng(7))
+    again = training_views(image, SPEC, replace(AugmentSettings.spectral(), views=3), np.random.default_rng(7))
     assert first.shape == (3, SPEC.dim) and np.array_equal(first, again)
     assert image_features([image[:20, :20]], SPEC).shape == (1, SPEC.dim)
 
@@ -95,19 +105,15 @@ def test_resize_puts_one_face_at_two_sizes_on_the_same_features():
 
 def test_resized_training_views_have_the_spec_dimension():
     spec = SpectralSpec(crop=64, dct_pool=4, num_crops=1, resize=64)
-    views = training_views(_natural(np.random.default_rng(5), size=200), spec, TrainAugment(views=2),
+    views = training_views(_natural(np.random.default_rng(5), size=200), spec, replace(AugmentSettings.spectral(), views=2),
                            np.random.default_rng(0))
     assert views.shape == (2, spec.dim) and np.isfinite(views).all()
 
 
 def test_non_rgb_input_is_refused_with_its_index():
     with pytest.raises(ValueError, match="image 1"):
-        SpectralDetector.tiny().predict_proba([_natural(np.random.default_rng(0)), np.zeros((64, 64), np.uint8)])
-
-
-def test_spectrum_picture_is_an_rgb_image():
-    picture = SpectralDetector.tiny().spectrum_picture(_natural(np.random.default_rng(0)))
-    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
+        SpectralDetector.random_init(SpectralSpec.tiny()).predict_proba([_natural(np.random.default_rng(0)),
+                                                                         np.zeros((64, 64), np.uint8)])
 
 
 def _face_folder(root: Path) -> Path:
@@ -151,7 +157,7 @@ def test_evaluate_sources_exits_2_naming_the_missing_provenance_file(tmp_path, c
 
 def _ood_detector() -> tuple[SpectralDetector, np.ndarray]:
     """A tiny detector whose scaler is centred on one natural texture, with that texture."""
-    detector = SpectralDetector.tiny()
+    detector = SpectralDetector.random_init(SpectralSpec.tiny())
     rng = np.random.default_rng(8)
     usual = _natural(rng)
     spread = image_features([_natural(rng) for _ in range(6)], detector.spec).std(axis=0)

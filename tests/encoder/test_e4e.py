@@ -158,7 +158,7 @@ def test_tiny_checkpoint_file_round_trips_and_records_its_sha256(tmp_path, tiny_
     latent_avg = torch.randn(18, 16)
     path = tmp_path / "e4e_tiny.pt"
     torch.save(official_layout(tiny_model.state_dict(), latent_avg), path)
-    loaded = Encoder4Editing.from_checkpoint(path, precision=FP32, config=E4EConfig.tiny())
+    loaded = Encoder4Editing.from_pretrained(path, precision=FP32, config=E4EConfig.tiny())
     for key, value in tiny_model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert torch.equal(loaded.latent_avg, latent_avg)
@@ -225,7 +225,7 @@ def test_checkpoint_needing_full_unpickling_is_refused_unless_pinned(tmp_path, t
     path = tmp_path / "pickled_opts.pt"
     torch.save(checkpoint, path)
     with pytest.raises(CheckpointError, match="refusing to unpickle"):
-        Encoder4Editing.from_checkpoint(path, precision=FP32, config=E4EConfig.tiny())
+        Encoder4Editing.from_pretrained(path, precision=FP32, config=E4EConfig.tiny())
 
 
 def test_missing_or_corrupt_checkpoint_files_raise_a_checkpoint_error_naming_the_file(tmp_path):
@@ -233,14 +233,14 @@ def test_missing_or_corrupt_checkpoint_files_raise_a_checkpoint_error_naming_the
     corrupt.write_bytes(b"not a torch checkpoint" * 10)
     for path in (tmp_path / "absent.pt", corrupt):
         with pytest.raises(CheckpointError, match=str(path)):
-            Encoder4Editing.from_checkpoint(path, precision=FP32, config=E4EConfig.tiny())
+            Encoder4Editing.from_pretrained(path, precision=FP32, config=E4EConfig.tiny())
 
 
-def test_from_registry_without_the_weight_raises_the_registry_error(tmp_path, monkeypatch):
+def test_from_pretrained_without_the_weight_raises_the_registry_error(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightUnavailableError, match="e4e-ffhq"):
-        Encoder4Editing.from_registry(precision=FP32)
+        Encoder4Editing.from_pretrained(precision=FP32)
 
 
 # (c) numerical fidelity to the official code

@@ -42,7 +42,7 @@ parser = argparse.ArgumentParser()
 add_pipeline_arguments(parser)
 config = config_from_args(parser.parse_args(["--offline", "--dtype", "fp32", "--skip-branch", "clip_probe",
                                              "--skip-branch", "fingerprint_net"]))
-encoder = Encoder4Editing.random_init(E4EConfig.tiny(), Precision(torch.device("cpu"), torch.float32))
+encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision=Precision(torch.device("cpu"), torch.float32))
 pipe = P.Pipeline(config, {{"latent_svm": LatentBranch(encoder=encoder)}})
 pipe.load_all()
 verdict, _ = app.analyze_upload(pipe, sys.argv[1])

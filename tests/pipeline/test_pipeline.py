@@ -66,7 +66,7 @@ def test_missing_weight_turns_only_that_branch_off_with_the_fetch_command(tiny_d
 
 
 class _Exploding:
-    classes = ("real", "progan", "stylegan2", "stylegan3")
+    classes_ = ("real", "progan", "stylegan2", "stylegan3")
 
     def predict_proba(self, images):
         if any(image.shape[1] == 200 for image in images):
@@ -138,7 +138,7 @@ def test_pictures_are_returned_on_request_and_never_in_the_json(tiny_dir, face_f
 
 def test_gated_attribution_skips_the_latent_branch_for_images_judged_real(tiny_dir, face_file):
     class Real:
-        classes = ("real", "progan", "stylegan2", "stylegan3")
+        classes_ = ("real", "progan", "stylegan2", "stylegan3")
 
         def predict_proba(self, images):
             return np.tile([[0.97, 0.01, 0.01, 0.01]], (len(images), 1))
@@ -159,7 +159,7 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tiny = _tiny_models(str(tiny_dir))["clip_probe"]
-    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, precision=None: tiny))
+    monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, seed=0, precision=None: tiny))
     rng = np.random.default_rng(3)
     image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
     only_clip = ("spectral_dct", "residual_npr", "latent_svm")
@@ -354,7 +354,7 @@ def test_a_float_image_converted_at_intake_says_so_in_the_verdict(tiny_dir, tmp_
 
 def test_an_image_smaller_than_the_clip_crop_is_flagged_and_the_verdict_uncertain(tiny_dir):
     pipe = tiny_pipeline(tiny_dir)
-    crop = pipe.branches["clip_probe"].model.config.crop_size
+    crop = pipe.branches["clip_probe"].estimator.config.crop_size
     rng = np.random.default_rng(7)
     small = png_bytes(rng.integers(0, 255, (crop - 20, crop - 10, 3), dtype=np.uint8))
     verdict = pipe.analyze_one(small, name="small.png")
@@ -377,7 +377,7 @@ def test_the_spectral_branch_reports_the_shipped_artifact_and_its_out_of_distrib
     assert sum(evidence["probabilities"].values()) == pytest.approx(1.0)
     assert evidence["fake_probability"] is None and evidence["skill_notes"][0].startswith("no real/fake skill")
     assert len(verdict.models["spectral-dct"]) == 64
-    assert evidence["out_of_distribution"] == spectral.model.out_of_distribution(
+    assert evidence["out_of_distribution"] == spectral.estimator.out_of_distribution(
         [np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"))])[0]
 
 

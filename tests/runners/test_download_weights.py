@@ -19,6 +19,7 @@ from loopback_hub import endpoint, serve_hub
 
 from attribution.ganorigin import convert_ganorigin
 from attribution.latent_svm import UNKNOWN, ForeignArtifactError, LatentAttributor, default_attributor_path
+from attribution.open_set import open_set_labels
 from core.weights import WeightUnavailableError, load_registry
 from runners import download_weights
 
@@ -102,12 +103,12 @@ def test_consented_import_converts_ganorigin_into_a_default_attributor_with_iden
         assert download("--name", "ganorigin-svm", "--trust-foreign-pickle") == 0
     path = default_attributor_path()
     assert path == home / "attribution" / "ganorigin-svm.skops"
-    model = LatentAttributor.load(path)
+    model = LatentAttributor.from_pretrained(path)
     svm, scaler = (joblib.load(io.BytesIO(files[name])) for name in GANORIGIN_FILES[:2])
     assert np.array_equal(model.predict_proba(features), svm.predict_proba(scaler.transform(features)))
     assert list(model.classes_) == ["progan", "stylegan2", "stylegan3"]
     far = np.full((1, 18, 512), 1e3)
-    assert UNKNOWN not in model.predict(np.concatenate([features.reshape(-1, 18, 512), far]))
+    assert UNKNOWN not in open_set_labels(model, np.concatenate([features.reshape(-1, 18, 512), far]))
     source = model.metadata["source"]
     assert source["origin"] == "hf://HAMIwithHugs/gan-attribution-model@main"
     assert {entry["file"]: entry["sha256"] for entry in source["files"].values()} == {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import pipeline as P
 from core.device import Precision, select_precision, torch_thread_count, torch_threads
 from core.int8 import Int8Conv2d, Int8Linear
 from pipeline.evidence import BranchEvidence
-from detector.clip_probe import ClipProbe, SelfAttention, _fuse_mlp_int8
+from detector.clip_probe import TINY_MODEL_NAME, ClipProbe, ClipProbeConfig, SelfAttention, _fuse_mlp_int8
 from encoder.e4e import E4EConfig, Encoder4Editing
 from pipeline.lanes import parts as lanes_parts
 from tiny_models import CentreFaceFinder, png_bytes, tiny_branches
@@ -78,8 +79,8 @@ def _images(count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_int8_clip_quantizes_every_linear_and_stays_close_to_fp32():
-    reference = ClipProbe.tiny(precision=FP32)
-    quantized = ClipProbe.tiny(precision=INT8)
+    reference = ClipProbe.random_init(ClipProbeConfig.tiny(), precision=FP32)
+    quantized = ClipProbe.random_init(ClipProbeConfig.tiny(), precision=INT8)
     assert not any(type(m) is nn.Linear for m in quantized.visual.modules())
     assert not any(isinstance(m, nn.MultiheadAttention) for m in quantized.visual.modules())
     images = _images(6)
@@ -91,8 +92,8 @@ def test_int8_clip_quantizes_every_linear_and_stays_close_to_fp32():
 
 
 def test_int8_e4e_quantizes_every_conv_but_the_gates_and_keeps_wplus_within_its_scale():
-    reference = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
-    quantized = Encoder4Editing.random_init(E4EConfig.tiny(), INT8, seed=0)
+    reference = Encoder4Editing.random_init(E4EConfig.tiny(), seed=0, precision=FP32)
+    quantized = Encoder4Editing.random_init(E4EConfig.tiny(), seed=0, precision=INT8)
     int8 = {name for name, m in quantized.named_modules() if isinstance(m, Int8Conv2d)}
     convs = {name for name, m in reference.named_modules() if type(m) is nn.Conv2d}
     gates = {name for name in convs if name.endswith((".fc1", ".fc2"))}
@@ -256,8 +257,10 @@ def test_a_verdict_from_int8_layers_says_so_and_stays_close_to_fp32(monkeypatch,
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # the tiny tower in whichever precision the pipeline asks for, so the int8 run really runs int8 layers
+    build = ClipProbe.random_init
     monkeypatch.setattr(ClipProbe, "random_init", classmethod(
-        lambda cls, config=None, precision=None: cls.tiny(config, precision)))
+        lambda cls, config=None, seed=0, precision=None: build(replace(config, model_name=TINY_MODEL_NAME),
+                                                             precision=precision)))
     only_clip = ("fingerprint_net", "spectral_dct", "latent_svm")
     image = png_bytes(_images(1, seed=5)[0])
     verdicts, int8_layers = {}, {}
@@ -265,7 +268,7 @@ def test_a_verdict_from_int8_layers_says_so_and_stays_close_to_fp32(monkeypatch,
         config = P.PipelineConfig(device="cpu", dtype=dtype, disabled_branches=only_clip, random_weights_ok=True)
         pipe = P.Pipeline(config)
         verdicts[dtype] = pipe.analyze_one(image)
-        int8_layers[dtype] = sum(isinstance(m, Int8Linear) for m in pipe.branches["clip_probe"].model.modules())
+        int8_layers[dtype] = sum(isinstance(m, Int8Linear) for m in pipe.branches["clip_probe"].estimator.modules())
     assert int8_layers["fp32"] == 0 and int8_layers["int8"] > 0
     assert any("clip_probe ran its CLIP Linear layers in int8" in w for w in verdicts["int8"].warnings)
     assert not any("int8" in w for w in verdicts["fp32"].warnings)
@@ -300,10 +303,10 @@ def test_the_latency_benchmark_freezes_fp32_models_but_never_int8_ones(precision
 
     from runners.bench_latency import _eager_vs_frozen
 
-    clip = ClipProbe.tiny(precision=precision)
-    encoder = Encoder4Editing.random_init(E4EConfig.tiny(), precision, seed=0)
+    clip = ClipProbe.random_init(ClipProbeConfig.tiny(), precision=precision)
+    encoder = Encoder4Editing.random_init(E4EConfig.tiny(), seed=0, precision=precision)
     pipe = SimpleNamespace(precision=precision, face_finder=CentreFaceFinder(),
-                           branches={"clip_probe": SimpleNamespace(model=clip),
+                           branches={"clip_probe": SimpleNamespace(estimator=clip),
                                      "latent_svm": SimpleNamespace(encoder=encoder)})
     records = list(_eager_vs_frozen(pipe, png_bytes(_images(1, seed=6)[0]), 1, False))
     assert [record["model"] for record in records] == ["clip_visual", "e4e"]
@@ -343,7 +346,7 @@ def test_the_int8_layer_benchmark_times_every_quantized_conv_once_grouped_by_sha
     from runners.bench_int8 import conv_layer_ms
     from encoder.e4e import int8_conv_names
 
-    model = Encoder4Editing.random_init(E4EConfig.tiny(), FP32, seed=0)
+    model = Encoder4Editing.random_init(E4EConfig.tiny(), seed=0, precision=FP32)
     names = int8_conv_names(model)
     rows = conv_layer_ms(model, torch.randn(2, 3, 256, 256), names, repeats=1)
     assert sum(row["convs"] for row in rows) == len(names)

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ import torch
 from PIL import Image
 
 from conftest import face_set_path
+from core.augment import AugmentSettings
 from core.datasets import LabelledImage as Sample
 from core.datasets import limit_per_class, read_dataset
 from core.errors import InputError
-from detector.fingerprint_data import AugmentConfig, augment, balanced_indices, decode_samples, split_by_source
+from detector.fingerprint_data import augment, balanced_indices, decode_samples, split_by_source
 from core.lr_schedule import lr_factor
 from detector.fingerprint_training import Trainer, TrainSettings, prepare_output
 
@@ -157,9 +159,9 @@ def test_augment_returns_a_native_resolution_crop_of_the_requested_size():
     rng = np.random.default_rng(0)
     image = np.random.default_rng(1).integers(0, 255, (256, 300, 3), dtype=np.uint8)
     for _ in range(20):
-        view = augment(image, 128, rng, AugmentConfig())
+        view = augment(image, 128, rng, AugmentSettings.fingerprint())
         assert view.shape == (128, 128, 3) and view.dtype == np.uint8
-    untouched = augment(image, 128, rng, AugmentConfig(jpeg_prob=0.0, scale=(1.0, 1.0), flip=False))
+    untouched = augment(image, 128, rng, replace(AugmentSettings.fingerprint(), jpeg_prob=0.0, scale=(1.0, 1.0), flip=False))
     corners = np.argwhere((image[:256 - 127, :300 - 127] == untouched[0, 0]).all(axis=2))
     assert any((image[r:r + 128, c:c + 128] == untouched).all() for r, c in corners), \
         "without downscale and JPEG the crop must be copied pixel for pixel"
