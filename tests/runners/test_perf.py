@@ -199,7 +199,8 @@ def test_lanes_run_the_face_chain_beside_the_image_branches_within_the_thread_bu
 
 def test_the_slowest_kind_of_job_goes_first_once_its_cost_is_known(tiny_dir):
     log: list[str] = []
-    branches = tiny_branches(tiny_dir, fingerprint_net=Recorder("fingerprint_net", 0.2, log),
+    # 1 s per image: slower than the tiny face chain even on a loaded machine, so the order cannot flip with load
+    branches = tiny_branches(tiny_dir, fingerprint_net=Recorder("fingerprint_net", 1.0, log),
                              spectral_dct=Recorder("spectral_dct", 0.0, log))
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=2, lanes=1, disabled_branches=("clip_probe",))
     pipe = P.Pipeline(config, branches, LoggingFaceFinder(log))
