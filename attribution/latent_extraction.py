@@ -28,7 +28,7 @@ from attribution.resolution import ResolutionAugmentConfig, augment_face
 from core.atomic import write_json_atomic
 from core.datasets import LabelledImage
 from core.images import ImageError, load_image
-from core.workers import exit_with_parent
+from attribution.workers import exit_with_parent
 
 ROW_META = ("labels", "groups", "paths", "sha256", "resolutions", "jpeg_qualities", "alignment_error")
 

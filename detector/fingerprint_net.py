@@ -36,7 +36,7 @@ from torchvision.models.resnet import BasicBlock
 from core.arrays import check_rgb_batch
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
-from core.config_dicts import config_from_dict, config_to_dict
+from detector.config_dicts import config_from_dict, config_to_dict
 from core.device import Precision, prepare_model, select_precision
 from core.probability import most_probable
 from core.weights import resolve_name_or_path

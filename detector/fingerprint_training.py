@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.lr_schedule import lr_factor
+from detector.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from core.augment import AugmentSettings
 from core.datasets import LabelledImage

@@ -30,10 +30,10 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from core.arrays import check_rgb_batch
-from core.artifact_pair import read_artifact_pair
+from detector.artifact_pair import read_artifact_pair
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
-from core.config_dicts import config_from_dict, config_to_dict
+from detector.config_dicts import config_from_dict, config_to_dict
 from core.probability import HeadEstimator, most_probable, recentred, shared_out
 from core.weights import resolve_name_or_path
 from detector.crops import fixed_crops

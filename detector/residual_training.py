@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from core.augment import KERNELS, AugmentSettings
-from core.lr_schedule import lr_factor
+from detector.lr_schedule import lr_factor
 from core.atomic import atomic_path, write_json_atomic
 from core.checkpoints import load_state_dict_strict
 from detector.fingerprint_data import downscale, jpeg_reencode

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from core.artifact_pair import read_artifact_pair
+from detector.artifact_pair import read_artifact_pair
 from core.augment import AugmentSettings
 from core.images import load_image
 from core.probability import HeadEstimator, most_probable, recentred, shared_out

@@ -21,7 +21,7 @@ from core.datasets import LabelledImage as Sample
 from core.datasets import limit_per_class, read_dataset
 from core.errors import InputError
 from detector.fingerprint_data import augment, balanced_indices, decode_samples, split_by_source
-from core.lr_schedule import lr_factor
+from detector.lr_schedule import lr_factor
 from detector.fingerprint_training import Trainer, TrainSettings, prepare_output
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_fingerprint.py"

@@ -1,4 +1,4 @@
-"""core.workers: a pool worker exits when its parent is killed with SIGKILL, instead of living on as an orphan."""
+"""attribution.workers: a pool worker exits when its parent is killed with SIGKILL, instead of living on as an orphan."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 PARENT = textwrap.dedent("""
     import os, sys, time
     from concurrent.futures import ProcessPoolExecutor
-    from core.workers import exit_with_parent
+    from attribution.workers import exit_with_parent
 
     USE_HELPER = sys.argv[1] in ("helper", "poll")
     if sys.argv[1] == "poll":  # as on a system without prctl: only the polling thread is left
-        import core.workers, types
-        core.workers.sys = types.SimpleNamespace(platform="other")
+        import attribution.workers, types
+        attribution.workers.sys = types.SimpleNamespace(platform="other")
     pool = ProcessPoolExecutor(1, initializer=exit_with_parent if USE_HELPER else None,
                                initargs=(os.getpid(),) if USE_HELPER else ())
     print(pool.submit(os.getpid).result(), flush=True)
