@@ -24,6 +24,9 @@ The rules (defaults in `FusionConfig` and in each branch's role):
   probability space so one over-confident branch cannot veto the others. The operating point `fake_threshold`
   (0.5 by default) is applied as a logit shift, so that the reported `fake_probability` is always ≥ 0.5 exactly
   when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85").
+* **A decisive branch** (its role's `decisive`, the provenance branch's trusted Content Credentials) that votes
+  decides alone: P(fake) and P(architecture) are its own, and with no architecture of its own the generator is
+  "unknown"; the other branches' readings stay in the evidence.
 * **P(architecture | fake)** is the weighted mean of the attribution branches' distributions over the known
   architectures (ProGAN, StyleGAN2, StyleGAN3), each renormalised after dropping its non-architecture classes.
 * **Open set**: the generator is "unknown" when a voting attributor's own open-set rule says so (its evidence
@@ -353,18 +356,29 @@ def _architectures_only(probabilities: dict[str, float] | None) -> dict[str, flo
 
 def _votes(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None, roles: Roles
            ) -> dict[str, float]:
-    """Each detector's P(fake), for the branches that ran, have a real/fake reading and may vote on it."""
-    return {branch: p for branch, item in evidence.items()
-            if (p := branch_fake_probability(item)) is not None
-            and not real_vs_fake_refusal(branch, (skills or {}).get(branch), config, roles)}
+    """Each detector's P(fake), for the branches that ran, have a real/fake reading and may vote on it (only the
+    decisive ones when any of them votes)."""
+    votes = {branch: p for branch, item in evidence.items()
+             if (p := branch_fake_probability(item)) is not None
+             and not real_vs_fake_refusal(branch, (skills or {}).get(branch), config, roles)}
+    return _decisive(votes, config, roles) or votes
 
 
 def _attributors(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None, roles: Roles
                  ) -> dict[str, dict[str, float]]:
-    """Each attributor's P(architecture), for the branches that ran, score architectures and may vote on them."""
-    return {branch: dist for branch, item in evidence.items()
-            if (dist := _architectures_only(item.probabilities)) is not None
-            and not attribution_refusal(branch, (skills or {}).get(branch), config, roles)}
+    """Each attributor's P(architecture), for the branches that ran, score architectures and may vote on them (only
+    the decisive ones, possibly none, when a decisive branch votes on real vs fake)."""
+    readings = {branch: dist for branch, item in evidence.items()
+                if (dist := _architectures_only(item.probabilities)) is not None
+                and not attribution_refusal(branch, (skills or {}).get(branch), config, roles)}
+    if _decisive(_votes(evidence, config, skills, roles), config, roles):
+        return _decisive(readings, config, roles)
+    return readings
+
+
+def _decisive(readings: dict[str, Any], config: FusionConfig, roles: Roles) -> dict[str, Any]:
+    """The readings of decisive branches only (empty when none of them is among `readings`)."""
+    return {branch: value for branch, value in readings.items() if branch_role(branch, config, roles).decisive}
 
 
 def _silent_detectors(evidence: Mapping[str, BranchEvidence], config: FusionConfig, skills: Skills | None,

@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline.fusion import (ARCHITECTURES, FusionConfig, Fused, Roles, Skills, attribution_refusal,
                              branch_fake_probability, fuse, real_vs_fake_refusal)
+from pipeline.branch import SourceFile
 from pipeline.evidence import BranchEvidence
 from core.images import LoadedImage
 from core.timing import timed
@@ -29,6 +30,7 @@ class ImageRecord:
     """Working state of one image (face fields are written by the alignment thread)."""
 
     name: str
+    source: Any = None
     image: LoadedImage | None = None
     error: str | None = None
     evidence: dict[str, BranchEvidence] = field(default_factory=dict)
@@ -104,9 +106,18 @@ class ImageRecord:
             evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
                                              skills.get(name), config, roles) for name in branch_names},
             faces=[self._face_record(i, skills, config, roles) for i in range(len(self.aligned))],
-            warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *fused.warnings], timings_ms=timings,
+            warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *self._evidence_warnings(branch_names),
+                      *fused.warnings], timings_ms=timings,
             models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
             pictures=self.pictures)
+
+    def source_file(self) -> SourceFile:
+        """The file as received, for "file" branches (they read its bytes inside their own isolation)."""
+        return SourceFile(name=self.name, source=self.source)
+
+    def _evidence_warnings(self, branch_names: Sequence[str]) -> list[str]:
+        """The per-image caveats the branches' evidence carries, in registry order."""
+        return [note for name in branch_names for note in self.evidence.get(name, BranchEvidence()).warnings]
 
     def _face_record(self, index: int, skills: Skills, config: FusionConfig, roles: Roles) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]
