@@ -20,6 +20,8 @@ MAX_PACKET_CHARS = 2_000_000
 _START = re.compile(rb"<x:x[am]pmeta\b")
 _END = re.compile(rb"</x:x[am]pmeta>")
 _DECLARATIONS = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+_DECLARATION_BYTES = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+DECLARATION_LOOKBACK = 65_536
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,11 @@ def packet_in(data: bytes) -> str | None:
         return None
     end = _END.search(data, start.end())
     stop = end.end() if end else min(len(data), start.start() + MAX_PACKET_CHARS + 1)
-    return data[start.start():stop].decode("utf-8", errors="replace")
+    begin = start.start()
+    declaration = _DECLARATION_BYTES.search(data, max(0, begin - DECLARATION_LOOKBACK), begin)
+    if declaration:  # a DTD written before the packet travels with it, so that `read_xmp` refuses it
+        begin = declaration.start()
+    return data[begin:stop].decode("utf-8", errors="replace")
 
 
 def read_xmp(packet: str) -> XmpFindings:
