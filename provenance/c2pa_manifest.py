@@ -18,7 +18,8 @@ from typing import Any
 from provenance.source_type import short_name
 from provenance.trust import TrustAnchors
 
-JUMBF_MARKERS = (b"jumb", b"c2pa")
+# an embedded manifest store is a JUMBF box labelled c2pa; a remote one is referenced by XMP dcterms:provenance
+JUMBF_MARKERS = (b"jumb", b"c2pa", b"dcterms:provenance")
 VALIDATION = {"Trusted": "trusted", "Valid": "untrusted", "Invalid": "invalid"}
 
 
@@ -73,6 +74,9 @@ class ManifestReader:
         except c2pa.C2paError.ManifestNotFound:
             return None
         except c2pa.C2paError as err:
+            if isinstance(err, c2pa.C2paError.RemoteManifest) or str(err).startswith("Remote:"):
+                raise ValueError("its Content Credentials are stored remotely and were not fetched (reading "
+                                 f"stays offline): {_one_line(err)}") from None
             raise ValueError(f"its Content Credentials could not be read ({_one_line(err)})") from None
         try:
             report = json.loads(reader.json())

@@ -23,18 +23,27 @@ SD_PARAMETERS = ("portrait of a smiling woman, studio light\nNegative prompt: bl
 def signed_face(target: Path, source_type: str = GENERATED, agent: str = "StyleGAN2 ada") -> Path:
     """The test face with Content Credentials from the test chain: a c2pa.created action declaring `source_type`."""
     import c2pa
+
+    builder = c2pa.Builder(_manifest(target.name, source_type, agent), c2pa.Context())
+    builder.sign_file(str(FACE), str(target), _signer())
+    return target
+
+
+def _signer():
+    """The test chain's leaf key signing offline (ECDSA P-256 over SHA-256, no time-stamp server)."""
+    import c2pa
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = serialization.load_pem_private_key(KEY.read_bytes(), None)
-    signer = c2pa.Signer.from_callback(lambda data: key.sign(data, ec.ECDSA(hashes.SHA256())),
-                                       c2pa.C2paSigningAlg.ES256, CHAIN.read_text(), None)
-    manifest = {"claim_generator_info": [{"name": "gantrace-tests", "version": "1"}], "title": target.name,
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": [
-                    {"action": "c2pa.created", "digitalSourceType": source_type, "softwareAgent": agent}]}}]}
-    builder = c2pa.Builder(manifest, c2pa.Context())
-    builder.sign_file(str(FACE), str(target), signer)
-    return target
+    return c2pa.Signer.from_callback(lambda data: key.sign(data, ec.ECDSA(hashes.SHA256())),
+                                     c2pa.C2paSigningAlg.ES256, CHAIN.read_text(), None)
+
+
+def _manifest(title: str, source_type: str, agent: str) -> dict:
+    return {"claim_generator_info": [{"name": "gantrace-tests", "version": "1"}], "title": title,
+            "assertions": [{"label": "c2pa.actions", "data": {"actions": [
+                {"action": "c2pa.created", "digitalSourceType": source_type, "softwareAgent": agent}]}}]}
 
 
 def altered(signed: Path, target: Path) -> Path:
@@ -74,3 +83,15 @@ def stripped(source: Path, target: Path) -> Path:
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     target.write_bytes(buffer.getvalue())
     return target
+
+
+def remote_manifest_face(url: str) -> bytes:
+    """The test face whose Content Credentials are not embedded but referenced at `url` (XMP dcterms:provenance)."""
+    import c2pa
+
+    builder = c2pa.Builder(_manifest("remote.jpg", GENERATED, "StyleGAN2 ada"), c2pa.Context())
+    builder.set_no_embed()
+    builder.set_remote_url(url)
+    out = io.BytesIO()
+    builder.sign(_signer(), "image/jpeg", io.BytesIO(FACE.read_bytes()), out)
+    return out.getvalue()
