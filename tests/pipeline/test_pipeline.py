@@ -43,7 +43,8 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
-    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"}
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
+                                     "provenance"}
     face = data["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
     assert face["label"] == data["label"] and face["primary"] is True
