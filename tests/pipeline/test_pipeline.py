@@ -268,7 +268,8 @@ def test_a_branch_that_misleads_is_out_of_the_default_set_and_runs_only_when_ask
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
     asked = P.Pipeline(config_from_args(parser.parse_args(["--branch", "fingerprint_net", "--device", "cpu"])))
-    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"]
+    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
+                                    "provenance"]
     with pytest.raises(ValueError, match="unknown branches \\['nope'\\]"):
         P.Pipeline(P.PipelineConfig(extra_branches=("nope",)))
 
