@@ -6,9 +6,9 @@ what weights each needs and whether it can run. Written once here, a new branch 
 
 A branch works at one `level`: "image" branches see the decoded RGB image, "face" branches see each aligned
 face (the pipeline finds and aligns faces once and shares them), "file" branches see the file as received
-(`SourceFile`: its bytes and name), for what a file declares about itself rather than what its pixels show. `load` raises `WeightUnavailableError` for a
-missing weight (the pipeline records the message and runs the others); `run` takes a batch and returns one
-`BranchEvidence` per input, in order.
+(`SourceFile`: its bytes and name), for what a file declares about itself rather than what its pixels show.
+`load` raises `WeightUnavailableError` for a missing weight (the pipeline records the message and runs the
+others); `run` takes a batch and returns one `BranchEvidence` per input, in order.
 
 A branch may declare a `role` (a `BranchRole`): what its evidence votes on in the verdict, with which weight, and
 the title people read. Without one it gets the defaults: it may vote on real vs fake and on the architecture, as

@@ -11,7 +11,8 @@ from typing import Any
 
 from provenance.source_type import plain_words
 
-TRUST_WORDS = {"trusted": "trusted (on the C2PA trust list or your --c2pa-trust anchors)", "untrusted": "not on your trust list",
+TRUST_WORDS = {"trusted": "trusted (on the C2PA trust list or your --c2pa-trust anchors)",
+               "untrusted": "not on your trust list",
                "invalid": "INVALID: the file was changed after it was signed"}
 
 

@@ -1,5 +1,6 @@
-"""scripts/scan.py end to end (its `main`, in this process: the models load once for the three scans): with --c2pa-trust the signed face is labelled generated in the CSV and the JSONL;
-without it the evidence says untrusted and the verdict is exactly what the other branches decide."""
+"""scripts/scan.py end to end (its `main`, in this process, so the models load once for the scans): with
+--c2pa-trust the signed face is labelled generated in the CSV and the JSONL; without it the evidence says untrusted
+and the verdict is exactly what the other branches decide."""
 
 from __future__ import annotations
 
