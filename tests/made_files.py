@@ -1,5 +1,6 @@
 """Files with provenance, made at test time: a face signed with the C2PA test chain, the same face altered after
-signing, a PNG with Stable Diffusion WebUI parameters, a JPEG with an XMP digital source type, a stripped copy."""
+signing, a PNG with Stable Diffusion WebUI parameters, a JPEG with an XMP digital source type, a stripped copy.
+Beside tiny_models.py so that the provenance, app and report tests all import the one copy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "data"
 FACE = DATA / "astronaut_face.jpg"
 CHAIN = DATA / "c2pa" / "es256_certs.pem"
 KEY = DATA / "c2pa" / "es256_private.key"
