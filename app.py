@@ -39,6 +39,7 @@ from outputs.evidence_report import write_report
 from outputs.memory import release_free_memory
 from pipeline import (IMAGE_SUFFIXES, LABELS, BranchStatus, EvidencePictures, Failure, Pipeline, wording,
                       write_csv)
+from pipeline.provenance_wording import provenance_lines
 from pipeline.verdict import primary_face_index
 from runners.cli import add_pipeline_arguments, config_from_args
 
@@ -49,6 +50,9 @@ RESULTS_MAX_AGE_S = 3600
 PICTURES_KEPT = 16
 PICTURE_BYTES = 64 * 1024 * 1024
 PICTURES_MAX_AGE_S = 300
+PROVENANCE = "provenance"
+PROVENANCE_TITLE = "#### Provenance: what the file says about itself"
+TRUST_LIST_RECORD = "artifacts/c2pa-trust-list.md"
 STATE_SESSIONS = 256
 UPLOAD_TYPES = sorted(IMAGE_SUFFIXES)
 BATCH_HEADERS = ["file", "verdict", "P(fake)", "warnings or error"]
@@ -71,11 +75,11 @@ def analyze_upload(pipe: Pipeline, path: str | None) -> tuple[dict, EvidencePict
 
 
 def render_verdict(verdict: dict, pictures: EvidencePictures | None) -> tuple:
-    """Every panel for one verdict: card, bars, the faces (boxed overview, aligned crops, the verdict's face in
-    detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
+    """Every panel for one verdict: card, bars, provenance, the faces (boxed overview, aligned crops, the verdict's
+    face in detail), spectrum, Grad-CAM, the per-branch table and the evidence report to download."""
     report = write_report(verdict, pictures, new_results_path().parent)
     pictures = pictures or EvidencePictures()
-    return (verdict_card(verdict), probability_panel(verdict), pictures.faces_overview,
+    return (verdict_card(verdict), probability_panel(verdict), provenance_panel(verdict), pictures.faces_overview,
             face_gallery(verdict, pictures), face_markdown(verdict, primary_face_index(verdict["faces"])),
             pictures.spectrum, pictures.gradcam, branch_rows(verdict),
             gr.DownloadButton(value=str(report), interactive=True))
@@ -85,11 +89,11 @@ def render_failure() -> tuple:
     """What the evidence panels show when the upload could not be analysed (the reason is in the pop-up)."""
     card = ("### Could not analyse this file\nThe reason is in the message at the top right. GANTrace reads JPEG, "
             "PNG, WebP, BMP, GIF and TIFF images between 64 px and 50 megapixels.")
-    return card, _no_bars(), None, None, "", None, None, [], gr.DownloadButton(value=None, interactive=False)
+    return card, _no_bars(), "", None, None, "", None, None, [], gr.DownloadButton(value=None, interactive=False)
 
 
 def render_pending() -> tuple:
-    return ("### Analysing…", _no_bars(), None, None, "", None, None, [],
+    return ("### Analysing…", _no_bars(), "", None, None, "", None, None, [],
             gr.DownloadButton(value=None, interactive=False))
 
 
@@ -103,6 +107,19 @@ def probability_panel(verdict: dict) -> gr.Label:
     if not readings:
         return gr.Label(wording.NO_READING, label=wording.PROBABILITIES_TITLE)
     return gr.Label(readings, label=wording.OWN_READINGS_TITLE, show_heading=False)
+
+
+def provenance_panel(verdict: dict) -> str:
+    """What the file declares about its own origin, one line a finding (`provenance_lines`), or why it was not
+    read."""
+    evidence = verdict["evidence"].get(PROVENANCE)
+    if evidence is None:
+        return ""
+    if evidence.get("details") is None:
+        why = wording.without_remedy(evidence.get("reason") or "not read")
+        return f"{PROVENANCE_TITLE}\n\n- not read: {_escape(why)}"
+    return PROVENANCE_TITLE + "\n\n" + "\n".join(f"- {_escape(line)}" for line in provenance_lines(
+        evidence["details"]))
 
 
 def _no_bars() -> gr.Label:
@@ -228,7 +245,8 @@ def status_markdown(pipe: Pipeline) -> str:
                               for n, s in status.weights.items())
         fix = "<br>".join(f"`{_escape(f)}`" for f in status.fix)
         lines.append(f"| {wording.branch_title(status.branch)} | {state} | {weights} | {fix} |")
-    return "\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
+    return ("\n".join(lines) + "\n\n**Attribution model:** " + _escape(attributor_state(statuses))
+            + "\n\n**Content Credentials trust:** " + _escape(trust_state(statuses)))
 
 
 def attributor_state(statuses: list[BranchStatus]) -> str:
@@ -238,6 +256,18 @@ def attributor_state(statuses: list[BranchStatus]) -> str:
         return "none loaded, so no face is attributed (see the Latent SVM row)"
     return latent.origin if latent.ready is not False else \
         f"{latent.origin} — loaded, but the Latent SVM branch is off (see its row)"
+
+
+def trust_state(statuses: list[BranchStatus]) -> str:
+    """The trust anchors Content Credentials must chain to in order to vote: the shipped list (its source and date)
+    and the user's own (--c2pa-trust / GANTRACE_C2PA_TRUST), as the loaded provenance branch reports them."""
+    provenance = next((s for s in statuses if s.branch == PROVENANCE), None)
+    if provenance is None:
+        return "the provenance branch is not registered"
+    if not provenance.origin:
+        return ("not loaded yet (press Refresh after the first analysis)" if provenance.ready is None
+                else "none: the provenance branch is off (see its row)")
+    return f"{provenance.origin} (the shipped list's record and licence: {TRUST_LIST_RECORD})"
 
 
 def intro_markdown(pipe: Pipeline) -> str:
@@ -283,6 +313,7 @@ def build_demo(pipe: Pipeline, pictures: BoundedStore[EvidencePictures] | None =
                     card = gr.Markdown("Upload an image to analyse it.", elem_id="verdict-card")
                     bars = gr.Label(label=wording.PROBABILITIES_TITLE, elem_id="bars", show_heading=False,
                                     num_top_classes=max(len(LABELS), len(pipe.branches)))
+                    provenance = gr.Markdown(elem_id="provenance")
             with gr.Tab("Faces"):
                 with gr.Row():
                     with gr.Column():
@@ -313,7 +344,7 @@ def build_demo(pipe: Pipeline, pictures: BoundedStore[EvidencePictures] | None =
             status = gr.Markdown(status_markdown(pipe))
             refresh = gr.Button("Refresh")
 
-        panels = [card, bars, overview, gallery, face_view, spectrum, gradcam, table, report]
+        panels = [card, bars, provenance, overview, gallery, face_view, spectrum, gradcam, table, report]
         started = gr.on([run.click, upload.upload], render_pending, None, panels, api_visibility="private",
                         queue=False)
         analysed = started.then(lambda path: _keep_pictures(store, *analyze_upload(pipe, path)), upload,

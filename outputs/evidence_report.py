@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import EvidencePictures, wording
+from pipeline.provenance_wording import provenance_lines
 
 __all__ = ["CSP", "LIMITS_TEXT", "gantrace_version", "render_html", "report_name", "write_report"]
 
@@ -51,6 +52,7 @@ LIMITS_TEXT = (
     "does not prove that an image is authentic or unedited: only that these detectors found no trace of the "
     "generators they know.")
 MAX_PICTURE_SIDE = 1024
+PROVENANCE = "provenance"  # the branch whose findings get a section of their own
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -84,11 +86,13 @@ def render_html(verdict: Mapping[str, Any], pictures: EvidencePictures | None, *
         _section("faces", "3 · Faces", _faces(verdict, pictures)),
         _section("branches", "4 · Evidence by branch",
                  _branch_table(verdict.get("evidence") or {}, "No branch reported evidence.")),
-        _section("pictures", "5 · Evidence pictures", _pictures(pictures)),
-        _section("models", "6 · Models used", _models(verdict.get("models") or {})),
-        _section("warnings", "7 · Warnings", _warnings(wording.notes(verdict))),
-        _section("limits", "8 · What this evidence can and cannot show", f'<p class="limits">{_e(LIMITS_TEXT)}</p>'),
-        _section("record", "9 · Verdict record",
+        _section("provenance", "5 · Provenance: what the file says about itself",
+                 _provenance((verdict.get("evidence") or {}).get(PROVENANCE))),
+        _section("pictures", "6 · Evidence pictures", _pictures(pictures)),
+        _section("models", "7 · Models used", _models(verdict.get("models") or {})),
+        _section("warnings", "8 · Warnings", _warnings(wording.notes(verdict))),
+        _section("limits", "9 · What this evidence can and cannot show", f'<p class="limits">{_e(LIMITS_TEXT)}</p>'),
+        _section("record", "10 · Verdict record",
                  f"<p>The verdict exactly as GANTrace produced it (JSON, verdict schema "
                  f"<b>{_e(verdict.get('schema_version', 1))}</b>), for machine comparison.</p>"
                  f"<details><summary>Show the verdict JSON</summary><pre>{_e(_json(verdict))}</pre></details>"),
@@ -305,6 +309,17 @@ def _branch_table(evidence: Mapping[str, Any], empty: str) -> str:
                     f'<td class="mono scores">{scores}</td><td>{"<br>".join(notes)}</td></tr>')
     return ("<table><tr><th>branch</th><th>status</th><th>its own probabilities</th><th>note / why not run</th></tr>"
             + "".join(rows) + "</table>")
+
+
+def _provenance(item: Mapping[str, Any] | None) -> str:
+    """The provenance branch's findings, one line each (`provenance_lines`, as in the app), or why it was not read."""
+    if item is None:
+        return '<p class="none">The provenance branch was not run.</p>'
+    if item.get("details") is None:
+        reason = wording.without_remedy(item.get("reason") or "no reason recorded")
+        return f'<p class="none">Not read: {_visible(reason)}</p>'
+    return '<ul class="provenance">' + "".join(f"<li>{_visible(line)}</li>"
+                                                for line in provenance_lines(item["details"])) + "</ul>"
 
 
 def _pictures(pictures: EvidencePictures) -> str:

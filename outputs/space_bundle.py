@@ -33,7 +33,10 @@ from huggingface_hub import SpaceCardData
 from core.atomic import write_text_atomic
 from core.weights import REPO_ROOT, load_registry, sha256_file
 
-PACKAGES = ("core", "detector", "encoder", "attribution", "pipeline", "outputs")
+PACKAGES = ("core", "detector", "encoder", "attribution", "provenance", "pipeline", "outputs")
+# Public data the code reads besides registered weights: the C2PA trust list (certificates only, no key) and its
+# record; staged like a registered artifact so its .pem suffix is allowed.
+PUBLIC_DATA = (Path("artifacts") / "c2pa-trust-list.pem", Path("artifacts") / "c2pa-trust-list.md")
 TOP_FILES = ("app.py", "runners/__init__.py", "runners/cli.py")
 SOURCE_SUFFIXES = (".py", ".css")
 RUNTIME_EXCLUDED = ("gradio", "gradio-client")  # the Space's SDK provides them (sdk_version)
@@ -209,6 +212,7 @@ def stage(target: Path, card: SpaceCard, repo: Path = REPO_ROOT, attributor: Sta
     """Copy the allow-listed files (and the attributor) into `target`, write the staged registry, README.md and
     requirements.txt; return the staged files sorted, and the registered artifacts that are missing."""
     artifacts, missing = artifact_files(repo)
+    artifacts += [relative for relative in PUBLIC_DATA if (repo / relative).is_file()]
     copies = [(relative, repo / relative, relative in artifacts, MAX_FILE_MB)
               for relative in source_files(repo) + artifacts]
     if attributor is not None:

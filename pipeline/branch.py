@@ -6,9 +6,10 @@ what weights each needs and whether it can run. Written once here, a new branch 
 own tuple); the pipeline iterates it and never names a branch. No import registers anything as a side effect.
 
 A branch works at one `level`: "image" branches see the decoded RGB image, "face" branches see each aligned
-face (the pipeline finds and aligns faces once and shares them). `load` raises `WeightUnavailableError` for a
-missing weight (the pipeline records the message and runs the others); `run` takes a batch and returns one
-`BranchEvidence` per input, in order.
+face (the pipeline finds and aligns faces once and shares them), "file" branches see the file as received
+(`SourceFile`: its bytes and name), for what a file declares about itself rather than what its pixels show.
+`load` raises `WeightUnavailableError` for a missing weight (the pipeline records the message and runs the
+others); `run` takes a batch and returns one `BranchEvidence` per input, in order.
 
 A branch may declare a `role` (a `BranchRole`): what its evidence votes on in the verdict, with which weight, and
 the title people read. Without one it gets the defaults: it may vote on real vs fake and on the architecture, as
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core.device import Precision
 from pipeline.evidence import BranchEvidence
 
-LEVELS = ("image", "face")
+LEVELS = ("image", "face", "file")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,19 @@ class BranchContext:
 
 
 @dataclass(frozen=True)
+class SourceFile:
+    """What a "file" branch reads: an image that decoded, as the bytes it arrived as or its path, and the name it came
+    with (whose extension may lie about the format)."""
+
+    name: str
+    source: bytes | str | Path = field(repr=False)
+
+    def read(self) -> bytes:
+        """The file's bytes (read again from its path: it decoded, so it existed within the size limit)."""
+        return self.source if isinstance(self.source, bytes) else Path(self.source).read_bytes()
+
+
+@dataclass(frozen=True)
 class BranchRole:
     """What a branch's evidence counts for in the verdict and how people read its name; every field has a default.
 
@@ -58,6 +73,8 @@ class BranchRole:
     unsure_below: its top class probability under this is an open-set signal (no known architecture fits);
         None: it has no such rule.
     title: the name the app and the report show; empty means the branch's registry name.
+    decisive: when it votes, its reading alone decides real vs fake and the architecture (a valid, trusted
+        Content Credentials declaration outranks any statistical reading); the others stay in the evidence.
     """
 
     detects: bool = True
@@ -67,6 +84,7 @@ class BranchRole:
     trust_unmeasured: bool = False
     unsure_below: float | None = None
     title: str = ""
+    decisive: bool = False
 
     def __post_init__(self) -> None:
         for name in ("detect_weight", "attribution_weight"):

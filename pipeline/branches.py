@@ -319,6 +319,52 @@ class NoFace:
     message: str
 
 
+class ProvenanceBranch:
+    """What the file declares about its own origin (Content Credentials, IPTC/XMP source type, generator metadata,
+    camera EXIF). It reads the file, not the pixels, needs no weights and votes only through the trust rule of
+    `provenance.findings`: fake, decisively, when valid Content Credentials signed by a trusted anchor declare a
+    generative source type; every other finding is shown and votes nothing."""
+
+    name = "provenance"
+    level = "file"
+    role = BranchRole(title="Provenance (Content Credentials, metadata)", trust_unmeasured=True, decisive=True)
+    models: dict[str, str] = {}
+    warning = None
+    skill = None
+
+    def __init__(self) -> None:
+        self.reader: Any = None
+
+    def required_weights(self, context: BranchContext) -> list[str]:
+        return []
+
+    def load(self, context: BranchContext) -> None:
+        """The trust anchors: the shipped C2PA list plus the user's PEM (options["trust"], else GANTRACE_C2PA_TRUST)."""
+        from provenance.c2pa_manifest import ManifestReader
+        from provenance.trust import load_trust, trust_path
+
+        self.reader = ManifestReader(load_trust(trust_path(context.options.get("trust"))))
+
+    @property
+    def origin(self) -> str | None:
+        """The trust lists in force, for the status panel (None before it loads)."""
+        return None if self.reader is None else f"trusts {self.reader.trust.description}"
+
+    def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
+        """Each file's findings in `details`; probabilities only when it votes ({} otherwise: ran, no reading)."""
+        from provenance.read import read_provenance
+
+        evidence = []
+        for item in inputs:
+            findings = read_provenance(item.read(), item.name, self.reader)
+            votes: dict[str, float] = {}
+            if findings.votes_fake:
+                architecture = findings.architecture
+                votes = {"real": 0.0, "fake": 1.0} if architecture == "unknown" else {"real": 0.0, architecture: 1.0}
+            evidence.append(BranchEvidence(votes, details=findings.to_json(), warnings=findings.warnings))
+        return evidence
+
+
 # The shipped branches, in the order the verdict lists their evidence; the pipeline runs every default one.
 BRANCHES: Registry = (
     BranchEntry(ClipProbeBranch),
@@ -328,4 +374,5 @@ BRANCHES: Registry = (
     BranchEntry(SpectralBranch),
     BranchEntry(ResidualBranch),
     BranchEntry(LatentBranch),
+    BranchEntry(ProvenanceBranch),
 )

@@ -26,6 +26,12 @@ The rules (defaults in `FusionConfig` and in each branch's role):
   probability space so one over-confident branch cannot veto the others. The operating point `fake_threshold`
   (0.5 by default) is applied as a logit shift, so that the reported `fake_probability` is always ≥ 0.5 exactly
   when `is_fake` is true (GANOrigin's 0.89 cut-off reported "Authentic" beside "Fake 0.85").
+* **A decisive branch** (its role's `decisive`, the provenance branch's trusted Content Credentials) that votes
+  decides alone: P(fake) and P(architecture) are its own, and with no architecture of its own the generator is
+  "unknown"; the other branches' readings stay in the evidence.
+* **A decisive branch** (its role's `decisive`: the provenance branch's trusted Content Credentials) that votes on
+  real vs fake decides alone: P(fake) and P(architecture) are its own, and with no architecture of its own the
+  generator is "unknown"; the others' readings stay in the evidence, with a skill note saying they were overruled.
 * **P(architecture | fake)** is the weighted mean of the attribution branches' distributions over the known
   architectures (ProGAN, StyleGAN2, StyleGAN3), each renormalised after dropping its non-architecture classes.
 * **Open set**: the generator is "unknown" when a voting attributor's own open-set rule says so (its evidence
@@ -115,9 +121,10 @@ class Voters:
 
     order: the branches of the evidence in the order of `roles` (then by name), the order of every sum and list.
     roles: the role fusion applies to each of them (its declared role with `FusionConfig`'s overrides).
-    detectors: P(fake) of each branch that votes on real vs fake.
-    attributors: P(architecture), renormalised over the known architectures, of each branch that votes on them.
-    detect_refusals: why a branch with a real/fake reading may not vote on it.
+    detectors: P(fake) of each branch that votes on real vs fake (only the decisive ones when one of them votes).
+    attributors: P(architecture), renormalised over the known architectures, of each branch that votes on them
+        (only the decisive ones, possibly none, when a decisive branch votes on real vs fake).
+    detect_refusals: why a branch with a real/fake reading may not vote on it (a decisive branch's vote included).
     attribution_refusals: why a branch that scores an architecture may not vote on it.
     """
 
@@ -148,6 +155,13 @@ class Voters:
                     attribution_refusals[branch] = refusal
                 elif (dist := _architectures_only(item.probabilities)) is not None:
                     attributors[branch] = dist
+        if decisive := [branch for branch in detectors if applied[branch].decisive]:
+            overruled = f"{' and '.join(decisive)} decided alone"
+            detect_refusals.update({b: f"no real/fake vote: {overruled}" for b in detectors if b not in decisive})
+            attribution_refusals.update({b: f"no attribution vote: {overruled}" for b in attributors
+                                         if b not in decisive})
+            detectors = {b: detectors[b] for b in decisive}
+            attributors = {b: dist for b, dist in attributors.items() if b in decisive}
         return cls(order, applied, detectors, attributors, detect_refusals, attribution_refusals)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.branch import SourceFile
 from pipeline.fusion import FusionConfig, Fused, Roles, Skills, Voters, fuse
 from pipeline.evidence import BranchEvidence
 from core.images import LoadedImage
@@ -28,6 +29,7 @@ class ImageRecord:
     """Working state of one image (face fields are written by the alignment thread)."""
 
     name: str
+    source: Any = None
     image: LoadedImage | None = None
     error: str | None = None
     evidence: dict[str, BranchEvidence] = field(default_factory=dict)
@@ -103,9 +105,18 @@ class ImageRecord:
             evidence={name: _evidence_record(name, self.evidence.get(name, BranchEvidence(reason="not run")),
                                              skills.get(name), fused.voters) for name in branch_names},
             faces=[self._face_record(i, skills) for i in range(len(self.aligned))],
-            warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *fused.warnings], timings_ms=timings,
+            warnings=[*self.image.warnings, *self.warnings, *self.face_warnings, *self._evidence_warnings(branch_names),
+                      *fused.warnings], timings_ms=timings,
             models=dict(sorted({**self.models, **self.face_models}.items())), uncertain=fused.uncertain,
             pictures=self.pictures)
+
+    def source_file(self) -> SourceFile:
+        """The file as received, for "file" branches (they read its bytes inside their own isolation)."""
+        return SourceFile(name=self.name, source=self.source)
+
+    def _evidence_warnings(self, branch_names: Sequence[str]) -> list[str]:
+        """The per-image caveats the branches' evidence carries, in registry order."""
+        return [note for name in branch_names for note in self.evidence.get(name, BranchEvidence()).warnings]
 
     def _face_record(self, index: int, skills: Skills) -> dict:
         face, fused = self.aligned[index], self.face_fused[index]

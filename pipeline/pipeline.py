@@ -217,7 +217,7 @@ class Pipeline:
 
     def _load_item(self, source: Source, name: str | None) -> ImageRecord:
         display = name or (str(source) if isinstance(source, (str, Path)) else "<bytes>")
-        item = ImageRecord(name=display)
+        item = ImageRecord(name=display, source=source)
         with timed() as watch:
             try:
                 item.image = load_image(source, self.config.limits, name=display)
@@ -232,16 +232,18 @@ class Pipeline:
         return [("faces", part) for part in self._lanes.split(items)]
 
     def _image_jobs(self, items: list[ImageRecord]) -> list[tuple[str, list[ImageRecord]]]:
-        return [(name, part) for name in self._enabled("image") for part in self._lanes.split(items)]
+        return [(name, part) for name in self._enabled("image") + self._enabled("file")
+                for part in self._lanes.split(items)]
 
     def _run_job(self, kind: str, items: list[ImageRecord]) -> None:
         """A lane's job: "faces" is the face chain (alignment, then the face-level branches), any other kind an
-        image-level branch."""
+        image-level branch (decoded pixels) or a file-level one (the file as received)."""
         if kind == "faces":
             self._find_faces(items)
             self._run_face_branches(items)
         else:
-            for item, evidence in zip(items, self._run_branch(kind, items, [i.image.pixels for i in items])):
+            read = ImageRecord.source_file if self.branches[kind].level == "file" else lambda i: i.image.pixels
+            for item, evidence in zip(items, self._run_branch(kind, items, [read(i) for i in items])):
                 item.evidence[kind] = evidence
 
     def _record_use(self, items: list[ImageRecord]) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.fusion import PROBABILITY_LABELS
 
+PROVENANCE = "provenance"  # the branch whose findings have CSV columns of their own
 SCHEMA_VERSION = 2  # 2: label "undecided" when nothing voted on real vs fake (1 said "unknown" for it too)
 
 
@@ -79,6 +80,7 @@ class Verdict:
                "fake_probability": _cell(self.fake_probability), "faces": str(len(self.faces)),
                "face": _cell(primary_face_index(self.faces)), "warnings": " | ".join(self.warnings), "error": ""}
         row.update({f"p_{label}": _cell(probs.get(label)) for label in PROBABILITY_LABELS})
+        row.update(provenance_cells(self.evidence))
         return row
 
     def face_rows(self) -> list[dict[str, str]]:
@@ -94,6 +96,18 @@ class Verdict:
             row.update({f"p_{label}": _cell(probs.get(label)) for label in PROBABILITY_LABELS})
             rows.append(row)
         return rows
+
+
+def provenance_cells(evidence: dict[str, dict | None]) -> dict[str, str]:
+    """The provenance branch's CSV cells: the declared digital source type, the signer and the validation state of
+    its Content Credentials ("absent" without any); empty when the branch did not run. Never the prompt."""
+    details = (evidence.get(PROVENANCE) or {}).get("details")
+    if not details:
+        return {}
+    credentials = details.get("content_credentials") or {}
+    return {"provenance_source_type": _cell(details.get("declared_source_type")),
+            "provenance_signer": _cell(credentials.get("signer")),
+            "provenance_validation": _cell(credentials.get("validation") or "absent")}
 
 
 def primary_face_index(faces: list[dict]) -> int | None:
@@ -124,7 +138,8 @@ class Failure:
 Result = Verdict | Failure
 CSV_COLUMNS = ("file", "sha256", "label", "is_fake", "fake_probability",
                *(f"p_{label}" for label in PROBABILITY_LABELS),
-               "faces", "face", "warnings", "error")
+               "faces", "face", "warnings", "error",
+               "provenance_source_type", "provenance_signer", "provenance_validation")
 
 
 def write_csv(results: Iterable[Result], per_face: bool = False) -> str:

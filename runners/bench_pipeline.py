@@ -82,6 +82,7 @@ def stage_alone_ms(pipe: P.Pipeline, sources: Sequence[str | bytes], threads: in
     from core.device import torch_threads
     from core.images import load_image
     from core.timing import timed
+    from pipeline.branch import SourceFile
 
     alone, used = {}, {}
     with timed() as watch:
@@ -93,9 +94,11 @@ def stage_alone_ms(pipe: P.Pipeline, sources: Sequence[str | bytes], threads: in
     alone["align"], used["align"] = 1000 * watch.seconds / len(images), 1
     faces = [face for out in found if isinstance(out, list) for face in out[:pipe.config.max_faces]]
     ready = {status.branch for status in pipe.status() if status.ready}
+    by_level = {"image": pixels, "face": faces,
+                "file": [SourceFile(f"image {index}", source) for index, source in enumerate(sources)]}
     with torch_threads(threads):
         for name, branch in pipe.branches.items():
-            inputs = pixels if branch.level == "image" else faces
+            inputs = by_level[branch.level]
             if inputs and name in ready:
                 with timed() as watch:
                     branch.run(inputs)

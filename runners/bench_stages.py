@@ -3,7 +3,8 @@
 The one registry of what `scripts/benchmark.py --stage` can name: it parses the command line, prints
 `machine_record()` first (the machine's own matmul rate, the ceiling the stages are compared to) and then what
 `STAGES[name](settings)` yields. Each stage family has its module: `bench_models` (detector, align, encoder,
-fingerprint), `bench_pipeline`, `bench_latency`, `bench_int8` (int8, int8_layers) and `bench_scan`.
+fingerprint), `bench_pipeline`, `bench_latency`, `bench_int8` (int8, int8_layers), `bench_scan` and
+`bench_provenance`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from runners.bench_int8 import bench_int8, bench_int8_layers
 from runners.bench_latency import bench_latency
 from runners.bench_models import bench_align, bench_detector, bench_encoder, bench_fingerprint
 from runners.bench_pipeline import bench_pipeline
+from runners.bench_provenance import bench_provenance
 from runners.bench_scan import bench_scan
 from runners.bench_settings import BenchSettings
 
 STAGES: dict[str, Callable[[BenchSettings], Iterator[dict]]] = {
     "detector": bench_detector, "align": bench_align, "encoder": bench_encoder, "fingerprint": bench_fingerprint,
     "pipeline": bench_pipeline, "latency": bench_latency, "int8": bench_int8, "int8_layers": bench_int8_layers,
-    "scan": bench_scan,
+    "scan": bench_scan, "provenance": bench_provenance,
 }
 
 

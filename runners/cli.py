@@ -5,8 +5,8 @@
 - "No limit" is spelled by leaving a flag out: its default is None, never 0.
 - Exit status: 0 done; 1 the run finished but its result is unusable (said why on stderr); 2 bad input (one
   line on stderr naming the file or flag); 3 stopped before the end as asked (re-run to resume); 130 interrupted.
-- The pipeline flags (--dtype, --batch-size, --lanes, --attribution, --fingerprint, --gate-attribution,
-  --offline, --skip-branch, --branch) are added by `add_pipeline_arguments` and turned into a
+- The pipeline flags (--dtype, --batch-size, --lanes, --attribution, --fingerprint, --c2pa-trust,
+  --gate-attribution, --offline, --skip-branch, --branch) are added by `add_pipeline_arguments` and turned into a
   `pipeline.PipelineConfig` by `config_from_args`, the one place that maps them, for scan.py, evaluate.py,
   benchmark.py and app.py.
 - Missing registered weights are fetched on first use (with a progress bar and a bounded time-out); `--offline`
@@ -85,6 +85,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, sweep: bool = False)
                         help="latent SVM artifact: a .skops path from scripts/train_svm.py or hf://OWNER/NAME[@REV] "
                              "(default: env GANTRACE_ATTRIBUTION, else GANOrigin's converted classifier)")
     parser.add_argument("--fingerprint", default="fingerprintnet-small", help="registry name or .safetensors path")
+    parser.add_argument("--c2pa-trust", default=os.environ.get("GANTRACE_C2PA_TRUST") or None, metavar="PEM",
+                        help="your trust anchors for Content Credentials (PEM certificates), beside the shipped C2PA "
+                             "trust list; a trusted manifest declaring a generative source votes fake "
+                             "(default: env GANTRACE_C2PA_TRUST)")
     parser.add_argument("--gate-attribution", action="store_true",
                         help="attribute only images the detectors call fake (faster; misses more fakes)")
     parser.add_argument("--offline", action="store_true",
@@ -107,6 +111,10 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> PipelineConf
     options: dict[str, dict[str, Any]] = {"fingerprint_net": {"weights": str(args.fingerprint)}}
     if args.attribution:
         options["latent_svm"] = {"artifact": str(args.attribution)}
+    if args.c2pa_trust:
+        if not os.path.isfile(args.c2pa_trust):
+            raise InputError(f"--c2pa-trust {args.c2pa_trust}: no such file (give a PEM file of trust anchors)")
+        options["provenance"] = {"trust": str(args.c2pa_trust)}
     offline = args.offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     settings = {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size,
                 "branch_options": options, "disabled_branches": tuple(args.skip_branch),

@@ -174,14 +174,15 @@ def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp
     from tiny_models import Missing
 
     before = app.intro_markdown(tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x")))
-    assert ("combines FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR) and Latent SVM (e4e W+) "
-            "(they load on the first analysis); off: CLIP probe (UFD) (see the Model status tab)") in before
+    assert ("combines FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR), Latent SVM (e4e W+) and "
+            "Provenance (Content Credentials, metadata) (they load on the first analysis); off: CLIP probe (UFD) (see "
+            "the Model status tab)") in before
     loaded = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"),
                            latent_svm=Missing("latent_svm", "svm-x", "face"))
     loaded.load_all()
     intro = app.intro_markdown(loaded)
-    assert ("the branches loaded, FingerprintNet, Spectral DCT baseline and Up-sampling residual (NPR); off: CLIP "
-            "probe (UFD) and Latent SVM (e4e W+) (see") in intro
+    assert ("the branches loaded, FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR) and Provenance "
+            "(Content Credentials, metadata); off: CLIP probe (UFD) and Latent SVM (e4e W+) (see") in intro
 
 
 def _one_crop() -> EvidencePictures:
@@ -205,12 +206,15 @@ def test_branch_table_shows_each_branch_own_opinion_and_open_set_label():
 def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     data, pictures = app.analyze_upload(pipe, str(real_face))
     assert set(data) == DESIGN_FIELDS and data["file"] == real_face.name
-    card, bars, overview, gallery, face, spectrum, gradcam, table, report = app.render_verdict(data, pictures)
+    card, bars, provenance, overview, gallery, face, spectrum, gradcam, table, report = app.render_verdict(data,
+                                                                                                   pictures)
     assert overview.shape == (data["height"], data["width"], 3) and spectrum.ndim == 3
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
     shown = {item["label"] for item in bars.value["confidences"]}
-    assert shown <= set(wording.LABEL_NAMES.values()) and len(table) == 5 and report.interactive
+    assert shown <= set(wording.LABEL_NAMES.values()) and len(table) == 6 and report.interactive
+    assert provenance.splitlines()[2] == "- Content Credentials: none (absence is not evidence: most files carry " \
+                                         "none, and they are easy to strip)"
 
 
 def test_each_face_of_a_group_photo_has_its_own_evidence_panel():
@@ -273,7 +277,7 @@ def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tm
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
-    assert text.split("\n\n")[0].count("\n") == 6
+    assert text.split("\n\n")[0].count("\n") == 7
 
 
 def test_fix_commands_live_on_the_model_status_tab_not_on_the_verdict_card(real_face, tmp_path):
@@ -290,12 +294,16 @@ def test_fix_commands_live_on_the_model_status_tab_not_on_the_verdict_card(real_
 
 
 def test_status_panel_names_the_attribution_model_it_runs_or_that_none_is_loaded(pipe, tmp_path, monkeypatch):
-    assert app.status_markdown(pipe).splitlines()[-1].startswith(
+    assert attribution_line(app.status_markdown(pipe)).startswith(
         "**Attribution model:** an injected model: trained by GANTrace")
     monkeypatch.setenv("GANTRACE_HOME", str(tmp_path))
     bare = Pipeline(PipelineConfig(download=False))
-    assert app.status_markdown(bare).splitlines()[-1] == \
+    assert attribution_line(app.status_markdown(bare)) == \
         "**Attribution model:** none loaded, so no face is attributed (see the Latent SVM row)"
+
+
+def attribution_line(status: str) -> str:
+    return next(line for line in status.splitlines() if line.startswith("**Attribution model:**"))
 
 
 def test_launched_app_answers_the_api_with_a_verdict_of_the_uploaded_bytes(pipe, real_face, tmp_path):
@@ -369,7 +377,7 @@ def test_the_page_shows_the_pictures_kept_under_the_session_token(pipe, tmp_path
     _, token = app._keep_pictures(store, data, pictures)
     assert isinstance(token, str) and len(token) < 40 and len(store) == 1
     panels = app.render_verdict(data, store.take(token))
-    assert panels[5] is not None and len(store) == 0
+    assert panels[6] is not None and len(store) == 0
 
 
 def test_ctrl_c_while_the_models_load_stops_in_one_line_without_a_traceback(tmp_path):
@@ -412,3 +420,56 @@ def test_the_docstring_says_where_gradio_keeps_uploads_and_the_verdict_names_the
         assert cached and all(Path(demo.GRADIO_CACHE) in p.parents for p in cached)
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def trusting_pipe(tmp_path_factory):
+    """The tiny pipeline that trusts the C2PA test chain (as --c2pa-trust tests/data/c2pa/es256_certs.pem would)."""
+    from made_files import CHAIN
+
+    return tiny_pipeline(tmp_path_factory.mktemp("tiny-models"), branch_options={"provenance": {"trust": str(CHAIN)}})
+
+
+@pytest.fixture(scope="module")
+def signed_face(tmp_path_factory) -> Path:
+    from made_files import signed_face as sign
+
+    return sign(tmp_path_factory.mktemp("signed") / "signed.jpg", agent="Diffusion Studio 3")
+
+
+def test_a_face_signed_by_a_trusted_generator_reads_generated_in_plain_words_with_the_provenance_panel(
+        trusting_pipe, signed_face):
+    """/analyze returns evidence.provenance; the card says why once, in plain words; the panel says each finding."""
+    data, pictures = app.analyze_upload(trusting_pipe, str(signed_face))
+    details = data["evidence"]["provenance"]["details"]
+    assert details["votes_fake"] and details["content_credentials"]["validation"] == "trusted"
+    assert data["is_fake"] is True and data["label"] == "unknown"
+    card, _, provenance, *_ = app.render_verdict(data, pictures)
+    plain = card.split("<details")[0]
+    assert plain.startswith("### Generated by a generative model\n\nThe file carries Content Credentials signed by a "
+                            "trusted signer")
+    assert plain.count("Content Credentials") == 1 and "The checks reliable enough" not in plain
+    lines = provenance.splitlines()
+    assert lines[0] == app.PROVENANCE_TITLE and lines[2].startswith("- Content Credentials: signed by ")
+    assert "trusted (on the C2PA trust list or your --c2pa-trust anchors); declares: created by a generative " \
+           "model (trainedAlgorithmicMedia); software agent Diffusion Studio 3" in lines[2]
+    assert any(line.startswith("- Vote: fake") for line in lines)
+
+
+def test_the_same_signed_face_without_the_anchor_is_shown_untrusted_and_left_to_the_other_checks(pipe, signed_face):
+    data, _ = app.analyze_upload(pipe, str(signed_face))
+    provenance = app.provenance_panel(data)
+    assert "not on your trust list \\[signingCredential.untrusted\\]; declares: created by a generative model " \
+           "(trainedAlgorithmicMedia)" in provenance
+    assert data["evidence"]["provenance"]["fake_probability"] is None
+    assert not app.verdict_card(data).startswith("### Generated")
+
+
+def test_the_model_status_tab_names_the_trust_list_its_source_date_and_the_users_anchors(trusting_pipe):
+    from made_files import CHAIN
+
+    trusting_pipe.load_all()
+    assert "**Content Credentials trust:** trusts the C2PA trust list" in app.status_markdown(trusting_pipe)
+    trust = app.trust_state(trusting_pipe.status())
+    assert "C2PA trust list" in trust and "c2pa-org/conformance-public" in trust and "2025-12-05" in trust
+    assert f"your anchors from {CHAIN}" in trust and app.TRUST_LIST_RECORD in trust

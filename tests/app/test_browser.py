@@ -51,7 +51,7 @@ def app_page(binary: str, url: str, image: Path) -> Iterator[Page]:
 def wait_for_verdict(page: Page) -> Locator:
     """The verdict card once it holds a final answer (a failure card ends the wait too, failing at once)."""
     card = page.locator("#verdict-card")
-    expect(card).to_contain_text(re.compile(r"Real photo|GAN-generated|No decision|Could not"),
+    expect(card).to_contain_text(re.compile(r"Real photo|GAN-generated|Generated|No decision|Could not"),
                                  timeout=VERDICT_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # let the probability bars finish drawing before a screenshot
     return card
@@ -171,5 +171,33 @@ def test_browser_says_no_decision_once_when_only_unskilled_branches_are_loaded(r
             assert text.count(reason) == 1 and text.count("Spectral DCT baseline: no real/fake skill") == 1, text
             assert "Unknown generator" not in text and "Face 0" not in text, text
             assert not re.search(r"(^|\n)0: ", captions), captions
+    finally:
+        demo.close()
+
+
+def test_browser_shows_the_provenance_panel_of_a_face_signed_by_a_trusted_generator(tmp_path):
+    """A face signed with the C2PA test chain, with the chain as the user's trust anchor: the card says generated and
+    why, once; the provenance panel says who signed it, that the signer is trusted and what the file declares."""
+    from made_files import CHAIN, signed_face
+
+    binary = required_chromium()
+    image = signed_face(tmp_path / "signed.jpg")
+    pipe = tiny_pipeline(tmp_path / "models", branch_options={"provenance": {"trust": str(CHAIN)}})
+    said = wording.statement(pipe.analyze_one(str(image), name=image.name).to_dict())
+    demo = app.build_demo(pipe)
+    _, local_url, _ = app.launch(demo, host="127.0.0.1", prevent_thread_lock=True)
+    try:
+        with app_page(binary, local_url, image) as page:
+            card = wait_for_verdict(page)
+            expect(card).to_contain_text(said.headline)
+            assert said.headline.startswith("Generated") and "trusted signer" in said.reason
+            assert page.locator("body").inner_text().count(said.reason) == 1
+            panel = page.locator("#provenance")
+            expect(panel).to_contain_text("Provenance: what the file says about itself")
+            expect(panel).to_contain_text("Content Credentials: signed by C2PA Signer (C2PA Test Signing Cert), "
+                                          "trusted (on the C2PA trust list or your --c2pa-trust anchors)")
+            expect(panel).to_contain_text("declares: created by a generative model (trainedAlgorithmicMedia)")
+            expect(panel).to_contain_text("Vote: fake")
+            save_screenshot(page, tmp_path / "provenance.png")
     finally:
         demo.close()

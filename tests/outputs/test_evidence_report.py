@@ -33,7 +33,7 @@ from tiny_models import png_bytes, tiny_pipeline, unskilled_pipeline
 
 from runners import batch_scan as scan_script
 
-SECTIONS = ["input", "verdict", "faces", "branches", "pictures", "models", "warnings", "limits", "record"]
+SECTIONS = ["input", "verdict", "faces", "branches", "provenance", "pictures", "models", "warnings", "limits", "record"]
 WHEN = datetime(2026, 11, 30, 4, 0, tzinfo=timezone.utc)
 SCREENSHOT_ENV = "GANTRACE_REPORT_SCREENSHOT"
 HOSTILE_NAME = '"><img src=http://evil.example/x.png onerror=alert(1)><script>alert(1)</script>cat\u202egnp.exe'
@@ -207,6 +207,28 @@ def test_report_of_a_pipeline_verdict_has_every_section_and_the_verdict_hashes(d
     assert "2026-11-30T04:00:00Z" in page.text["header"] and verdict["sha256"][:16] in page.text["header"]
     assert [decoded(src).shape for src in page.images["pictures"]] == [
         drawn_verdict.pictures.spectrum.shape, drawn_verdict.pictures.gradcam.shape]
+
+
+def test_report_has_a_provenance_section_with_one_line_a_finding(tmp_path):
+    """A face signed with the C2PA test chain, read with the chain as a trust anchor: the section says who signed,
+    that the signer is trusted and what the file declares, in the words of the app's panel; the finding says it was
+    generated because of that declaration; a file without provenance says so in the same section."""
+    from made_files import CHAIN, signed_face
+    from pipeline.branch import BranchEntry
+    from pipeline.branches import ProvenanceBranch
+    from pipeline.provenance_wording import provenance_lines
+
+    config = P.PipelineConfig(device="cpu", branch_options={"provenance": {"trust": str(CHAIN)}})
+    pipe = P.Pipeline(config, registry=(BranchEntry(ProvenanceBranch),))
+    verdict = pipe.analyze_one(str(signed_face(tmp_path / "signed.jpg")), name="signed.jpg").to_dict()
+    page = ReportReader(R.render_html(verdict, None, generated_at=WHEN, version="9.9"))
+    lines = provenance_lines(verdict["evidence"]["provenance"]["details"])
+    assert lines[0].startswith("Content Credentials: signed by C2PA Signer") and "trusted (on the C2PA" in lines[0]
+    assert all(" ".join(line.split()) in " ".join(page.text["provenance"].split()) for line in lines)
+    assert "made by a generative model" in page.text["verdict"]
+    plain = R.render_html(P.Pipeline(P.PipelineConfig(device="cpu"), registry=(BranchEntry(ProvenanceBranch),))
+                          .analyze_one(png_bytes(drawn_group_photo()[0]), name="drawn.png").to_dict(), None)
+    assert "Content Credentials: none (absence is not evidence" in ReportReader(plain).text["provenance"]
 
 
 def test_report_embeds_the_aligned_face_of_a_real_face_pixel_for_pixel(real_face, tmp_path):

@@ -97,6 +97,16 @@ def test_staging_copies_exactly_the_allow_list(fake_repo, tmp_path):
     assert (tmp_path / "space" / "requirements.txt").read_text() == "torch==2.14.1\nnumpy>=1.26\n"
 
 
+def test_staging_takes_the_provenance_package_and_the_c2pa_trust_list_but_no_other_pem(fake_repo, tmp_path):
+    for relative in ("provenance/__init__.py", "artifacts/c2pa-trust-list.pem", "artifacts/c2pa-trust-list.md",
+                     "artifacts/signing.pem"):
+        (fake_repo / relative).parent.mkdir(parents=True, exist_ok=True)
+        (fake_repo / relative).write_text(f"# {relative}\n")
+    staged = {str(p) for p in publish.stage(tmp_path / "space", publish.SpaceCard(), repo=fake_repo)[0]}
+    assert {"provenance/__init__.py", "artifacts/c2pa-trust-list.pem", "artifacts/c2pa-trust-list.md"} <= staged
+    assert "artifacts/signing.pem" not in staged
+
+
 def test_front_matter_is_a_valid_gradio_space_header(fake_repo):
     header = front_matter(publish.readme(publish.SpaceCard(), repo=fake_repo))
     assert header["sdk"] == "gradio" and header["sdk_version"] == gradio.__version__

@@ -347,3 +347,22 @@ def test_fusion_imports_no_registry():
                              ("pipeline.evidence", "BranchEvidence")}, from_pipeline
     assert not any(isinstance(node, (ast.Global, ast.Nonlocal)) for node in ast.walk(tree))
     assert inspect.signature(fusion.fuse).parameters["roles"].default is inspect.Parameter.empty
+
+
+DECISIVE = {**ROLES, "provenance": BranchRole(trust_unmeasured=True, decisive=True)}
+
+
+def test_a_decisive_vote_decides_alone_and_the_overruled_branches_say_so():
+    """A decisive branch that votes (a trusted generative manifest) sets P(fake) and the architecture by itself;
+    the others keep their readings, with a skill note saying why they did not count; silent, it changes nothing."""
+    others = {CLIP_PROBE: clip(0.1), LATENT_SVM: latent(0.8, 0.1, 0.1)}
+    unnamed = fuse({**others, "provenance": BranchEvidence({"real": 0.0, "fake": 1.0})}, DECISIVE)
+    assert (unnamed.label, unnamed.fake_probability, unnamed.is_fake) == ("unknown", 1.0, True)
+    assert set(unnamed.voters.detectors) == {"provenance"} and not unnamed.voters.attributors
+    assert unnamed.voters.detect_refusals[CLIP_PROBE] == "no real/fake vote: provenance decided alone"
+    assert unnamed.voters.attribution_refusals[LATENT_SVM] == "no attribution vote: provenance decided alone"
+    named = fuse({**others, "provenance": BranchEvidence({"real": 0.0, "stylegan3": 1.0})}, DECISIVE)
+    assert named.label == "stylegan3" and named.probabilities["stylegan3"] == 1.0 and not contradictions(named)
+    silent = fuse({**others, "provenance": BranchEvidence({})}, DECISIVE)
+    assert silent.fake_probability == fuse(others, ROLES).fake_probability
+    assert silent.label == fuse(others, ROLES).label

@@ -43,7 +43,8 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
-    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"}
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
+                                     "provenance"}
     face = data["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
     assert face["label"] == data["label"] and face["primary"] is True
@@ -263,7 +264,8 @@ def test_a_branch_that_misleads_is_out_of_the_default_set_and_runs_only_when_ask
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
     asked = P.Pipeline(config_from_args(parser.parse_args(["--branch", "fingerprint_net", "--device", "cpu"])))
-    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm"]
+    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
+                                    "provenance"]
     with pytest.raises(ValueError, match="unknown branches \\['nope'\\]"):
         P.Pipeline(P.PipelineConfig(extra_branches=("nope",)))
 
@@ -274,7 +276,7 @@ def test_the_registry_is_the_tuple_the_pipeline_is_handed_and_names_each_branch_
     spectral_only = tuple(entry for entry in BRANCHES if entry.name == "spectral_dct")
     assert list(P.Pipeline(P.PipelineConfig(device="cpu"), registry=spectral_only).branches) == ["spectral_dct"]
     assert [entry.name for entry in BRANCHES if entry.default] == ["clip_probe", "spectral_dct", "residual_npr",
-                                                                   "latent_svm"]
+                                                                   "latent_svm", "provenance"]
     with pytest.raises(ValueError, match="names \\['spectral_dct'\\] more than once"):
         P.Pipeline(P.PipelineConfig(device="cpu"), registry=(*BRANCHES, *spectral_only))
 
