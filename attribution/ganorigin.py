@@ -41,6 +41,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
 from attribution.latent_svm import UNKNOWN, ForeignArtifactError, LatentAttributor
+from core.probability import most_probable
 from core.weights import sha256_file
 
 GANORIGIN_FEATURES = 9216
@@ -75,10 +76,10 @@ class GANOriginAttributor:
         self.scaler = scaler
         self.label_encoder = label_encoder
         self.min_probability = min_probability
-        self.classes_ = _class_names(model.classes_, label_encoder)
+        self.classes_ = tuple(str(name) for name in _class_names(model.classes_, label_encoder))
         self.metadata = {
             "source": "GANOrigin (HamiYasir), published pickles",
-            "classes": self.classes_.tolist(),
+            "classes": list(self.classes_),
             "feature_spec": {"latent_shape": list(GANORIGIN_LATENT_SHAPE), "latent_avg_added": False,
                              "flatten": "row-major (style row 0's values first)"},
             "open_set": {"rule": f"'{UNKNOWN}' when the top probability < {min_probability}"
@@ -114,17 +115,15 @@ class GANOriginAttributor:
         return self.model.predict_proba(self.scaler.transform(_flatten(latents)))
 
     def predict(self, latents: np.ndarray) -> list[str]:
-        """The most probable class, or "unknown" under `min_probability` when one is set."""
-        return self.predict_with_proba(latents)[1]
+        """The most probable member of `classes_` per latent (never "unknown": see `open_set_scores`)."""
+        return most_probable(self.classes_, self.predict_proba(latents))
 
-    def predict_with_proba(self, latents: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Probabilities and labels from one pass, for callers that report both."""
+    def open_set_scores(self, latents: np.ndarray) -> dict[str, np.ndarray]:
+        """What `attribution.open_set.open_set_labels` reads: the probabilities, and where the optional floor
+        (`min_probability`; none as published) rejects the top class."""
         probabilities = self.predict_proba(latents)
-        best = self.classes_[probabilities.argmax(axis=1)]
-        if self.min_probability is None:
-            return probabilities, [str(name) for name in best]
-        top = probabilities.max(axis=1)
-        return probabilities, [UNKNOWN if p < self.min_probability else str(name) for name, p in zip(best, top)]
+        floor = -np.inf if self.min_probability is None else self.min_probability
+        return {"probabilities": probabilities, "unknown": probabilities.max(axis=1) < floor}
 
 
 def pickled_sklearn_versions(path: Path) -> list[str]:
@@ -230,7 +229,7 @@ def convert_ganorigin(model_path: Path, scaler_path: Path, label_encoder_path: P
                                *adapter.metadata["pickled_with_sklearn"]["scaler"]})
         raise _incompatible(paths["model"], pickled_with, err) from err
     pipeline = Pipeline([("scale", adapter.scaler), ("svm", adapter.model)])
-    attributor = LatentAttributor.from_fitted(pipeline, adapter.classes_.tolist(), GANORIGIN_LATENT_SHAPE, "float64",
+    attributor = LatentAttributor.from_fitted(pipeline, list(adapter.classes_), GANORIGIN_LATENT_SHAPE, "float64",
                                               metadata)
     out = Path(out)
     attributor.save(out)
