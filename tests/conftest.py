@@ -80,3 +80,17 @@ def optional_faces_dir() -> Path | None:
     """The development face set when present, else None: for tests that fall back to synthetic data."""
     path = face_set_path()
     return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory) -> dict[str, Path]:
+    """The provenance tests' files, made once per session (signing costs a few tens of milliseconds): signed,
+    altered after signing, a signed capture, a PNG with generation parameters, an XMP claim and a stripped copy."""
+    import made_files
+
+    folder = tmp_path_factory.mktemp("provenance")
+    signed = made_files.signed_face(folder / "signed.jpg")
+    return {"signed": signed, "altered": made_files.altered(signed, folder / "altered.jpg"),
+            "capture": made_files.signed_face(folder / "capture.jpg", made_files.CAPTURED, "Camera firmware 1.0"),
+            "sd_png": made_files.sd_png(folder / "sd.png"), "xmp": made_files.xmp_jpeg(folder / "xmp.jpg"),
+            "stripped": made_files.stripped(signed, folder / "stripped.jpg")}
