@@ -1,8 +1,8 @@
 """The candidates of the source-grouped cross-validation (`runners.source_cv`), each fitted on the other folds.
 
 Why apart from the runner: what a candidate is (a residual net or FingerprintNet retrained per fold on cached
-native windows, the spectral recipe refitted per fold, a stacker over out-of-fold scores) is separate from how
-folds are run, resumed and reported.
+native windows, the spectral recipe refitted per fold, a cue's linear model over cached features, a stacker over
+out-of-fold scores) is separate from how folds are run, resumed and reported.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from core.atomic import atomic_path
 from core.datasets import LabelledImage
 from core.images import load_image
 from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores)
+from detector.feature_model import FeatureModel
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 from detector.residual_net import ResidualConfig, central_window
 from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
@@ -132,3 +133,39 @@ def stacker_fold(stacked: dict[str, dict[str, np.ndarray]], labels: np.ndarray, 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+# The cue candidates: linear models over features cached once (runners.feature_cache), fitted per fold in seconds.
+# C per cue: the spectral features keep the shipped spectral C; geometry (158 features) and colour (54) use 0.1.
+CUE_C = {"geometry": 0.1, "colour": 0.1, "dct": SPECTRAL_C}
+CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral"}
+
+
+def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+             training_views: dict[str, np.ndarray] | None = None,
+             made_from_real: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Scores]:
+    """Fit one cue's FeatureModel on the fold's training images and score its test images per condition.
+
+    `tests` are the cache's (N, conditions, ...) arrays in TEST_CONDITIONS order. Training rows are the images as
+    stored, or with `training_views` (the recipe's (N, views, ...) arrays) every view of every training image;
+    `made_from_real` adds (twin index, features) rows labelled fake whose real twin is in the training folds.
+    """
+    kind = CUE_FEATURES[cue]
+    if training_views is None:
+        rows, targets = tests[kind][train, 0], labels[train]
+    else:
+        views = training_views[kind][train]
+        rows, targets = views.reshape(-1, views.shape[-1]), np.repeat(labels[train], views.shape[1])
+    if made_from_real is not None:
+        twins, features = made_from_real
+        kept = np.isin(twins, train)
+        extra = features[kept].reshape(-1, features.shape[-1])
+        rows, targets = np.concatenate([rows, extra]), np.concatenate([targets, np.full(len(extra), "fake")])
+    names = [f"{kind}{i}" for i in range(rows.shape[1])]
+    model = FeatureModel.fit(cue, "cv", names, rows, targets, CUE_C[cue])
+    scores = {}
+    for position, condition in enumerate(TEST_CONDITIONS):
+        features = tests[kind][test, position]
+        attribution = model.attributor.predict_proba(features) if model.attributor is not None else None
+        scores[condition] = Scores(model.detector.predict_proba(features)[:, 1], attribution)
+    return scores
