@@ -13,8 +13,13 @@ Candidates:
 - `fingerprint`: FingerprintNet (small preset, 64-pixel crops like the residual branch) retrained per fold with
   the same augmentation and sampling, stored as `fingerprint-<augment>`.
 - `spectral`: the spectral_dct recipe of detector.spectral, refitted per fold (the reference).
-- `stacker`: a logistic regression over out-of-fold scores of `spectral` and `--stack-with` (a finished learned
-  candidate); for each outer fold it is fitted only on the other folds' out-of-fold scores.
+- `geometry`, `colour`, `dct`: a linear model (detector.feature_model) over one cue's features — face geometry
+  from the 68 dlib landmarks, colour statistics, the spectral DCT features — computed once by
+  `runners.feature_cache` (OUT/features) and refitted per fold in seconds. Trained on the images as stored, or
+  with `--recipe codec-blind` on the recipe's training views; `--made-from-real` adds the fakes made from the
+  training folds' real photos. Stored as `<cue>[-recipe][+mfr]`.
+- `stacker`: a logistic regression over out-of-fold scores of `spectral` and `--stack-with` (finished candidates,
+  comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
 Every decoded image is cached once (OUT/cache): the central 256-pixel native window of each image, as stored and
 under each test condition, so every job decodes the face set once. Each (candidate, fold) result is written
@@ -24,6 +29,7 @@ checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates s
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate residual --augment analyst
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate stacker \
         --stack-with residual-analyst
+    python scripts/source_cv.py ../shared/data/faces --out /work/runs/cv --candidate geometry --recipe codec-blind
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --report
 """
 
@@ -43,11 +49,13 @@ from core.source_holdout import (MAX_REAL_FALSE_POSITIVE_RATE, Scores,
                                  fold_sources, grouped_source_folds)
 from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
-from runners.cv_candidates import cached_windows, learned_fold, spectral_all_folds, stacker_fold
+from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learned_fold, spectral_all_folds,
+                                   stacker_fold)
 from runners.cv_results import comparison, held_out, load_results, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
 
-CANDIDATES = ("residual", "fingerprint", "spectral", "stacker")
+CANDIDATES = ("residual", "fingerprint", "spectral", *CUE_FEATURES, "stacker")
+RECIPES = ("none", "codec-blind")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidate", choices=CANDIDATES, help="what to cross-validate")
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="analyst",
                         help="training augmentation of a learned candidate (default %(default)s)")
-    parser.add_argument("--stack-with", default=None, help="stacker: the learned candidate's result name")
+    parser.add_argument("--stack-with", default=None,
+                        help="stacker: the result names of the candidates stacked with spectral, comma-separated")
+    parser.add_argument("--recipe", choices=RECIPES, default="none",
+                        help="cue candidates: training views as stored or from the codec-blind recipe")
+    parser.add_argument("--made-from-real", action="store_true",
+                        help="cue candidates: add the fakes made from the training folds' real photos")
     parser.add_argument("--report", action="store_true", help="write the comparison of every finished candidate")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment and training seed")
@@ -79,7 +92,10 @@ def result_name(args: argparse.Namespace) -> str:
     """Folder name of a candidate's results: learned ones carry their augmentation, the stacker its partner."""
     if args.candidate in ("residual", "fingerprint"):
         return f"{args.candidate}-{args.augment}"
-    return f"stacker-spectral+{args.stack_with}" if args.candidate == "stacker" else args.candidate
+    if args.candidate in CUE_FEATURES:
+        return (args.candidate + ("-recipe" if args.recipe != "none" else "")
+                + ("+mfr" if args.made_from_real else ""))
+    return f"stacker-spectral+{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,13 +133,21 @@ def main(argv: list[str] | None = None) -> int:
                                                      for c in TEST_CONDITIONS})
     elif args.candidate == "stacker":
         stacked = {partner: load_results(args.out / partner, folds, len(samples))
-                   for partner in ("spectral", args.stack_with)}
+                   for partner in ("spectral", *args.stack_with.split(","))}
         missing = [partner for partner, result in stacked.items() if result is None]
         if missing:
             print(f"error: {', '.join(missing)} has unfinished folds under {args.out}; run it first", file=sys.stderr)
             return 2
         for fold, train, test in folds:
             save_fold(folder / f"{fold}.npz", test, stacker_fold(stacked, labels, train, test))
+    elif args.candidate in CUE_FEATURES:
+        try:
+            tests, views, made = cue_inputs(args, samples)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for fold, train, test in folds:
+            save_fold(folder / f"{fold}.npz", test, cue_fold(args.candidate, tests, labels, train, test, views, made))
     else:
         windows = cached_windows(samples, args.out / "cache")
         for fold, train, test in folds:
