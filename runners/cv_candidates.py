@@ -24,6 +24,7 @@ from core.atomic import atomic_path
 from core.datasets import LabelledImage
 from core.images import load_image
 from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores)
+from detector.face_geometry import mirrored
 from detector.feature_model import FeatureModel
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 from detector.residual_net import ResidualConfig, central_window
@@ -142,27 +143,36 @@ CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral"}
 
 
 def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-             training_views: dict[str, np.ndarray] | None = None,
-             made_from_real: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Scores]:
+             recipe: dict[str, np.ndarray] | None = None,
+             made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> dict[str, Scores]:
     """Fit one cue's FeatureModel on the fold's training images and score its test images per condition.
 
-    `tests` are the cache's (N, conditions, ...) arrays in TEST_CONDITIONS order. Training rows are the images as
-    stored, or with `training_views` (the recipe's (N, views, ...) arrays) every view of every training image;
-    `made_from_real` adds (twin index, features) rows labelled fake whose real twin is in the training folds.
+    `tests` are the condition cache's (N, conditions, ...) arrays in TEST_CONDITIONS order. Training rows are the
+    images as stored, or with `recipe` (the recipe cache's (N, views, ...) arrays) every recipe view of every
+    training image; `made_from_real` = (twin index per made-from-real image, their recipe-view arrays) adds those
+    whose real twin is in the training folds, labelled fake. Geometry has no recipe views of its own: the recipe
+    cannot move it (runners.feature_cache), so its recipe rows are each training face as stored and mirrored (the
+    recipe's flip), and a made-from-real fake's rows are its twin's.
     """
     kind = CUE_FEATURES[cue]
-    if training_views is None:
-        rows, targets = tests[kind][train, 0], labels[train]
+    if made_from_real is not None and recipe is None:
+        raise ValueError("made-from-real fakes exist only as recipe views: use them with the recipe")
+    twins = made_from_real[0][np.isin(made_from_real[0], train)] if made_from_real is not None else np.array([], int)
+    if kind == "geometry":
+        def rows_of(images: np.ndarray) -> np.ndarray:
+            stored = tests[kind][images, 0]
+            return stored if recipe is None else np.stack([stored, mirrored(stored)], axis=1)
+
+        real_rows, made_rows = rows_of(train), rows_of(twins)
     else:
-        views = training_views[kind][train]
-        rows, targets = views.reshape(-1, views.shape[-1]), np.repeat(labels[train], views.shape[1])
-    if made_from_real is not None:
-        twins, features = made_from_real
-        kept = np.isin(twins, train)
-        extra = features[kept].reshape(-1, features.shape[-1])
-        rows, targets = np.concatenate([rows, extra]), np.concatenate([targets, np.full(len(extra), "fake")])
-    names = [f"{kind}{i}" for i in range(rows.shape[1])]
-    model = FeatureModel.fit(cue, "cv", names, rows, targets, CUE_C[cue])
+        real_rows = tests[kind][train, 0] if recipe is None else recipe[kind][train]
+        made_rows = (made_from_real[1][kind][np.isin(made_from_real[0], train)] if made_from_real is not None
+                     else np.zeros((0, *real_rows.shape[1:]), np.float32))
+    views = 1 if real_rows.ndim == 2 else real_rows.shape[1]
+    dim = real_rows.shape[-1]
+    rows = np.concatenate([real_rows.reshape(-1, dim), made_rows.reshape(-1, dim)])
+    targets = np.concatenate([np.repeat(labels[train], views), np.full(len(made_rows) * views, "fake")])
+    model = FeatureModel.fit(cue, "cv", [f"{kind}{i}" for i in range(dim)], rows, targets, CUE_C[cue])
     scores = {}
     for position, condition in enumerate(TEST_CONDITIONS):
         features = tests[kind][test, position]

@@ -213,6 +213,17 @@ def cv_caches(root: Path, samples: Sequence[LabelledImage]) -> dict[str, Feature
             "made_from_real": FeatureCache(root, reals, recipe_views(recipe, RECIPE_VIEWS, made_from_real=True))}
 
 
+def cv_features(root: Path, samples: Sequence[LabelledImage], recipe: bool, made_from_real: bool
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None,
+                           tuple[np.ndarray, dict[str, np.ndarray]] | None]:
+    """What a cue candidate reads: the condition arrays, the recipe views (or None) and (twin index, arrays) of
+    the made-from-real fakes (or None); an InputError names a cache that is not computed yet."""
+    caches = cv_caches(root, samples)
+    twins = np.flatnonzero([s.label == REAL for s in samples])
+    return (caches["conditions"].load(), caches["recipe"].load() if recipe else None,
+            (twins, caches["made_from_real"].load()) if made_from_real else None)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder of class folders with provenance.csv")

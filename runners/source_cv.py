@@ -17,7 +17,7 @@ Candidates:
   from the 68 dlib landmarks, colour statistics, the spectral DCT features — computed once by
   `runners.feature_cache` (OUT/features) and refitted per fold in seconds. Trained on the images as stored, or
   with `--recipe codec-blind` on the recipe's training views; `--made-from-real` adds the fakes made from the
-  training folds' real photos. Stored as `<cue>[-recipe][+mfr]`.
+  training folds' real photos. Stored as `<cue>[-codecblind][-mfr]`.
 - `stacker`: a logistic regression over out-of-fold scores of `spectral` and `--stack-with` (finished candidates,
   comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
@@ -53,6 +53,7 @@ from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learn
                                    stacker_fold)
 from runners.cv_results import comparison, held_out, load_results, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
+from runners.feature_cache import cv_features
 
 CANDIDATES = ("residual", "fingerprint", "spectral", *CUE_FEATURES, "stacker")
 RECIPES = ("none", "codec-blind")
@@ -65,12 +66,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidate", choices=CANDIDATES, help="what to cross-validate")
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="analyst",
                         help="training augmentation of a learned candidate (default %(default)s)")
+    parser.add_argument("--recipe", choices=RECIPES, default="none",
+                        help="codec-blind: train a learned candidate on the codec-blind recipe (detector.codec_blind, "
+                             "fitted per fold to its real photos) instead of --augment (default %(default)s)")
+    parser.add_argument("--made-from-real", action="store_true",
+                        help="with --recipe codec-blind: add fakes made from the fold's real training photos")
     parser.add_argument("--stack-with", default=None,
                         help="stacker: the result names of the candidates stacked with spectral, comma-separated")
-    parser.add_argument("--recipe", choices=RECIPES, default="none",
-                        help="cue candidates: training views as stored or from the codec-blind recipe")
-    parser.add_argument("--made-from-real", action="store_true",
-                        help="cue candidates: add the fakes made from the training folds' real photos")
     parser.add_argument("--report", action="store_true", help="write the comparison of every finished candidate")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment and training seed")
@@ -85,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give --candidate or --report")
     if args.candidate == "stacker" and not args.stack_with:
         parser.error("--candidate stacker needs --stack-with (a finished learned candidate, e.g. residual-analyst)")
+    if args.made_from_real and args.recipe != "codec-blind":
+        parser.error("--made-from-real pairs each fake with its real twin under one draw: it needs --recipe codec-blind")
     return args
 
 
@@ -93,8 +97,8 @@ def result_name(args: argparse.Namespace) -> str:
     if args.candidate in ("residual", "fingerprint"):
         return f"{args.candidate}-{args.augment}"
     if args.candidate in CUE_FEATURES:
-        return (args.candidate + ("-recipe" if args.recipe != "none" else "")
-                + ("+mfr" if args.made_from_real else ""))
+        return (args.candidate + ("-codecblind" if args.recipe == "codec-blind" else "")
+                + ("-mfr" if args.made_from_real else ""))
     return f"stacker-spectral+{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
 
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             save_fold(folder / f"{fold}.npz", test, stacker_fold(stacked, labels, train, test))
     elif args.candidate in CUE_FEATURES:
         try:
-            tests, views, made = cue_inputs(args, samples)
+            tests, views, made = cv_features(args.out / "features", samples, args.recipe != "none",
+                                             args.made_from_real)
         except InputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -159,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             scores = learned_fold(args, windows, labels, sources, train, test, folder / f"train-{fold}")
             save_fold(folder / f"{fold}.npz", test, scores)
     predictions = held_out(load_results(folder, folds, len(samples)), labels, sources, folds)
-    document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds)
+    command = "python scripts/source_cv.py " + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv))
+    document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds, command)
     print(json.dumps(document["skill"], indent=2))
     return 0
 
