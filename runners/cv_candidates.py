@@ -145,37 +145,46 @@ CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral"}
 def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
              recipe: dict[str, np.ndarray] | None = None,
              made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> dict[str, Scores]:
-    """Fit one cue's FeatureModel on the fold's training images and score its test images per condition.
-
-    `tests` are the condition cache's (N, conditions, ...) arrays in TEST_CONDITIONS order. Training rows are the
-    images as stored, or with `recipe` (the recipe cache's (N, views, ...) arrays) every recipe view of every
-    training image; `made_from_real` = (twin index per made-from-real image, their recipe-view arrays) adds those
-    whose real twin is in the training folds, labelled fake. Geometry has no recipe views of its own: the recipe
-    cannot move it (runners.feature_cache), so its recipe rows are each training face as stored and mirrored (the
-    recipe's flip), and a made-from-real fake's rows are its twin's.
-    """
+    """Fit one cue's FeatureModel on the fold's training images (`cue_training_rows`) and score its test images
+    per condition from the condition cache's (N, conditions, ...) arrays (TEST_CONDITIONS order)."""
     kind = CUE_FEATURES[cue]
-    if made_from_real is not None and recipe is None:
-        raise ValueError("made-from-real fakes exist only as recipe views: use them with the recipe")
-    twins = made_from_real[0][np.isin(made_from_real[0], train)] if made_from_real is not None else np.array([], int)
-    if kind == "geometry":
-        def rows_of(images: np.ndarray) -> np.ndarray:
-            stored = tests[kind][images, 0]
-            return stored if recipe is None else np.stack([stored, mirrored(stored)], axis=1)
-
-        real_rows, made_rows = rows_of(train), rows_of(twins)
-    else:
-        real_rows = tests[kind][train, 0] if recipe is None else recipe[kind][train]
-        made_rows = (made_from_real[1][kind][np.isin(made_from_real[0], train)] if made_from_real is not None
-                     else np.zeros((0, *real_rows.shape[1:]), np.float32))
-    views = 1 if real_rows.ndim == 2 else real_rows.shape[1]
-    dim = real_rows.shape[-1]
-    rows = np.concatenate([real_rows.reshape(-1, dim), made_rows.reshape(-1, dim)])
-    targets = np.concatenate([np.repeat(labels[train], views), np.full(len(made_rows) * views, "fake")])
-    model = FeatureModel.fit(cue, "cv", [f"{kind}{i}" for i in range(dim)], rows, targets, CUE_C[cue])
+    rows, targets = cue_training_rows(cue, tests, labels, train, recipe, made_from_real)
+    model = FeatureModel.fit(cue, "cv", [f"{kind}{i}" for i in range(rows.shape[1])], rows, targets, CUE_C[cue])
     scores = {}
     for position, condition in enumerate(TEST_CONDITIONS):
         features = tests[kind][test, position]
         attribution = model.attributor.predict_proba(features) if model.attributor is not None else None
         scores[condition] = Scores(model.detector.predict_proba(features)[:, 1], attribution)
     return scores
+
+
+def cue_training_rows(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray,
+                      recipe: dict[str, np.ndarray] | None = None,
+                      made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, labels) a cue's model is fitted on, for the images `train`.
+
+    The images as stored (view 0 of the condition cache), or with `recipe` (the recipe cache's (N, views, ...)
+    arrays) every recipe view of every training image; `made_from_real` = (twin index per made-from-real image,
+    their recipe-view arrays) adds those whose real twin is among `train`, labelled fake. Geometry has no recipe
+    views of its own: the recipe cannot move it (runners.feature_cache), so its recipe rows are each training face
+    as stored and mirrored (the recipe's flip), and a made-from-real fake's rows are its twin's.
+    """
+    kind = CUE_FEATURES[cue]
+    if made_from_real is not None and recipe is None:
+        raise ValueError("made-from-real fakes exist only as recipe views: use them with the recipe")
+    made = np.isin(made_from_real[0], train) if made_from_real is not None else None
+    if kind == "geometry":
+        def rows_of(images: np.ndarray) -> np.ndarray:
+            stored = tests[kind][images, 0]
+            return stored if recipe is None else np.stack([stored, mirrored(stored)], axis=1)
+
+        real_rows = rows_of(train)
+        made_rows = rows_of(made_from_real[0][made]) if made is not None else real_rows[:0]
+    else:
+        real_rows = tests[kind][train, 0] if recipe is None else recipe[kind][train]
+        made_rows = made_from_real[1][kind][made] if made is not None else real_rows[:0]
+    views = 1 if real_rows.ndim == 2 else real_rows.shape[1]
+    dim = real_rows.shape[-1]
+    rows = np.concatenate([real_rows.reshape(-1, dim), made_rows.reshape(-1, dim)])
+    return rows, np.concatenate([np.repeat(labels[train], views), np.full(len(made_rows) * views, "fake")])
