@@ -286,6 +286,78 @@ class LatentBranch(ModelBranch):
                 for row, label in zip(probabilities, labels)]
 
 
+class CueBranch(ModelBranch):
+    """A linear model over one cue's features (detector.feature_model): P(real) plus P(fake) shared out by its
+    P(architecture | fake), the fake score re-centred on the artifact's held-out threshold (0.5 is its decision
+    point). Subclasses say which features it reads and from what."""
+
+    kind = ""
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.feature_model import FeatureModel
+
+        return FeatureModel.from_pretrained(self._weights_file(context), self.kind, self.feature_version())
+
+    def feature_version(self) -> str:
+        raise NotImplementedError
+
+    def features(self, inputs: Sequence[Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
+        from pipeline.fusion import recentre
+
+        features = self.features(inputs)
+        fake = self.model.detector.predict_proba(features)[:, 1]
+        attributor = self.model.attributor
+        attribution = attributor.predict_proba(features) if attributor is not None else None
+        classes = attributor.classes_ if attributor is not None else ()
+        return [BranchEvidence(shared_out(recentre(float(p), self.model.detector.threshold), classes,
+                                          None if attribution is None else attribution[index]))
+                for index, p in enumerate(fake)]
+
+
+class GeometryBranch(CueBranch):
+    """Where the face sits in the frame, from the 68 landmarks the face finder already found: generators inherit
+    their training set's alignment, and a JPEG re-encode moves a landmark by a pixel at most."""
+
+    name = "face_geometry"
+    level = "face"
+    kind = "face-geometry"
+    role = BranchRole(title="Face geometry (landmarks)")
+    default_weights = "face-geometry"
+
+    def feature_version(self) -> str:
+        from detector.face_geometry import FEATURE_VERSION
+
+        return FEATURE_VERSION
+
+    def features(self, inputs: Sequence[Any]) -> np.ndarray:
+        from detector.face_geometry import geometry_features
+
+        return np.stack([geometry_features(face.landmarks, face.frame_size) for face in inputs])
+
+
+class ColourBranch(CueBranch):
+    """Colour statistics of the whole image (McCloskey & Albright 2019: generators clip fewer highlights and
+    shadows than cameras), a cue the codec barely moves."""
+
+    name = "colour_stats"
+    kind = "colour-stats"
+    role = BranchRole(title="Colour statistics")
+    default_weights = "colour-stats"
+
+    def feature_version(self) -> str:
+        from detector.colour_stats import FEATURE_VERSION
+
+        return FEATURE_VERSION
+
+    def features(self, inputs: Sequence[Any]) -> np.ndarray:
+        from detector.colour_stats import colour_features
+
+        return np.stack([colour_features(image) for image in inputs])
+
+
 def default_attributor() -> str:
     """The registry's default attributor name (a published Space's registry names its staged one)."""
     return registry_default("attributor") or DEFAULT_ATTRIBUTOR
