@@ -62,7 +62,8 @@ CACHES = ("conditions", "recipe", "made_from_real")
 MIN_VIEW_SIDE = MIN_TEST_SIDE
 SPECTRAL_SPEC = SpectralSpec()
 FEATURE_VERSION = (f"{face_geometry.FEATURE_VERSION}+{colour_stats.FEATURE_VERSION}"
-                   f"+spectral-{json.dumps(asdict(SPECTRAL_SPEC), sort_keys=True)}+dlib68-largest-face-scan{DETECT_MAX_SIDE}")
+                   f"+spectral-{json.dumps(asdict(SPECTRAL_SPEC), sort_keys=True)}"
+                   f"+dlib68-largest-face-scan{DETECT_MAX_SIDE}")
 
 @dataclass(frozen=True)
 class ViewSet:
