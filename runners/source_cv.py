@@ -18,8 +18,8 @@ Candidates:
   `runners.feature_cache` (OUT/features) and refitted per fold in seconds. Trained on the images as stored, or
   with `--recipe codec-blind` on the recipe's training views; `--made-from-real` adds the fakes made from the
   training folds' real photos. Stored as `<cue>[-codecblind][-mfr]`.
-- `stacker`: a logistic regression over out-of-fold scores of `spectral` and `--stack-with` (finished candidates,
-  comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
+- `stacker`: a logistic regression over the out-of-fold scores of the finished candidates named by `--stack-with`
+  (comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
 Every decoded image is cached once (OUT/cache): the central 256-pixel native window of each image, as stored and
 under each test condition, so every job decodes the face set once. Each (candidate, fold) result is written
@@ -28,7 +28,7 @@ checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates s
 
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate residual --augment analyst
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate stacker \
-        --stack-with residual-analyst
+        --stack-with spectral,residual-analyst
     python scripts/source_cv.py ../shared/data/faces --out /work/runs/cv --candidate geometry --recipe codec-blind
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --report
 """
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--made-from-real", action="store_true",
                         help="with --recipe codec-blind: add fakes made from the fold's real training photos")
     parser.add_argument("--stack-with", default=None,
-                        help="stacker: the result names of the candidates stacked with spectral, comma-separated")
+                        help="stacker: the result names of the candidates it stacks, comma-separated")
     parser.add_argument("--report", action="store_true", help="write the comparison of every finished candidate")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment and training seed")
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.report and args.candidate is None:
         parser.error("give --candidate or --report")
     if args.candidate == "stacker" and not args.stack_with:
-        parser.error("--candidate stacker needs --stack-with (a finished learned candidate, e.g. residual-analyst)")
+        parser.error("--candidate stacker needs --stack-with (finished candidates, e.g. spectral,residual-analyst)")
     if args.made_from_real and args.recipe != "codec-blind":
         parser.error("--made-from-real pairs each fake with its real twin under one draw: it needs --recipe codec-blind")
     return args
@@ -99,7 +99,7 @@ def result_name(args: argparse.Namespace) -> str:
     if args.candidate in CUE_FEATURES:
         return (args.candidate + ("-codecblind" if args.recipe == "codec-blind" else "")
                 + ("-mfr" if args.made_from_real else ""))
-    return f"stacker-spectral+{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
+    return f"stacker-{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      for c in TEST_CONDITIONS})
     elif args.candidate == "stacker":
         stacked = {partner: load_results(args.out / partner, folds, len(samples))
-                   for partner in ("spectral", *args.stack_with.split(","))}
+                   for partner in args.stack_with.split(",")}
         missing = [partner for partner, result in stacked.items() if result is None]
         if missing:
             print(f"error: {', '.join(missing)} has unfinished folds under {args.out}; run it first", file=sys.stderr)
