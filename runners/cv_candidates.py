@@ -110,8 +110,8 @@ def spectral_all_folds(samples: list[LabelledImage], folds: list, cache: Path) -
 
 def stacker_fold(stacked: dict[str, dict[str, np.ndarray]], labels: np.ndarray, train: np.ndarray,
                  test: np.ndarray) -> dict[str, Scores]:
-    """Logistic regressions over the stacked branches' out-of-fold scores, fitted on the training folds' rows only (all
-    three conditions, so the weights hold under re-encoding), applied to the held-out fold."""
+    """Logistic regressions over the stacked branches' out-of-fold scores, fitted on the training folds' rows only
+    (all three conditions, so the weights hold under re-encoding), applied to the held-out fold."""
     conditions = tuple(TEST_CONDITIONS)
 
     def fake_features(rows: np.ndarray, condition: str) -> np.ndarray:
