@@ -8,7 +8,7 @@ can be handed an already built model (tests inject tiny ones through the same co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,25 +289,22 @@ class LatentBranch(ModelBranch):
 class CueBranch(ModelBranch):
     """A linear model over one cue's features (detector.feature_model): P(real) plus P(fake) shared out by its
     P(architecture | fake), the fake score re-centred on the artifact's held-out threshold (0.5 is its decision
-    point). Subclasses say which features it reads and from what."""
+    point). A subclass names its cue: the feature version its weights must match and the feature function."""
 
     kind = ""
+
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        raise NotImplementedError
 
     def _build(self, context: BranchContext) -> Any:
         from detector.feature_model import FeatureModel
 
-        return FeatureModel.from_pretrained(self._weights_file(context), self.kind, self.feature_version())
-
-    def feature_version(self) -> str:
-        raise NotImplementedError
-
-    def features(self, inputs: Sequence[Any]) -> np.ndarray:
-        raise NotImplementedError
+        return FeatureModel.from_pretrained(self._weights_file(context), self.kind, self.cue()[0])
 
     def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
         from pipeline.fusion import recentre
 
-        features = self.features(inputs)
+        features = self.cue()[1](inputs)
         fake = self.model.detector.predict_proba(features)[:, 1]
         attributor = self.model.attributor
         attribution = attributor.predict_proba(features) if attributor is not None else None
@@ -327,15 +324,11 @@ class GeometryBranch(CueBranch):
     role = BranchRole(title="Face geometry (landmarks)")
     default_weights = "face-geometry"
 
-    def feature_version(self) -> str:
-        from detector.face_geometry import FEATURE_VERSION
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        from detector import face_geometry
 
-        return FEATURE_VERSION
-
-    def features(self, inputs: Sequence[Any]) -> np.ndarray:
-        from detector.face_geometry import geometry_features
-
-        return np.stack([geometry_features(face.landmarks, face.frame_size) for face in inputs])
+        return face_geometry.FEATURE_VERSION, lambda faces: np.stack(
+            [face_geometry.geometry_features(face.landmarks, face.frame_size) for face in faces])
 
 
 class ColourBranch(CueBranch):
@@ -347,15 +340,11 @@ class ColourBranch(CueBranch):
     role = BranchRole(title="Colour statistics")
     default_weights = "colour-stats"
 
-    def feature_version(self) -> str:
-        from detector.colour_stats import FEATURE_VERSION
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        from detector import colour_stats
 
-        return FEATURE_VERSION
-
-    def features(self, inputs: Sequence[Any]) -> np.ndarray:
-        from detector.colour_stats import colour_features
-
-        return np.stack([colour_features(image) for image in inputs])
+        return colour_stats.FEATURE_VERSION, lambda images: np.stack(
+            [colour_stats.colour_features(image) for image in images])
 
 
 def default_attributor() -> str:
