@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
@@ -23,13 +24,14 @@ from tqdm import tqdm
 from core.atomic import atomic_path
 from core.datasets import LabelledImage
 from core.images import load_image
-from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores)
+from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, grouped_source_folds
 from detector.face_geometry import mirrored
 from detector.feature_model import FeatureModel
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
 from detector.residual_net import ResidualConfig, central_window
 from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
-from detector.spectral import TEST_CONDITIONS, SpectralSpec, TrainAugment, dataset_features, holdout_predictions
+from detector.spectral import (TEST_CONDITIONS, LinearHead, SpectralSpec, TrainAugment, dataset_features,
+                               holdout_predictions)
 
 SPECTRAL_C = 0.003
 FINGERPRINT_CROP = 64
@@ -137,25 +139,53 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 # The cue candidates: linear models over features cached once (runners.feature_cache), fitted per fold in seconds.
-# C per cue: the spectral features keep the shipped spectral C; geometry (158 features) and colour (54) use 0.1.
-CUE_C = {"geometry": 0.1, "colour": 0.1, "dct": SPECTRAL_C}
+# Their C is chosen inside each outer fold (nested): the C of CUE_C_GRID whose inner source-grouped CV over the
+# training folds gives the best worst-condition AUC; the held-out fold never takes part in the choice.
+CUE_C_GRID = (0.003, 0.03, 0.3)
+INNER_FOLDS = 3
 CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral"}
 
 
-def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-             recipe: dict[str, np.ndarray] | None = None,
-             made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> dict[str, Scores]:
-    """Fit one cue's FeatureModel on the fold's training images (`cue_training_rows`) and score its test images
-    per condition from the condition cache's (N, conditions, ...) arrays (TEST_CONDITIONS order)."""
+def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray, train: np.ndarray,
+             test: np.ndarray, recipe: dict[str, np.ndarray] | None = None,
+             made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> tuple[dict[str, Scores], float]:
+    """Fit one cue's FeatureModel on the fold's training images (`cue_training_rows`, C chosen by `nested_c`) and
+    score its test images per condition from the condition cache's (N, conditions, ...) arrays (TEST_CONDITIONS
+    order); returns the scores and the C."""
     kind = CUE_FEATURES[cue]
+    C = nested_c(cue, tests, labels, sources, train, recipe, made_from_real)
     rows, targets = cue_training_rows(cue, tests, labels, train, recipe, made_from_real)
-    model = FeatureModel.fit(cue, "cv", [f"{kind}{i}" for i in range(rows.shape[1])], rows, targets, CUE_C[cue])
+    model = FeatureModel.fit(cue, "cv", [f"{kind}{i}" for i in range(rows.shape[1])], rows, targets, C)
     scores = {}
     for position, condition in enumerate(TEST_CONDITIONS):
         features = tests[kind][test, position]
         attribution = model.attributor.predict_proba(features) if model.attributor is not None else None
         scores[condition] = Scores(model.detector.predict_proba(features)[:, 1], attribution)
-    return scores
+    return scores, C
+
+
+def nested_c(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray, train: np.ndarray,
+             recipe: dict[str, np.ndarray] | None = None,
+             made_from_real: tuple[np.ndarray, dict[str, np.ndarray]] | None = None) -> float:
+    """The C of CUE_C_GRID with the best mean (over INNER_FOLDS source-grouped folds of the training images) of
+    the worst AUC over the three conditions: the same rule as the outer protocol, on training images only."""
+    kind = CUE_FEATURES[cue]
+    inner = grouped_source_folds(sources[train], INNER_FOLDS, 0, labels[train])
+    results = {}
+    for C in CUE_C_GRID:
+        aucs = []
+        for _, inner_train, inner_test in inner:
+            held = train[inner_test]
+            is_fake = labels[held] != REAL
+            if not 0 < is_fake.sum() < len(held):
+                continue
+            rows, targets = cue_training_rows(cue, tests, labels, train[inner_train], recipe, made_from_real)
+            head = LinearHead.fit(rows, np.where(targets == REAL, REAL, "fake"), C)
+            column = head.classes.index("fake")
+            aucs.append(min(roc_auc_score(is_fake, head.proba(tests[kind][held, position])[:, column])
+                            for position in range(len(TEST_CONDITIONS))))
+        results[C] = float(np.mean(aucs)) if aucs else 0.0
+    return max(results, key=results.get)
 
 
 def cue_training_rows(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, train: np.ndarray,

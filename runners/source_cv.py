@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         for fold, train, test in folds:
-            save_fold(folder / f"{fold}.npz", test, cue_fold(args.candidate, tests, labels, train, test, views, made))
+            scores, C = cue_fold(args.candidate, tests, labels, sources, train, test, views, made)
+            print(f"{name} {fold}: C = {C} (nested)", flush=True)
+            save_fold(folder / f"{fold}.npz", test, scores)
     else:
         windows = cached_windows(samples, args.out / "cache")
         for fold, train, test in folds:

@@ -28,7 +28,7 @@ from detector import colour_stats, face_geometry
 from detector.feature_model import FeatureModel
 from detector.spectral import TEST_CONDITIONS
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
-from runners.cv_candidates import CUE_C, cue_training_rows
+from runners.cv_candidates import cue_training_rows, nested_c
 from runners.evaluate_sources import cap_per_source, list_face_set
 from runners.feature_cache import cv_features
 
@@ -77,16 +77,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     kind, version, names, _ = CUES[args.cue]
-    labels = np.array([s.label for s in samples])
+    labels, sources = np.array([s.label for s in samples]), np.array([s.group for s in samples])
+    everything = np.arange(len(samples))
     started = time.perf_counter()
-    rows, targets = cue_training_rows(args.cue, tests, labels, np.arange(len(samples)), views, made)
-    model = FeatureModel.fit(kind, version, names, rows, targets, CUE_C[args.cue])
+    C = nested_c(args.cue, tests, labels, sources, everything, views, made)
+    rows, targets = cue_training_rows(args.cue, tests, labels, everything, views, made)
+    model = FeatureModel.fit(kind, version, names, rows, targets, C)
     seconds = time.perf_counter() - started
     model.detector.threshold = document["table"]["threshold"]
     model.skill = document["skill"]
     cpu, _ = cpu_description()
     metadata = {"trained_on": f"{args.data.name}: {len(samples)} images, {len(rows)} training rows",
-                "C": CUE_C[args.cue], "recipe": args.recipe, "made_from_real": args.made_from_real,
+                "C": C, "recipe": args.recipe, "made_from_real": args.made_from_real,
                 "fit_seconds": round(seconds, 2), "machine": cpu, "cv_command": document.get("command"),
                 "created": datetime.date.today().isoformat()}
     model.save(args.out, metadata)
@@ -115,7 +117,8 @@ def model_card(args: argparse.Namespace, document: dict, metadata: dict, n_image
     return "\n".join([
         f"# {args.out.stem}: {kind} + linear heads", "",
         f"Reads {reads}", "",
-        f"{len(names)} features into StandardScaler + class-balanced LogisticRegression (C = {metadata['C']}): "
+        f"{len(names)} features into StandardScaler + class-balanced LogisticRegression (C = {metadata['C']}, "
+        "chosen by source-grouped CV over the training images, as inside every CV fold): "
         "real vs fake (every non-real class is fake) and progan / stylegan2 / stylegan3. Weights are plain arrays "
         "(.npz, loaded with allow_pickle=False); kind, feature version, names, threshold and skill are in the .json.",
         "",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detector.face_geometry import FEATURE_NAMES, mirrored
-from runners.cv_candidates import cue_fold, cue_training_rows
+from runners.cv_candidates import CUE_C_GRID, cue_fold, cue_training_rows
 
 LABELS = np.array(["real", "real", "stylegan2", "progan", "stylegan3", "real"])
 
@@ -43,14 +43,15 @@ def test_recipe_colour_rows_are_every_recipe_view_and_made_fakes_need_the_recipe
         cue_training_rows("colour", tests, LABELS, train, None, made)
 
 
-def test_a_fold_scores_every_test_image_in_every_condition():
+def test_a_fold_scores_every_test_image_in_every_condition_with_a_nested_c():
     rng = np.random.default_rng(2)
-    labels = np.repeat(["real", "progan", "stylegan2", "stylegan3"], 10)
-    tests = {"colour": rng.normal(size=(40, 3, 5)).astype(np.float32)}
+    labels = np.repeat(["real", "progan", "stylegan2", "stylegan3"], 12)
+    sources = np.array([f"{label}-{i % 3}" for i, label in enumerate(labels)])
+    tests = {"colour": rng.normal(size=(48, 3, 5)).astype(np.float32)}
     tests["colour"][labels != "real"] += 2.0
-    train, test = np.arange(0, 40, 2), np.arange(1, 40, 2)
-    scores = cue_fold("colour", tests, labels, train, test)
-    assert set(scores) == {"clean", "jpeg75", "half"}
+    train, test = np.flatnonzero(~np.char.endswith(sources, "2")), np.flatnonzero(np.char.endswith(sources, "2"))
+    scores, C = cue_fold("colour", tests, labels, sources, train, test)
+    assert C in CUE_C_GRID and set(scores) == {"clean", "jpeg75", "half"}
     fake = scores["clean"].fake
-    assert fake.shape == (20,) and fake[labels[test] != "real"].mean() > fake[labels[test] == "real"].mean()
-    assert scores["half"].attribution.shape == (20, 3)
+    assert fake.shape == (16,) and fake[labels[test] != "real"].mean() > fake[labels[test] == "real"].mean()
+    assert scores["half"].attribution.shape == (16, 3)
