@@ -4,6 +4,7 @@ held-out predictions, and reported per fold, per source and side by side (`runne
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,10 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from core.atomic import atomic_path, write_json_atomic
-from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores,
-                                 leave_one_source_out)
+from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores, choose_threshold,
+                                 leave_one_source_out, skill_record, source_table)
 from detector.spectral import TEST_CONDITIONS
-from runners.evaluate_sources import write_table
+from runners.evaluate_sources import THRESHOLD_CONDITIONS, write_table
 
 # the bars fusion applies (pipeline.fusion.FusionConfig), so the comparison says what fusion would do
 BARS = FusionConfig()
@@ -81,6 +82,20 @@ def write_candidate(name: str, predictions: HeldOutPredictions, folds: list, fol
     document["command"] = command
     write_json_atomic(out / "source_table.json", document)
     return document
+
+
+def rescored(name: str, folder: Path, predictions: HeldOutPredictions, folds: list, fold_map: dict,
+             max_real_fpr: float, k: int) -> dict:
+    """A finished candidate's document recomputed from its fold files by today's rules (threshold over every
+    condition fusion's bar checks, the 0.5× figures in the skill record), so candidates written by older code
+    compare like with like; the command it recorded is kept. Nothing is written."""
+    threshold = choose_threshold(predictions, THRESHOLD_CONDITIONS, max_real_fpr)
+    table = source_table(predictions, threshold)
+    skill = {**skill_record(table), "protocol": f"source-grouped {k}-fold cross-validation"}
+    stored = folder / "source_table.json"
+    command = json.loads(stored.read_text(encoding="utf-8")).get("command") if stored.is_file() else None
+    return {"skill": skill, "table": table, "per_fold": per_fold(predictions, folds, fold_map, threshold),
+            "command": command, "name": name}
 
 
 def comparison(documents: dict[str, dict]) -> tuple[dict, str]:

@@ -51,7 +51,7 @@ from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
 from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learned_fold, spectral_all_folds,
                                    stacker_fold)
-from runners.cv_results import comparison, held_out, load_results, save_fold, write_candidate
+from runners.cv_results import comparison, held_out, load_results, rescored, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
 from runners.feature_cache import cv_features
 
@@ -117,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                                                 "per_source_cap": args.per_source, "folds": fold_map})
     if args.report:
         documents = {}
-        for folder in sorted(p for p in args.out.iterdir() if (p / "source_table.json").is_file()):
-            documents[folder.name] = json.loads((folder / "source_table.json").read_text(encoding="utf-8"))
+        for folder in sorted(p for p in args.out.iterdir() if p.is_dir()):
+            results = load_results(folder, folds, len(samples))
+            if results is not None:
+                documents[folder.name] = rescored(folder.name, folder, held_out(results, labels, sources, folds),
+                                                  folds, fold_map, args.max_real_fpr, args.folds)
         if not documents:
             print(f"error: no finished candidate under {args.out}", file=sys.stderr)
             return 2
