@@ -242,16 +242,20 @@ def cv_caches(root: Path, samples: Sequence[LabelledImage], names: Sequence[str]
     return {name: caches[name] for name in names}
 
 
-def cv_features(root: Path, samples: Sequence[LabelledImage], recipe: bool, made_from_real: bool
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None,
-                           tuple[np.ndarray, dict[str, np.ndarray]] | None]:
+def cv_features(root: Path, samples: Sequence[LabelledImage], recipe: bool, made_from_real: bool,
+                views_needed: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None,
+                                                    tuple[np.ndarray, dict[str, np.ndarray]] | None]:
     """What a cue candidate reads: the condition arrays, the recipe views (or None) and (twin index, arrays) of
-    the made-from-real fakes (or None); an InputError names a cache that is not computed yet."""
-    names = ("conditions", *(("recipe",) if recipe else ()), *(("made_from_real",) if made_from_real else ()))
+    the made-from-real fakes (or None); an InputError names a cache that is not computed yet. Geometry, which
+    takes its recipe and made-from-real rows from the condition cache, passes `views_needed=False` and gets
+    empty view arrays."""
+    names = ("conditions", *(("recipe",) if recipe and views_needed else ()),
+             *(("made_from_real",) if made_from_real and views_needed else ()))
     caches = cv_caches(root, samples, names)
     twins = np.flatnonzero([s.label == REAL for s in samples])
-    return (caches["conditions"].load(), caches["recipe"].load() if recipe else None,
-            (twins, caches["made_from_real"].load()) if made_from_real else None)
+    views = (caches["recipe"].load() if views_needed else {}) if recipe else None
+    made = (twins, caches["made_from_real"].load() if views_needed else {}) if made_from_real else None
+    return caches["conditions"].load(), views, made
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.candidate in CUE_FEATURES:
         try:
             tests, views, made = cv_features(args.out / "features", samples, args.recipe != "none",
-                                             args.made_from_real)
+                                             args.made_from_real, CUE_FEATURES[args.candidate] != "geometry")
         except InputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

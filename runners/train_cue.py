@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{table_path}: missing; run scripts/source_cv.py --candidate {args.cue} first")
         document = json.loads(table_path.read_text(encoding="utf-8"))
         samples = cap_per_source(list_face_set(args.data), args.per_source)
-        tests, views, made = cv_features(args.cv / "features", samples, args.recipe != "none", args.made_from_real)
+        tests, views, made = cv_features(args.cv / "features", samples, args.recipe != "none", args.made_from_real,
+                                         args.cue != "geometry")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
