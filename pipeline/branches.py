@@ -398,6 +398,10 @@ def register_default_branches() -> None:
     register_branch(FingerprintBranch.name, FingerprintBranch, default=False)
     register_branch(SpectralBranch.name, SpectralBranch)
     register_branch(ResidualBranch.name, ResidualBranch)
+    # research only: codec-robust but below the voting bars under source-grouped CV (artifacts/face-geometry.md,
+    # artifacts/colour-stats.md); `--branch face_geometry` / `--branch colour_stats` run them
+    register_branch(GeometryBranch.name, GeometryBranch, default=False)
+    register_branch(ColourBranch.name, ColourBranch, default=False)
     register_branch(LatentBranch.name, LatentBranch)
 
 
