@@ -254,8 +254,21 @@ def cv_features(root: Path, samples: Sequence[LabelledImage], recipe: bool, made
     caches = cv_caches(root, samples, names)
     twins = np.flatnonzero([s.label == REAL for s in samples])
     views = (caches["recipe"].load() if views_needed else {}) if recipe else None
-    made = (twins, caches["made_from_real"].load() if views_needed else {}) if made_from_real else None
+    made = None
+    if made_from_real:
+        made = (twins, {}) if not views_needed else present_made_from_real(root, caches["made_from_real"], twins)
     return caches["conditions"].load(), views, made
+
+
+def present_made_from_real(root: Path, cache: FeatureCache, twins: np.ndarray
+                           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The made-from-real fakes computed so far (the decoders are slow on 1024-px photos; the priority order
+    makes a partial cache a few twins per real source): their twins' indices and their view arrays."""
+    done = [i for i, path in enumerate(cache.files) if cache.entry(path).is_file()]
+    if not done:
+        raise InputError(f"{cache.folder}: no made-from-real fake computed yet (run python -m runners.feature_cache)")
+    print(f"made-from-real fakes of {len(done)} of {len(cache.files)} real photos", file=sys.stderr)
+    return twins[done], FeatureCache(root, [cache.files[i] for i in done], cache.views).load()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
