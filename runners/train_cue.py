@@ -116,7 +116,7 @@ def model_card(args: argparse.Namespace, document: dict, metadata: dict, n_image
                  for key in ("auc", "real_false_positive_rate", "attribution_accuracy")]
         fold_lines.append(f"| {fold['fold']} | {', '.join(fold['sources'])} | {' | '.join(cells)} |")
     return "\n".join([
-        f"# {args.out.stem}: {kind} + linear heads", "",
+        f"# {args.out.stem}: the {args.cue} cue + linear heads ({kind} branch)", "",
         f"Reads {reads}", "",
         f"{len(names)} features into StandardScaler + class-balanced LogisticRegression (C = {metadata['C']}, "
         "chosen by source-grouped CV over the training images, as inside every CV fold): "
