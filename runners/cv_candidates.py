@@ -143,7 +143,14 @@ def _logit(p: np.ndarray) -> np.ndarray:
 # training folds gives the best worst-condition AUC; the held-out fold never takes part in the choice.
 CUE_C_GRID = (0.003, 0.03, 0.3)
 INNER_FOLDS = 3
-CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral"}
+CUE_FEATURES = {"geometry": "geometry", "colour": "colour", "dct": "spectral", "cues": "cues"}
+# `cues`: the three cues side by side in one linear model (as stored only: their recipe views do not line up)
+CONCATENATED = ("geometry", "colour", "spectral")
+
+
+def with_concatenated(tests: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The condition arrays plus "cues", every cue's features side by side (CONCATENATED order)."""
+    return {**tests, "cues": np.concatenate([tests[kind] for kind in CONCATENATED], axis=-1)}
 
 
 def cue_fold(cue: str, tests: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray, train: np.ndarray,

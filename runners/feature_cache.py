@@ -37,7 +37,7 @@ import json
 import sys
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +48,11 @@ from core.datasets import LabelledImage
 from core.errors import InputError
 from core.images import load_image
 from core.source_holdout import REAL
-from detector import colour_stats, face_geometry
+from detector import colour_stats, face_cues, face_geometry
 from detector.codec_blind import ERASE_KERNELS, CodecBlindRecipe, Draw, draw_processing, recipe_fingerprint
 from detector.fingerprint_data import downscale, jpeg_reencode
 from detector.made_from_real import made_from_real_set
-from detector.spectral import MIN_TEST_SIDE, TEST_CONDITIONS, SpectralSpec, image_features
+from detector.spectral import MIN_TEST_SIDE, TEST_CONDITIONS, image_features
 
 # The HOG detector scans at most 512 px (the pipeline's default is 1024): ~4× less work on the 1024-px faces, whose
 # faces are far above the 160 px this still finds; the landmarks are predicted at full resolution either way.
@@ -60,10 +60,7 @@ DETECT_MAX_SIDE = 512
 RECIPE_VIEWS = 2
 CACHES = ("conditions", "recipe", "made_from_real")
 MIN_VIEW_SIDE = MIN_TEST_SIDE
-SPECTRAL_SPEC = SpectralSpec()
-FEATURE_VERSION = (f"{face_geometry.FEATURE_VERSION}+{colour_stats.FEATURE_VERSION}"
-                   f"+spectral-{json.dumps(asdict(SPECTRAL_SPEC), sort_keys=True)}"
-                   f"+dlib68-largest-face-scan{DETECT_MAX_SIDE}")
+FEATURE_VERSION = f"{face_cues.FEATURE_VERSION}+dlib68-largest-face-scan{DETECT_MAX_SIDE}"
 
 @dataclass(frozen=True)
 class ViewSet:
@@ -179,7 +176,7 @@ class FeatureCache:
         if len(pictures) != self.views.count:
             raise ValueError(f"view set {self.views.name} made {len(pictures)} views, expected {self.views.count}")
         arrays = {"colour": np.stack([colour_stats.colour_features(p) for p in pictures]),
-                  "spectral": np.concatenate([image_features([p], SPECTRAL_SPEC) for p in pictures])}
+                  "spectral": np.concatenate([image_features([p], face_cues.SPECTRAL_SPEC) for p in pictures])}
         if self.views.landmarks:
             points, detected, box = landmarks.find(pictures[0])
             found = [points]

@@ -50,7 +50,7 @@ from core.source_holdout import (MAX_REAL_FALSE_POSITIVE_RATE, Scores,
 from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
 from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learned_fold, spectral_all_folds,
-                                   stacker_fold)
+                                   stacker_fold, with_concatenated)
 from runners.cv_results import comparison, held_out, load_results, rescored, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
 from runners.feature_cache import cv_features
@@ -87,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give --candidate or --report")
     if args.candidate == "stacker" and not args.stack_with:
         parser.error("--candidate stacker needs --stack-with (finished candidates, e.g. spectral,residual-analyst)")
+    if args.candidate == "cues" and args.recipe != "none":
+        parser.error("--candidate cues (the three cues in one model) is trained as stored only")
     if args.made_from_real and args.recipe != "codec-blind":
         parser.error("--made-from-real pairs each fake with its real twin under one draw: it needs --recipe codec-blind")
     return args
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         for fold, train, test in folds:
-            scores, C = cue_fold(args.candidate, tests, labels, sources, train, test, views, made)
+            scores, C = cue_fold(args.candidate, with_concatenated(tests), labels, sources, train, test, views, made)
             print(f"{name} {fold}: C = {C} (nested)", flush=True)
             save_fold(folder / f"{fold}.npz", test, scores)
     else:
