@@ -1,4 +1,4 @@
-"""Ship a cue branch (face geometry or colour statistics) with the skill its source-grouped CV measured.
+"""Ship a cue (face geometry, colour statistics, spectral DCT) with the skill its source-grouped CV measured.
 
 The cue's candidate must have run first (`scripts/source_cv.py --candidate geometry|colour`, same --recipe and
 --made-from-real): its per-source table, threshold and skill record are what the artifact carries, so fusion
@@ -24,9 +24,9 @@ import numpy as np
 from core.device import cpu_description
 from core.errors import InputError
 from core.source_holdout import table_markdown
-from detector import colour_stats, face_geometry
+from detector import colour_stats, face_cues, face_geometry
 from detector.feature_model import FeatureModel
-from detector.spectral import TEST_CONDITIONS
+from detector.spectral import TEST_CONDITIONS, SpectralDetector
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from runners.cv_candidates import cue_training_rows, nested_c
 from runners.evaluate_sources import cap_per_source, list_face_set
@@ -40,6 +40,10 @@ CUES = {
                  "and length, the face's centre and scale, and left/right asymmetry per region "
                  "(detector/face_geometry.py). A face-level branch: it reads the landmarks the pipeline's face "
                  "finder already computed."),
+    "dct": ("spectral-dct", face_cues.FEATURE_VERSION, tuple(f"dct{i}" for i in range(face_cues.SPECTRAL_SPEC.dim)),
+            "the spectral DCT features of detector/spectral.py (the face at one content scale, 128-px centre crop, "
+            "log-DCT pooled to 16×16). Saved in the spectral branch's format (detector.spectral.SpectralDetector), "
+            "so `spectral_dct` loads it as its weights."),
     "colour": ("colour-stats", colour_stats.FEATURE_VERSION, colour_stats.FEATURE_NAMES,
                "the whole image's colour statistics: fractions of saturated and under-exposed pixels (McCloskey & "
                "Albright 2019), 16-bin saturation and value histograms, per-channel moments and the chroma "
@@ -92,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                 "C": C, "recipe": args.recipe, "made_from_real": args.made_from_real,
                 "fit_seconds": round(seconds, 2), "machine": cpu, "cv_command": document.get("command"),
                 "created": datetime.date.today().isoformat()}
-    model.save(args.out, metadata)
+    if args.cue == "dct":
+        spectral = SpectralDetector(face_cues.SPECTRAL_SPEC, model.detector.head,
+                                    model.attributor.head if model.attributor is not None else None,
+                                    model.detector.threshold)
+        spectral.save(args.out, skill=model.skill, metadata=metadata)
+    else:
+        model.save(args.out, metadata)
     args.out.with_suffix(".md").write_text(model_card(args, document, metadata, len(samples)), encoding="utf-8")
     print(json.dumps(document["skill"], indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""Ship a cue branch (face geometry or colour statistics) with the skill its source-grouped CV measured.
+"""Ship a cue (face geometry, colour statistics, spectral DCT) with the skill its source-grouped CV measured.
 
 The program is `runners/train_cue.py` (importable, so tests call its `main`); `--help` for usage.
 """
