@@ -102,7 +102,8 @@ class AlignedFace:
     `box` is (x0, y0, x1, y1), half-open, clipped to the image; `landmarks` are dlib's 68 points (x, y) in original
     pixel coordinates; `quad` is the crop's corners TL, BL, BR, TR in the same coordinates; `alignment_error` is the
     mean distance of the crop's eye centres and mouth centre to `CANONICAL_POINTS`, as a fraction of the crop side
-    (0.01 = 2.6 px at 256; lower is better); `score` is dlib's detection score (higher is more face-like).
+    (0.01 = 2.6 px at 256; lower is better); `score` is dlib's detection score (higher is more face-like);
+    `frame_size` is the original image's (width, height), which the landmarks are positions in.
     """
 
     image: np.ndarray
@@ -111,6 +112,7 @@ class AlignedFace:
     quad: np.ndarray
     alignment_error: float
     score: float
+    frame_size: tuple[int, int] = (0, 0)
 
 
 def quad_from_landmarks(eye_left: np.ndarray, eye_right: np.ndarray, mouth_left: np.ndarray,
@@ -218,7 +220,7 @@ class FaceAligner:
         image = check_rgb(image, name)
         height, width = image.shape[:2]
         faces = []
-        for (x0, y0, x1, y1), score in self._detect(image, name):
+        for (x0, y0, x1, y1), score in self.detect(image, name):
             shape = self.predictor(image, dlib.rectangle(int(round(x0)), int(round(y0)),
                                                          int(round(x1)) - 1, int(round(y1)) - 1))
             landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
@@ -227,7 +229,7 @@ class FaceAligner:
                    min(int(round(x1)), width), min(int(round(y1)), height))
             faces.append(AlignedFace(image=warp_quad(image, quad, self.config.output_size), box=box,
                                      landmarks=landmarks, quad=quad, alignment_error=alignment_error(landmarks, quad),
-                                     score=score))
+                                     score=score, frame_size=(width, height)))
         return faces
 
     def align_batch(self, images: Sequence[np.ndarray],
@@ -244,8 +246,9 @@ class FaceAligner:
                 results.append(err)
         return results
 
-    def _detect(self, image: np.ndarray, name: str) -> list[tuple[tuple[float, float, float, float], float]]:
-        """Face boxes (x0, y0, x1, y1, half-open, original pixels) with scores, largest first."""
+    def detect(self, image: np.ndarray, name: str = "image") -> list[tuple[tuple[float, float, float, float], float]]:
+        """Face boxes (x0, y0, x1, y1, half-open, original pixels) with scores, largest first; NoFaceError when
+        there is none."""
         height, width = image.shape[:2]
         long_side = max(height, width)
         max_side = self.config.detect_max_side

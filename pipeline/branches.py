@@ -8,7 +8,7 @@ can be handed an already built model (tests inject tiny ones through the same co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,59 @@ class LatentBranch(ModelBranch):
                          label=open_set_labels(self.attributor, latents))
 
 
+class CueBranch(ModelBranch):
+    """A linear model over one cue's features (detector.feature_model): P(real) plus P(fake) shared out by its
+    P(architecture | fake), its held-out threshold applied inside the model (0.5 is its decision point). A subclass
+    names its cue: the feature version its weights must match and the feature function."""
+
+    kind = ""
+
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        raise NotImplementedError
+
+    def _build(self, context: BranchContext) -> Any:
+        from detector.feature_model import FeatureModel
+
+        return FeatureModel.from_pretrained(self._weights_file(context), self.kind, self.cue()[0])
+
+    def run(self, inputs: Sequence[Any]) -> list[BranchEvidence]:
+        """P(real) and P(fake) shared out over the architectures (the model applies its held-out threshold)."""
+        return _evidence(self.estimator.classes_, self.estimator.predict_proba(self.cue()[1](inputs)))
+
+
+class GeometryBranch(CueBranch):
+    """Where the face sits in the frame, from the 68 landmarks the face finder already found: generators inherit
+    their training set's alignment, and a JPEG re-encode moves a landmark by a pixel at most."""
+
+    name = "face_geometry"
+    level = "face"
+    kind = "face-geometry"
+    role = BranchRole(title="Face geometry (landmarks)")
+    default_weights = "face-geometry"
+
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        from detector import face_geometry
+
+        return face_geometry.FEATURE_VERSION, lambda faces: np.stack(
+            [face_geometry.geometry_features(face.landmarks, face.frame_size) for face in faces])
+
+
+class ColourBranch(CueBranch):
+    """Colour statistics of the whole image (McCloskey & Albright 2019: generators clip fewer highlights and
+    shadows than cameras), a cue the codec barely moves."""
+
+    name = "colour_stats"
+    kind = "colour-stats"
+    role = BranchRole(title="Colour statistics")
+    default_weights = "colour-stats"
+
+    def cue(self) -> tuple[str, Callable[[Sequence[Any]], np.ndarray]]:
+        from detector import colour_stats
+
+        return colour_stats.FEATURE_VERSION, lambda images: np.stack(
+            [colour_stats.colour_features(image) for image in images])
+
+
 def default_attributor() -> str:
     """The registry's default attributor name (a published Space's registry names its staged one)."""
     return registry_default("attributor") or DEFAULT_ATTRIBUTOR
@@ -372,7 +425,13 @@ BRANCHES: Registry = (
     # (artifacts/residual-npr.md), i.e. it misleads on re-encoded photos; `--branch fingerprint_net` still runs it
     BranchEntry(FingerprintBranch, default=False),
     BranchEntry(SpectralBranch),
-    BranchEntry(ResidualBranch),
+    # research only: it reads the codec — refit per fold (issue 27) it fell from AUC 0.73 as stored to 0.51 after
+    # JPEG q75 (artifacts/cv-comparison-issue27.md); `--branch residual_npr` still runs it
+    BranchEntry(ResidualBranch, default=False),
+    # research only: codec-robust but below the voting bars under source-grouped CV (artifacts/face-geometry.md,
+    # artifacts/colour-stats.md); `--branch face_geometry` / `--branch colour_stats` run them
+    BranchEntry(GeometryBranch, default=False),
+    BranchEntry(ColourBranch, default=False),
     BranchEntry(LatentBranch),
     BranchEntry(ProvenanceBranch),
 )

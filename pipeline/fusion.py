@@ -203,9 +203,11 @@ def real_vs_fake_refusal(role: BranchRole, skill: Mapping | None, config: Fusion
     if record.get("auc") is None:
         return None if role.trust_unmeasured else "no real/fake skill: none measured on held-out sources"
     problems = []
-    for suffix, when in (("", ""), ("_jpeg75", " after JPEG q75")):
+    # the AUC bar holds as stored and after JPEG q75; the real-photo bar also after a 0.5× downscale (a real photo
+    # reaching an analyst as a resized PNG has lost its JPEG grid), where the record measured it
+    for suffix, when in (("", ""), ("_jpeg75", " after JPEG q75"), ("_half", " after a 0.5× downscale")):
         auc, fpr = record.get("auc" + suffix), record.get("real_false_positive_rate" + suffix)
-        if auc is not None and auc < config.min_real_vs_fake_auc:
+        if auc is not None and suffix != "_half" and auc < config.min_real_vs_fake_auc:
             problems.append(f"held-out AUC {auc:.2f}{when} < {config.min_real_vs_fake_auc:.2f}")
         if fpr is not None and fpr > config.max_real_false_positive_rate:
             problems.append(f"calls {fpr:.0%} of held-out real photos fake{when} "

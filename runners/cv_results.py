@@ -4,15 +4,16 @@ held-out predictions, and reported per fold, per source and side by side (`runne
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from pipeline.fusion import FusionConfig
+from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from core.atomic import atomic_path, write_json_atomic
-from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores,
-                                 leave_one_source_out)
+from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores, choose_threshold,
+                                 leave_one_source_out, skill_record, source_table)
 from detector.spectral import TEST_CONDITIONS
 from runners.evaluate_sources import THRESHOLD_CONDITIONS, write_table
 
@@ -72,13 +73,29 @@ def per_fold(predictions: HeldOutPredictions, folds: list, fold_map: dict, thres
 
 
 def write_candidate(name: str, predictions: HeldOutPredictions, folds: list, fold_map: dict, out: Path,
-                    max_real_fpr: float, k: int) -> dict:
-    """The candidate's per-source table (the evaluate_sources format), its skill record and its per-fold rows."""
+                    max_real_fpr: float, k: int, command: str | None = None) -> dict:
+    """The candidate's per-source table (the evaluate_sources format), its skill record, its per-fold rows and
+    the command that made it."""
     document = write_table(predictions, out, f"{name}, source-grouped {k}-fold CV", max_real_fpr)
     document["skill"]["protocol"] = f"source-grouped {k}-fold cross-validation"
     document["per_fold"] = per_fold(predictions, folds, fold_map, document["table"]["threshold"])
+    document["command"] = command
     write_json_atomic(out / "source_table.json", document)
     return document
+
+
+def rescored(name: str, folder: Path, predictions: HeldOutPredictions, folds: list, fold_map: dict,
+             max_real_fpr: float, k: int) -> dict:
+    """A finished candidate's document recomputed from its fold files by today's rules (threshold over every
+    condition fusion's bar checks, the 0.5× figures in the skill record), so candidates written by older code
+    compare like with like; the command it recorded is kept. Nothing is written."""
+    threshold = choose_threshold(predictions, THRESHOLD_CONDITIONS, max_real_fpr)
+    table = source_table(predictions, threshold)
+    skill = {**skill_record(table), "protocol": f"source-grouped {k}-fold cross-validation"}
+    stored = folder / "source_table.json"
+    command = json.loads(stored.read_text(encoding="utf-8")).get("command") if stored.is_file() else None
+    return {"skill": skill, "table": table, "per_fold": per_fold(predictions, folds, fold_map, threshold),
+            "command": command, "name": name}
 
 
 def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
@@ -92,26 +109,24 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
     for name, document in documents.items():
         conditions = document["table"]["conditions"]
         row = {c: conditions[c]["summary"] for c in TEST_CONDITIONS}
-        votes_fake = all((row[c]["auc_mean"] or 0) >= BARS.min_real_vs_fake_auc
-                         and (row[c]["real_false_positive_rate"] or 1) <= BARS.max_real_false_positive_rate
-                         for c in THRESHOLD_CONDITIONS)
-        votes_arch = (row["clean"]["attribution_accuracy"] or 0) >= BARS.min_attribution_accuracy
+        # fusion's own refusal rules on the candidate's skill record (a branch with the default role)
+        votes_fake = real_vs_fake_refusal(name, document["skill"], BARS, roles={}) is None
+        votes_arch = attribution_refusal(name, document["skill"], BARS, roles={}) is None
         summary[name] = {"summary": row, "threshold": document["table"]["threshold"], "votes_real_fake": votes_fake,
                          "votes_architecture": votes_arch, "per_fold": document["per_fold"]}
         cells = [" / ".join(_fmt(row[c][key]) for c in TEST_CONDITIONS)
                  for key in ("auc_mean", "real_false_positive_rate", "attribution_accuracy")]
         lines.append(f"| {name} | {' | '.join(cells)} | {document['table']['threshold']:.3f} | "
                      f"{'yes' if votes_fake else 'no'} | {'yes' if votes_arch else 'no'} |")
-    lines += ["", "## Per fold (clean: AUC over the fold's images / real FPR / attribution accuracy)", "",
-              "| fold | sources | " + " | ".join(documents) + " |", "|---|---|" + "---|" * len(documents)]
     any_document = next(iter(documents.values()))
-    for index, fold in enumerate(any_document["per_fold"]):
-        cells = []
-        for document in documents.values():
-            clean = document["per_fold"][index]["clean"]
-            cells.append(" / ".join(_fmt(clean[key]) for key in
-                                    ("auc", "real_false_positive_rate", "attribution_accuracy")))
-        lines.append(f"| {fold['fold']} | {', '.join(fold['sources'])} | {' | '.join(cells)} |")
+    for key, what in (("auc", "AUC over the fold's images"), ("real_false_positive_rate", "real photos called fake"),
+                      ("attribution_accuracy", "attribution accuracy")):
+        lines += ["", f"## Per fold: {what} (as stored / JPEG q75 / 0.5×)", "",
+                  "| fold | sources | " + " | ".join(documents) + " |", "|---|---|" + "---|" * len(documents)]
+        for index, fold in enumerate(any_document["per_fold"]):
+            cells = [" / ".join(_fmt(document["per_fold"][index][c][key]) for c in TEST_CONDITIONS)
+                     for document in documents.values()]
+            lines.append(f"| {fold['fold']} | {', '.join(fold['sources'])} | {' | '.join(cells)} |")
     lines += ["", "## Per source (AUC as stored / JPEG q75 / 0.5×)", "",
               "| source | " + " | ".join(documents) + " |", "|---|" + "---|" * len(documents)]
     for index, source_row in enumerate(any_document["table"]["conditions"]["clean"]["sources"]):
@@ -119,6 +134,8 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
                  for d in documents.values()]
         lines.append(f"| {source_row['source']} ({source_row['n_real']} real, {source_row['n_fake']} fake) | "
                      f"{' | '.join(cells)} |")
+    lines += ["", "## Commands that reproduce each candidate", ""]
+    lines += [f"- {name}: `{document.get('command') or 'not recorded'}`" for name, document in documents.items()]
     return summary, "\n".join(lines) + "\n"
 
 

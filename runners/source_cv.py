@@ -13,8 +13,13 @@ Candidates:
 - `fingerprint`: FingerprintNet (small preset, 64-pixel crops like the residual branch) retrained per fold with
   the same augmentation and sampling, stored as `fingerprint-<augment>`.
 - `spectral`: the spectral_dct recipe of detector.spectral, refitted per fold (the reference).
-- `stacker`: a logistic regression over out-of-fold scores of `spectral` and `--stack-with` (a finished learned
-  candidate); for each outer fold it is fitted only on the other folds' out-of-fold scores.
+- `geometry`, `colour`, `dct`: a linear model (detector.feature_model) over one cue's features — face geometry
+  from the 68 dlib landmarks, colour statistics, the spectral DCT features — computed once by
+  `runners.feature_cache` (OUT/features) and refitted per fold in seconds. Trained on the images as stored, or
+  with `--recipe codec-blind` on the recipe's training views; `--made-from-real` adds the fakes made from the
+  training folds' real photos. Stored as `<cue>[-codecblind][-mfr]`.
+- `stacker`: a logistic regression over the out-of-fold scores of the finished candidates named by `--stack-with`
+  (comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
 Every decoded image is cached once (OUT/cache): the central 256-pixel native window of each image, as stored and
 under each test condition, so every job decodes the face set once. Each (candidate, fold) result is written
@@ -23,7 +28,8 @@ checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates s
 
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate residual --augment analyst
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate stacker \
-        --stack-with residual-analyst
+        --stack-with spectral,residual-analyst
+    python scripts/source_cv.py ../shared/data/faces --out /work/runs/cv --candidate geometry --recipe codec-blind
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --report
 """
 
@@ -43,11 +49,14 @@ from core.source_holdout import (MAX_REAL_FALSE_POSITIVE_RATE, Scores,
                                  fold_sources, grouped_source_folds)
 from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
-from runners.cv_candidates import cached_windows, learned_fold, spectral_all_folds, stacker_fold
-from runners.cv_results import comparison, held_out, load_results, save_fold, write_candidate
+from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learned_fold, spectral_all_folds,
+                                   stacker_fold, with_concatenated)
+from runners.cv_results import comparison, held_out, load_results, rescored, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
+from runners.feature_cache import cv_features
 
-CANDIDATES = ("residual", "fingerprint", "spectral", "stacker")
+CANDIDATES = ("residual", "fingerprint", "spectral", *CUE_FEATURES, "stacker")
+RECIPES = ("none", "codec-blind")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +66,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidate", choices=CANDIDATES, help="what to cross-validate")
     parser.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="analyst",
                         help="training augmentation of a learned candidate (default %(default)s)")
-    parser.add_argument("--stack-with", default=None, help="stacker: the learned candidate's result name")
+    parser.add_argument("--recipe", choices=RECIPES, default="none",
+                        help="codec-blind: train a learned candidate on the codec-blind recipe (detector.codec_blind, "
+                             "fitted per fold to its real photos) instead of --augment (default %(default)s)")
+    parser.add_argument("--made-from-real", action="store_true",
+                        help="with --recipe codec-blind: add fakes made from the fold's real training photos")
+    parser.add_argument("--stack-with", default=None,
+                        help="stacker: the result names of the candidates it stacks, comma-separated")
     parser.add_argument("--report", action="store_true", help="write the comparison of every finished candidate")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment and training seed")
@@ -71,7 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.report and args.candidate is None:
         parser.error("give --candidate or --report")
     if args.candidate == "stacker" and not args.stack_with:
-        parser.error("--candidate stacker needs --stack-with (a finished learned candidate, e.g. residual-analyst)")
+        parser.error("--candidate stacker needs --stack-with (finished candidates, e.g. spectral,residual-analyst)")
+    if args.candidate == "cues" and args.recipe != "none":
+        parser.error("--candidate cues (the three cues in one model) is trained as stored only")
+    if args.made_from_real and args.recipe != "codec-blind":
+        parser.error("--made-from-real pairs each fake with its real twin under one draw: it needs --recipe codec-blind")
     return args
 
 
@@ -79,7 +98,10 @@ def result_name(args: argparse.Namespace) -> str:
     """Folder name of a candidate's results: learned ones carry their augmentation, the stacker its partner."""
     if args.candidate in ("residual", "fingerprint"):
         return f"{args.candidate}-{args.augment}"
-    return f"stacker-spectral+{args.stack_with}" if args.candidate == "stacker" else args.candidate
+    if args.candidate in CUE_FEATURES:
+        return (args.candidate + ("-codecblind" if args.recipe == "codec-blind" else "")
+                + ("-mfr" if args.made_from_real else ""))
+    return f"stacker-{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                                                 "per_source_cap": args.per_source, "folds": fold_map})
     if args.report:
         documents = {}
-        for folder in sorted(p for p in args.out.iterdir() if (p / "source_table.json").is_file()):
-            documents[folder.name] = json.loads((folder / "source_table.json").read_text(encoding="utf-8"))
+        for folder in sorted(p for p in args.out.iterdir() if p.is_dir()):
+            results = load_results(folder, folds, len(samples))
+            if results is not None:
+                documents[folder.name] = rescored(folder.name, folder, held_out(results, labels, sources, folds),
+                                                  folds, fold_map, args.max_real_fpr, args.folds)
         if not documents:
             print(f"error: no finished candidate under {args.out}", file=sys.stderr)
             return 2
@@ -117,13 +142,24 @@ def main(argv: list[str] | None = None) -> int:
                                                      for c in TEST_CONDITIONS})
     elif args.candidate == "stacker":
         stacked = {partner: load_results(args.out / partner, folds, len(samples))
-                   for partner in ("spectral", args.stack_with)}
+                   for partner in args.stack_with.split(",")}
         missing = [partner for partner, result in stacked.items() if result is None]
         if missing:
             print(f"error: {', '.join(missing)} has unfinished folds under {args.out}; run it first", file=sys.stderr)
             return 2
         for fold, train, test in folds:
             save_fold(folder / f"{fold}.npz", test, stacker_fold(stacked, labels, train, test))
+    elif args.candidate in CUE_FEATURES:
+        try:
+            tests, views, made = cv_features(args.out / "features", samples, args.recipe != "none",
+                                             args.made_from_real, CUE_FEATURES[args.candidate] != "geometry")
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for fold, train, test in folds:
+            scores, C = cue_fold(args.candidate, with_concatenated(tests), labels, sources, train, test, views, made)
+            print(f"{name} {fold}: C = {C} (nested)", flush=True)
+            save_fold(folder / f"{fold}.npz", test, scores)
     else:
         windows = cached_windows(samples, args.out / "cache")
         for fold, train, test in folds:
@@ -135,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             scores = learned_fold(args, windows, labels, sources, train, test, folder / f"train-{fold}")
             save_fold(folder / f"{fold}.npz", test, scores)
     predictions = held_out(load_results(folder, folds, len(samples)), labels, sources, folds)
-    document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds)
+    command = "python scripts/source_cv.py " + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv))
+    document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds, command)
     print(json.dumps(document["skill"], indent=2))
     return 0
 

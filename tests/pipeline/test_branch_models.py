@@ -63,8 +63,37 @@ def _latent(tmp_path: Path):
     return model, np.random.default_rng(1).normal(size=(5, config.n_styles, config.style_dim)).astype(np.float32)
 
 
+def _cue(kind: str, feature_names: tuple[str, ...]):
+    from detector.feature_model import FeatureModel
+
+    rng = np.random.default_rng(2)
+    labels = np.array(["real", *ARCHITECTURES] * 6)
+    model = FeatureModel.fit(kind, f"{kind}-test", feature_names, rng.normal(size=(len(labels), len(feature_names))),
+                             labels)
+    model.detector.threshold = 0.4
+    return model, rng.normal(size=(4, len(feature_names)))
+
+
+def _geometry(tmp_path: Path):
+    from detector.face_geometry import FEATURE_NAMES
+
+    return _cue("face-geometry", FEATURE_NAMES)
+
+
+def _colour(tmp_path: Path):
+    from detector.colour_stats import FEATURE_NAMES
+
+    return _cue("colour-stats", FEATURE_NAMES)
+
+
 BUILDERS = {branches.ClipProbeBranch: _clip, branches.FingerprintBranch: _fingerprint,
-            branches.SpectralBranch: _spectral, branches.ResidualBranch: _residual, branches.LatentBranch: _latent}
+            branches.SpectralBranch: _spectral, branches.ResidualBranch: _residual, branches.LatentBranch: _latent,
+            branches.GeometryBranch: _geometry, branches.ColourBranch: _colour}
+
+
+def _leaf_subclasses(cls: type) -> set[type]:
+    children = cls.__subclasses__()
+    return set().union(*map(_leaf_subclasses, children)) if children else {cls}
 
 
 def _check_estimator(estimator, inputs) -> None:
@@ -78,7 +107,7 @@ def _check_estimator(estimator, inputs) -> None:
 
 
 def test_every_shipped_model_branch_is_covered():
-    assert set(BUILDERS) == set(branches.ModelBranch.__subclasses__())
+    assert set(BUILDERS) == _leaf_subclasses(branches.ModelBranch)
 
 
 @pytest.mark.parametrize("branch", BUILDERS, ids=lambda branch: branch.name)
@@ -92,7 +121,9 @@ def test_the_branch_model_follows_the_estimator_vocabulary(branch, tmp_path):
         assert model.detector.classes_ == ("real", "fake") and model.attributor.classes_ == ARCHITECTURES
 
 
-@pytest.mark.parametrize("branch", [b for b in BUILDERS if b.level == "image"], ids=lambda branch: branch.name)
+# the cue branches compute their features from the image first (tests/pipeline/test_cue_branches.py)
+@pytest.mark.parametrize("branch", [b for b in BUILDERS if b.level == "image" and not issubclass(b, branches.CueBranch)],
+                         ids=lambda branch: branch.name)
 def test_an_image_branch_reports_its_model_probabilities_keyed_by_classes(branch, tmp_path):
     model, images = BUILDERS[branch](tmp_path)
     evidence = branch(model, {"tiny": "random"}).run(images)

@@ -89,6 +89,13 @@ def test_skill_refusal_names_each_shortfall_clean_and_after_jpeg():
     assert real_vs_fake_refusal(ROLES[FINGERPRINT_NET], STRONG_DETECTOR, config) is None
     jpeg_fails = {"real_vs_fake": {**STRONG_DETECTOR["real_vs_fake"], "real_false_positive_rate_jpeg75": 0.3}}
     assert "after JPEG q75" in real_vs_fake_refusal(ROLES[FINGERPRINT_NET], jpeg_fails, config)
+    # the real-photo bar holds after a 0.5× downscale too; the AUC bar does not apply there
+    half_fails = {"real_vs_fake": {**STRONG_DETECTOR["real_vs_fake"], "real_false_positive_rate_half": 0.5}}
+    assert "50% of held-out real photos fake after a 0.5× downscale" in \
+        real_vs_fake_refusal(ROLES[FINGERPRINT_NET], half_fails, config)
+    weak_half_auc = {"real_vs_fake": {**STRONG_DETECTOR["real_vs_fake"], "auc_half": 0.6,
+                                      "real_false_positive_rate_half": 0.05}}
+    assert real_vs_fake_refusal(ROLES[FINGERPRINT_NET], weak_half_auc, config) is None
     assert real_vs_fake_refusal(ROLES[FINGERPRINT_NET], {"attribution": {"accuracy": 0.9}}, config).startswith(
         "no real/fake skill")
     assert real_vs_fake_refusal(ROLES[CLIP_PROBE], None, config) is None
