@@ -168,7 +168,7 @@ class SpectralBranch(ModelBranch):
 
     name = "spectral_dct"
     role = BranchRole(title="Spectral DCT baseline")
-    default_weights = "spectral-dct"
+    default_weights = "spectral-dct-codecblind"
 
     def _build(self, context: BranchContext) -> Any:
         from detector.spectral import SpectralDetector
@@ -425,9 +425,9 @@ BRANCHES: Registry = (
     # (artifacts/residual-npr.md), i.e. it misleads on re-encoded photos; `--branch fingerprint_net` still runs it
     BranchEntry(FingerprintBranch, default=False),
     BranchEntry(SpectralBranch),
-    # research only: it reads the codec — refit per fold (issue 27) it fell from AUC 0.73 as stored to 0.51 after
-    # JPEG q75 (artifacts/cv-comparison-issue27.md); `--branch residual_npr` still runs it
-    BranchEntry(ResidualBranch, default=False),
+    # reads the codec (refit per fold in issue 27: AUC 0.73 as stored, 0.51 after JPEG q75, see
+    # artifacts/cv-comparison-issue27.md); shown, never voting, until a codec-blind residual clears the bars
+    BranchEntry(ResidualBranch),
     # research only: codec-robust but below the voting bars under source-grouped CV (artifacts/face-geometry.md,
     # artifacts/colour-stats.md); `--branch face_geometry` / `--branch colour_stats` run them
     BranchEntry(GeometryBranch, default=False),

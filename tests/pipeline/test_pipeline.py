@@ -378,7 +378,7 @@ def test_the_spectral_branch_reports_the_shipped_artifact_and_its_out_of_distrib
     assert set(evidence["probabilities"]) == {"real", "progan", "stylegan2", "stylegan3"}
     assert sum(evidence["probabilities"].values()) == pytest.approx(1.0)
     assert evidence["fake_probability"] is None and evidence["skill_notes"][0].startswith("no real/fake skill")
-    assert len(verdict.models["spectral-dct"]) == 64
+    assert len(verdict.models["spectral-dct-codecblind"]) == 64
     assert evidence["out_of_distribution"] == spectral.estimator.out_of_distribution(
         [np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"))])[0]
 
