@@ -110,13 +110,23 @@ def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]],
 
 def recipe_fold(args: argparse.Namespace, samples: list[LabelledImage], windows: dict[str, list[np.ndarray]],
                 twins: dict[int, np.ndarray], train: np.ndarray, test: np.ndarray, workdir: Path) -> dict[str, Scores]:
-    """Train a learned candidate with the codec-blind recipe fitted to the fold's own real training photos (and,
-    when `twins` is given, their made-from-real fakes paired with them), then score the test images."""
+    """Train a learned candidate with the codec-blind recipe on the fold's training images, score its test ones."""
+    model, _ = train_with_recipe(args.candidate, samples, windows["clean"], twins, train, args.steps, args.seed,
+                                 workdir)
+    return _score_conditions(model, windows, test)
+
+
+def train_with_recipe(candidate: str, samples: list[LabelledImage], clean: list[np.ndarray],
+                      twins: dict[int, np.ndarray], train: np.ndarray, steps: int, seed: int,
+                      workdir: Path | None) -> tuple[ResidualNet | FingerprintNet, dict]:
+    """A residual net or FingerprintNet trained for `steps` on the codec-blind recipe fitted to the real photos
+    among `train` (and, when `twins` is given, on their made-from-real fakes paired with them); resumes from
+    `workdir`. Returns the model and the trainer's final state."""
     labels, sources = np.array([s.label for s in samples]), np.array([s.group for s in samples])
     real_train = train[labels[train] == REAL]
     recipe = CodecBlindRecipe.fit([samples[i].path for i in real_train])
-    keep = train if args.candidate == "residual" else train[np.isin(labels[train], (REAL, *KNOWN_GANS))]
-    regions = [windows["clean"][i] for i in keep]
+    keep = train if candidate == "residual" else train[np.isin(labels[train], (REAL, *KNOWN_GANS))]
+    regions = [clean[i] for i in keep]
     fold_labels, fold_sources = list(labels[keep]), list(sources[keep])
     position = {int(index): k for k, index in enumerate(keep)}
     pairs = {}
@@ -125,14 +135,15 @@ def recipe_fold(args: argparse.Namespace, samples: list[LabelledImage], windows:
         regions.append(twins[int(index)])
         fold_labels.append(MADE_FROM_REAL)
         fold_sources.append(MADE_FROM_REAL)
-    settings = TrainSettings(steps=args.steps, seed=args.seed, augment=AugmentSettings.none())
-    if args.candidate == "residual":
-        torch.manual_seed(args.seed)
+    settings = TrainSettings(steps=steps, seed=seed, augment=AugmentSettings.none())
+    if candidate == "residual":
+        torch.manual_seed(seed)
         model, loss, crop = ResidualNet(ResidualConfig.small()), residual_loss, ResidualConfig.small().crop
     else:
-        model, loss, crop = _fingerprint_model(args.seed), _fingerprint_loss, FINGERPRINT_CROP
-    RecipeTrainer(model, loss, regions, fold_labels, fold_sources, crop, settings, recipe, pairs, workdir).run()
-    return _score_conditions(model, windows, test)
+        model, loss, crop = _fingerprint_model(seed), _fingerprint_loss, FINGERPRINT_CROP
+    state = RecipeTrainer(model, loss, regions, fold_labels, fold_sources, crop, settings, recipe, pairs,
+                          workdir).run()
+    return model, state
 
 
 def _fingerprint_model(seed: int) -> FingerprintNet:

@@ -23,9 +23,9 @@ Candidates:
   candidate); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
 Every decoded image is cached once (OUT/cache): the central 256-pixel native window of each image, as stored and
-under each test condition, so every job decodes the face set once; so is every real photo's made-from-real twin. Each (candidate, fold) result is written
-atomically to OUT/<candidate>/<fold>.npz; a re-run skips finished folds and a killed training resumes from its
-checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates side by side.
+under each test condition, so every job decodes the face set once; so is every real photo's made-from-real twin.
+Each (candidate, fold) result is written atomically to OUT/<candidate>/<fold>.npz; a re-run
+skips finished folds and a killed training resumes from its checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates side by side.
 
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate residual --augment analyst
     python scripts/source_cv.py ../shared/data/faces --out runs/cv --candidate residual --recipe codec-blind \
@@ -90,7 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.candidate == "stacker" and not args.stack_with:
         parser.error("--candidate stacker needs --stack-with (a finished learned candidate, e.g. residual-analyst)")
     if args.made_from_real and args.recipe != "codec-blind":
-        parser.error("--made-from-real pairs each fake with its real twin under one draw: it needs --recipe codec-blind")
+        parser.error("--made-from-real pairs each fake with its real twin under one draw: "
+                     "it needs --recipe codec-blind")
     return args
 
 

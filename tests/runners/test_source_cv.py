@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from runners.source_cv import main
+from runners.train_residual import main as train_residual
 
 
 @pytest.fixture()
@@ -40,6 +41,14 @@ def test_codec_blind_candidate_with_made_from_real_runs_every_fold_and_reports(f
     assert dict(map(tuple, state["run"]["recipe"]["qualities"])) == {80: 1.0}
     assert main([*arguments, "--report"]) == 0
     assert "residual-codecblind-mfr" in (out / "comparison.md").read_text()
+    # the shipped model is the same recipe trained once on every source, for the CV folds' steps
+    artifact = tmp_path / "artifact" / "residual-codecblind"
+    assert train_residual([str(face_set), "--cv", str(out), "--recipe", "residual-codecblind-mfr",
+                           "--out", str(artifact), "--workdir", str(tmp_path / "final")]) == 0
+    meta = json.loads((tmp_path / "final" / "state.json").read_text())
+    assert meta["step"] == 2 and meta["run"]["images"] == 14 + 7
+    card = artifact.with_suffix(".md").read_text()
+    assert "--recipe codec-blind --made-from-real --steps 2" in card and "made-from-real fakes" in card
 
 
 def test_made_from_real_needs_the_codec_blind_recipe(face_set, tmp_path):
