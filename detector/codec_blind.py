@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InputError
+from core.images import ImageLimits
 from detector.fingerprint_data import downscale, jpeg_reencode
 
 REAL = "real"
@@ -169,7 +170,10 @@ def apply_draw(image: np.ndarray, draw: Draw, crop: int) -> np.ndarray:
 
     An image too small for the patch gives its whole side; one too small to downscale by the draw's factor and
     still hold the crop skips the erase (the 64–128-pixel lossless ProGAN tiles: they hold no old JPEG grid).
+    The crop is at least core.images' minimum side (64), which the JPEG round trip goes through.
     """
+    if crop < ImageLimits().min_side:
+        raise ValueError(f"a {crop}-pixel crop is under the {ImageLimits().min_side}-pixel side the codec accepts")
     height, width = image.shape[:2]
     side = min(height, width)
     if side < crop:

@@ -18,7 +18,7 @@ convolution stack around the same up-sampling — scaled to a few grey levels.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +60,7 @@ def made_from_real(pixels: np.ndarray, seed: int, spec: DecoderSpec = DecoderSpe
     return fake[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def made_from_real_set(photos: Sequence[np.ndarray], names: Sequence[str],
+def made_from_real_set(photos: Iterable[np.ndarray], names: Sequence[str],
                        spec: DecoderSpec = DecoderSpec()) -> list[np.ndarray]:
     """A fake twin per photo, each seeded by its name (a stable seed: the same photo gets the same twin in every
     fold and every run)."""

@@ -172,17 +172,23 @@ class CropTrainer:
         return self.state
 
     def train_step(self, step: int) -> float:
-        """One batch: draws and augmentations depend only on (seed, step), so a resumed run sees the same data."""
-        rng = np.random.default_rng([self.settings.seed, step])
-        draws = balanced_draws(self.labels, self.sources, self.settings.batch_size, rng)
-        crops = to_tensor([training_view(self.regions[i], self.crop, rng, self.settings.augment) for i in draws])
+        """One optimiser step on `batch(step)`."""
+        crops, labels = self.batch(step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * self.lr_factor(step)
-        loss = self.loss_fn(self.model, crops, [self.labels[i] for i in draws])
+        loss = self.loss_fn(self.model, crops, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return float(loss.item())
+
+    def batch(self, step: int) -> tuple[torch.Tensor, list[str]]:
+        """Crops and labels of one batch; draws and augmentations depend only on (seed, step), so a resumed run
+        sees the same data. A subclass changes how views are made by overriding this."""
+        rng = np.random.default_rng([self.settings.seed, step])
+        draws = balanced_draws(self.labels, self.sources, self.settings.batch_size, rng)
+        crops = to_tensor([training_view(self.regions[i], self.crop, rng, self.settings.augment) for i in draws])
+        return crops, [self.labels[i] for i in draws]
 
     def describe(self) -> dict:
         settings = {key: value for key, value in asdict(self.settings).items()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,11 @@ from core.source_holdout import KNOWN_GANS, REAL, HeldOutPredictions, Scores, gr
 from detector.face_geometry import mirrored
 from detector.feature_model import FeatureModel
 from detector.fingerprint_net import FingerprintConfig, FingerprintNet
-from detector.residual_net import ResidualConfig, central_window
-from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, train_residual
+from detector.codec_blind import CodecBlindRecipe
+from detector.made_from_real import MADE_FROM_REAL, DecoderSpec, made_from_real_set
+from detector.recipe_training import RecipeTrainer
+from detector.residual_net import ResidualConfig, ResidualNet, central_window
+from detector.residual_training import AUGMENTATIONS, REGION, CropTrainer, TrainSettings, residual_loss, train_residual
 from detector.spectral import TEST_CONDITIONS, LinearHead, SpectralSpec, dataset_features, holdout_predictions
 
 SPECTRAL_C = 0.003
@@ -40,23 +44,49 @@ FINGERPRINT_CROP = 64
 def cached_windows(samples: list[LabelledImage], cache: Path) -> dict[str, list[np.ndarray]]:
     """Per test condition, every image's central REGION-pixel native window (the condition applied to the whole
     image first), decoded once and cached as one npz keyed by the file list."""
-    key = hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
-    path = cache / f"windows-{REGION}-{key}.npz"
+    path = cache / f"windows-{REGION}-{_files_key(samples)}.npz"
     if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: _unpack(stored[f"{name}_pixels"], stored[f"{name}_shapes"]) for name in TEST_CONDITIONS}
+        return _read_images(path, tuple(TEST_CONDITIONS))
     windows: dict[str, list[np.ndarray]] = {name: [] for name in TEST_CONDITIONS}
     for sample in tqdm(samples, desc="decoding windows", unit="img", mininterval=10):
         pixels = load_image(sample.path).pixels
         for name, perturb in TEST_CONDITIONS.items():
             windows[name].append(np.ascontiguousarray(central_window(perturb(pixels), REGION)))
+    _write_images(path, windows)
+    return windows
+
+
+def cached_made_from_real(samples: list[LabelledImage], clean: list[np.ndarray], cache: Path,
+                          spec: DecoderSpec = DecoderSpec()) -> dict[int, np.ndarray]:
+    """Every real photo's made-from-real twin (of its clean window), index → pixels, made once and cached under
+    a key of the file list and the decoder spec (a changed decoder makes new twins)."""
+    reals = [index for index, sample in enumerate(samples) if sample.label == REAL]
+    spec_key = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]
+    path = cache / f"made-from-real-{REGION}-{_files_key(samples)}-{spec_key}.npz"
+    if not path.is_file():
+        photos = (clean[index] for index in tqdm(reals, desc="made from real", unit="img", mininterval=10))
+        twins = made_from_real_set(photos, [samples[index].name for index in reals], spec)
+        _write_images(path, {"twins": twins})
+    return dict(zip(reals, _read_images(path, ("twins",))["twins"]))
+
+
+def _files_key(samples: list[LabelledImage]) -> str:
+    return hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
+
+
+def _write_images(path: Path, images: dict[str, list[np.ndarray]]) -> None:
+    """Lists of differently-sized images as one npz: per list, the pixels end to end and each image's shape."""
     arrays = {}
-    for name, images in windows.items():
-        arrays[f"{name}_pixels"] = np.concatenate([image.ravel() for image in images])
-        arrays[f"{name}_shapes"] = np.array([image.shape for image in images])
+    for name, members in images.items():
+        arrays[f"{name}_pixels"] = np.concatenate([image.ravel() for image in members])
+        arrays[f"{name}_shapes"] = np.array([image.shape for image in members])
     with atomic_path(path) as temp, open(temp, "wb") as handle:
         np.savez(handle, **arrays)
-    return windows
+
+
+def _read_images(path: Path, names: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: _unpack(stored[f"{name}_pixels"], stored[f"{name}_shapes"]) for name in names}
 
 
 def _unpack(flat: np.ndarray, shapes: np.ndarray) -> list[np.ndarray]:
@@ -67,32 +97,92 @@ def _unpack(flat: np.ndarray, shapes: np.ndarray) -> list[np.ndarray]:
 def learned_fold(args: argparse.Namespace, windows: dict[str, list[np.ndarray]], labels: np.ndarray,
                  sources: np.ndarray, train: np.ndarray, test: np.ndarray, workdir: Path) -> dict[str, Scores]:
     """Train the learned candidate on the fold's training images, then score its test images per condition."""
-    settings = TrainSettings(steps=args.steps, time_budget_s=args.budget_min * 60.0, seed=args.seed,
+    budget = None if args.budget_min is None else args.budget_min * 60.0
+    settings = TrainSettings(steps=args.steps, time_budget_s=budget, seed=args.seed,
                              augment=AUGMENTATIONS[args.augment]())
     regions = [windows["clean"][i] for i in train]
     if args.candidate == "residual":
         model, _ = train_residual(regions, labels[train], sources[train], ResidualConfig.small(), settings, workdir)
-
-        def predict(images: list[np.ndarray]) -> Scores:
-            fake, classes = model.head_probabilities(images)
-            return Scores(fake, _renormalise(classes[:, 1:]))
     else:
         known = np.isin(labels[train], (REAL, *KNOWN_GANS))
-        config = replace(FingerprintConfig.small(), crop_size=FINGERPRINT_CROP)
-        torch.manual_seed(args.seed)
-        model = FingerprintNet.for_training(config)
+        model = _fingerprint_model(args.seed)
         CropTrainer(model, _fingerprint_loss, [r for r, k in zip(regions, known) if k], labels[train][known],
                     sources[train][known], FINGERPRINT_CROP, settings, workdir).run()
+    return _score_conditions(model, windows, test)
 
-        def predict(images: list[np.ndarray]) -> Scores:
+
+def recipe_fold(args: argparse.Namespace, samples: list[LabelledImage], windows: dict[str, list[np.ndarray]],
+                twins: dict[int, np.ndarray], train: np.ndarray, test: np.ndarray, workdir: Path) -> dict[str, Scores]:
+    """Train a learned candidate with the codec-blind recipe on the fold's training images, score its test ones."""
+    model, _ = train_with_recipe(args.candidate, samples, windows["clean"], twins, train, args.steps, args.seed,
+                                 workdir)
+    return _score_conditions(model, windows, test)
+
+
+def train_with_recipe(candidate: str, samples: list[LabelledImage], clean: list[np.ndarray],
+                      twins: dict[int, np.ndarray], train: np.ndarray, steps: int, seed: int,
+                      workdir: Path | None) -> tuple[ResidualNet | FingerprintNet, dict]:
+    """A residual net or FingerprintNet trained for `steps` on the codec-blind recipe fitted to the real photos
+    among `train` (and, when `twins` is given, on their made-from-real fakes paired with them); resumes from
+    `workdir`. Returns the model and the trainer's final state."""
+    labels, sources = np.array([s.label for s in samples]), np.array([s.group for s in samples])
+    real_train = train[labels[train] == REAL]
+    recipe = CodecBlindRecipe.fit([samples[i].path for i in real_train])
+    keep = train if candidate == "residual" else train[np.isin(labels[train], (REAL, *KNOWN_GANS))]
+    regions = [clean[i] for i in keep]
+    fold_labels, fold_sources = list(labels[keep]), list(sources[keep])
+    position = {int(index): k for k, index in enumerate(keep)}
+    pairs = {}
+    for index in real_train if twins else ():
+        pairs[len(regions)] = position[int(index)]
+        regions.append(twins[int(index)])
+        fold_labels.append(MADE_FROM_REAL)
+        fold_sources.append(MADE_FROM_REAL)
+    settings = TrainSettings(steps=steps, seed=seed, augment=AugmentSettings.none())
+    if candidate == "residual":
+        torch.manual_seed(seed)
+        model, loss, crop = ResidualNet(ResidualConfig.small()), residual_loss, ResidualConfig.small().crop
+    else:
+        model, loss, crop = _fingerprint_model(seed), _fingerprint_loss, FINGERPRINT_CROP
+    state = RecipeTrainer(model, loss, regions, fold_labels, fold_sources, crop, settings, recipe, pairs,
+                          workdir).run()
+    return model, state
+
+
+def _fingerprint_model(seed: int) -> FingerprintNet:
+    torch.manual_seed(seed)
+    return FingerprintNet.for_training(replace(FingerprintConfig.small(), crop_size=FINGERPRINT_CROP))
+
+
+def _score_conditions(model: ResidualNet | FingerprintNet, windows: dict[str, list[np.ndarray]],
+                      test: np.ndarray) -> dict[str, Scores]:
+    """P(fake) and P(architecture | fake) of the test images, per condition, from either network."""
+    scores = {}
+    for name in TEST_CONDITIONS:
+        images = [windows[name][i] for i in test]
+        if isinstance(model, ResidualNet):
+            fake, classes = model.head_probabilities(images)
+            scores[name] = Scores(fake, _renormalise(classes[:, 1:]))
+        else:
             probabilities = model.predict_proba(images)
-            return Scores(1.0 - probabilities[:, 0], _renormalise(probabilities[:, 1:]))
-    return {name: predict([windows[name][i] for i in test]) for name in TEST_CONDITIONS}
+            scores[name] = Scores(1.0 - probabilities[:, 0], _renormalise(probabilities[:, 1:]))
+    return scores
 
 
 def _fingerprint_loss(model: FingerprintNet, crops: torch.Tensor, labels: list[str]) -> torch.Tensor:
-    targets = torch.tensor([model.classes_.index(label) for label in labels])
-    return F.cross_entropy(model(crops), targets, label_smoothing=0.05)
+    """Cross-entropy over FingerprintNet's classes; a fake outside them (made from a real photo) teaches only
+    "not real": −log(1 − P(real))."""
+    logits = model(crops)
+    known = [i for i, label in enumerate(labels) if label in model.classes_]
+    other = [i for i, label in enumerate(labels) if label not in model.classes_]
+    loss = torch.zeros(())
+    if known:
+        targets = torch.tensor([model.classes_.index(labels[i]) for i in known])
+        loss = loss + F.cross_entropy(logits[known], targets, label_smoothing=0.05) * len(known) / len(labels)
+    if other:
+        log_real = F.log_softmax(logits[other], dim=1)[:, model.classes_.index(REAL)]
+        loss = loss - torch.log1p(-log_real.exp().clamp(max=1 - 1e-6)).sum() / len(labels)
+    return loss
 
 
 def _renormalise(probabilities: np.ndarray) -> np.ndarray:
@@ -102,7 +192,7 @@ def _renormalise(probabilities: np.ndarray) -> np.ndarray:
 def spectral_all_folds(samples: list[LabelledImage], folds: list, cache: Path) -> HeldOutPredictions:
     """The spectral_dct recipe (detector.spectral, the shipped C) refitted per fold from cached features."""
     spec, augmentation = SpectralSpec(), AugmentSettings.spectral()
-    key = hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
+    key = _files_key(samples)
     views, tests = dataset_features([s.path for s in samples], spec, augmentation, 0,
                                     cache / f"spectral-{key}.npz",
                                     lambda items: tqdm(items, desc="spectral features", unit="img", mininterval=10))

@@ -12,6 +12,12 @@ Candidates:
   training augmentation (none | analyst | reencoded), and the result is stored as `residual-<augment>`.
 - `fingerprint`: FingerprintNet (small preset, 64-pixel crops like the residual branch) retrained per fold with
   the same augmentation and sampling, stored as `fingerprint-<augment>`.
+- either learned one with `--recipe codec-blind` (issue 27): trained on the codec-blind recipe of
+  detector.codec_blind, fitted per fold to its own real training photos' JPEG qualities, batches of (fake, real)
+  pairs sharing one processing draw; `--made-from-real` adds a fake made from every real training photo
+  (detector.made_from_real), paired with its twin. Stored as `<candidate>-codecblind[-mfr]`.
+  Every learned candidate trains a fixed `--steps` per fold (no wall-clock budget unless `--budget-min` is given),
+  so the machine's load changes how long a fold takes, never what it learns.
 - `spectral`: the spectral_dct recipe of detector.spectral, refitted per fold (the reference).
 - `geometry`, `colour`, `dct`: a linear model (detector.feature_model) over one cue's features — face geometry
   from the 68 dlib landmarks, colour statistics, the spectral DCT features — computed once by
@@ -22,11 +28,13 @@ Candidates:
   (comma-separated); for each outer fold it is fitted only on the other folds' out-of-fold scores.
 
 Every decoded image is cached once (OUT/cache): the central 256-pixel native window of each image, as stored and
-under each test condition, so every job decodes the face set once. Each (candidate, fold) result is written
-atomically to OUT/<candidate>/<fold>.npz; a re-run skips finished folds and a killed training resumes from its
-checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates side by side.
+under each test condition, so every job decodes the face set once; so is every real photo's made-from-real twin.
+Each (candidate, fold) result is written atomically to OUT/<candidate>/<fold>.npz; a re-run
+skips finished folds and a killed training resumes from its checkpoint. `--report` writes OUT/comparison.md/.json: all finished candidates side by side.
 
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate residual --augment analyst
+    python scripts/source_cv.py ../shared/data/faces --out runs/cv --candidate residual --recipe codec-blind \
+        --made-from-real --steps 1200
     python scripts/source_cv.py ../shared/data/faces --out runs/issue20/cv --candidate stacker \
         --stack-with spectral,residual-analyst
     python scripts/source_cv.py ../shared/data/faces --out /work/runs/cv --candidate geometry --recipe codec-blind
@@ -38,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +58,8 @@ from core.source_holdout import (MAX_REAL_FALSE_POSITIVE_RATE, Scores,
                                  fold_sources, grouped_source_folds)
 from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
-from runners.cv_candidates import (CUE_FEATURES, cached_windows, cue_fold, learned_fold, spectral_all_folds,
-                                   stacker_fold, with_concatenated)
+from runners.cv_candidates import (CUE_FEATURES, cached_made_from_real, cached_windows, cue_fold, learned_fold,
+                                   recipe_fold, spectral_all_folds, stacker_fold, with_concatenated)
 from runners.cv_results import comparison, held_out, load_results, rescored, save_fold, write_candidate
 from runners.evaluate_sources import cap_per_source, list_face_set
 from runners.feature_cache import cv_features
@@ -76,8 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", action="store_true", help="write the comparison of every finished candidate")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment and training seed")
-    parser.add_argument("--budget-min", type=float, default=5.0, help="training minutes per fold (learned ones)")
-    parser.add_argument("--steps", type=int, default=20000, help="planned steps per fold (the budget may cut them)")
+    parser.add_argument("--budget-min", type=float, default=None,
+                        help="training minutes per fold that may cut --steps (default: none, every fold runs --steps)")
+    parser.add_argument("--steps", type=int, default=1200, help="training steps per fold of a learned candidate")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the CPU is shared)")
     parser.add_argument("--per-source", type=int, default=None,
                         help="at most this many images per source and class (evenly spaced), for a quick pass")
@@ -97,11 +107,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def result_name(args: argparse.Namespace) -> str:
     """Folder name of a candidate's results: learned ones carry their augmentation, the stacker its partner."""
     if args.candidate in ("residual", "fingerprint"):
+        if args.recipe == "codec-blind":
+            return f"{args.candidate}-codecblind" + ("-mfr" if args.made_from_real else "")
         return f"{args.candidate}-{args.augment}"
     if args.candidate in CUE_FEATURES:
         return (args.candidate + ("-codecblind" if args.recipe == "codec-blind" else "")
                 + ("-mfr" if args.made_from_real else ""))
     return f"stacker-{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
+
+
+def run_learned(args: argparse.Namespace, samples: list, folds: list, fold_map: dict, folder: Path) -> None:
+    """Train and score a learned candidate fold by fold; a finished fold is skipped, an unfinished one resumes."""
+    labels, sources = np.array([s.label for s in samples]), np.array([s.group for s in samples])
+    windows = cached_windows(samples, args.out / "cache")
+    twins = cached_made_from_real(samples, windows["clean"], args.out / "cache") if args.made_from_real else {}
+    for fold, train, test in folds:
+        if (folder / f"{fold}.npz").is_file():
+            print(f"{folder.name} {fold}: done earlier, skipped")
+            continue
+        print(f"{folder.name} {fold}: training on {len(train)} images, testing on {len(test)} "
+              f"({', '.join(fold_map[fold])})", flush=True)
+        started = time.monotonic()
+        if args.recipe == "codec-blind":
+            scores = recipe_fold(args, samples, windows, twins, train, test, folder / f"train-{fold}")
+        else:
+            scores = learned_fold(args, windows, labels, sources, train, test, folder / f"train-{fold}")
+        save_fold(folder / f"{fold}.npz", test, scores)
+        print(f"{folder.name} {fold}: {time.monotonic() - started:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,15 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} {fold}: C = {C} (nested)", flush=True)
             save_fold(folder / f"{fold}.npz", test, scores)
     else:
-        windows = cached_windows(samples, args.out / "cache")
-        for fold, train, test in folds:
-            if (folder / f"{fold}.npz").is_file():
-                print(f"{name} {fold}: done earlier, skipped")
-                continue
-            print(f"{name} {fold}: training on {len(train)} images, testing on {len(test)} "
-                  f"({', '.join(fold_map[fold])})")
-            scores = learned_fold(args, windows, labels, sources, train, test, folder / f"train-{fold}")
-            save_fold(folder / f"{fold}.npz", test, scores)
+        run_learned(args, samples, folds, fold_map, folder)
     predictions = held_out(load_results(folder, folds, len(samples)), labels, sources, folds)
     command = "python scripts/source_cv.py " + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv))
     document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds, command)

@@ -26,7 +26,7 @@ from core.device import cpu_description
 from core.atomic import write_text_atomic
 from detector.residual_net import ResidualConfig
 from detector.residual_training import AUGMENTATIONS, TrainSettings, train_residual
-from runners.cv_candidates import cached_windows
+from runners.cv_candidates import cached_made_from_real, cached_windows, train_with_recipe
 from runners.evaluate_sources import list_face_set
 
 
@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifact path without suffix")
     parser.add_argument("--workdir", type=Path, required=True, help="checkpoints (a re-run resumes from them)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the CV folds' mean)")
-    parser.add_argument("--budget-min", type=float, default=60.0, help="hard time limit")
+    parser.add_argument("--budget-min", type=float, default=60.0,
+                        help="hard time limit of an augmentation recipe (a codec-blind one always runs its steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -85,12 +86,11 @@ def model_card(recipe: str, cv: Path, skill: dict, meta: dict) -> str:
         f"{'cleared' if meta['votes']['architecture'] else 'NOT cleared'} for the architecture.", "",
         f"Folds (seed {folds['seed']}): " + "; ".join(f"{name}: {', '.join(sources)}"
                                                      for name, sources in folds["folds"].items()), "",
-        "Reproduce: `python scripts/source_cv.py ../shared/data/faces --out CV --candidate residual --augment "
-        f"{meta['augment']} --budget-min 5` (and the other candidates, then `--report`); then `python -m "
-        f"runners.train_residual ../shared/data/faces --cv CV --recipe {recipe} --out artifacts/residual-npr "
-        "--workdir WORK`.", "",
+        f"Reproduce: `python scripts/source_cv.py ../shared/data/faces --out CV {cv_flags(recipe)} --steps "
+        f"{meta['steps']}` (and the other candidates, then `--report`); then `python scripts/train_residual.py "
+        f"../shared/data/faces --cv CV --recipe {recipe} --out OUT --workdir WORK`.", "",
         "## Training", "",
-        f"- all {meta['images']} images of the face set ({meta['sources']} sources), augmentation `{meta['augment']}`, "
+        f"- all {meta['images']} images of the face set ({meta['sources']} sources), {meta['training']}, "
         f"{meta['steps']} steps of batch {meta['batch_size']}, {meta['training_minutes']:.1f} min on "
         f"{meta['machine']}.",
         f"- created {meta['created']}. The threshold and skill come from the CV of the same recipe; the shipped "
@@ -98,24 +98,41 @@ def model_card(recipe: str, cv: Path, skill: dict, meta: dict) -> str:
         comparison, per_source])
 
 
+def cv_flags(recipe: str) -> str:
+    """The runners.source_cv flags that produce a residual CV result name (residual-<augment> or
+    residual-codecblind[-mfr])."""
+    if recipe.startswith("residual-codecblind"):
+        return "--candidate residual --recipe codec-blind" + (" --made-from-real" if recipe.endswith("-mfr") else "")
+    return f"--candidate residual --augment {recipe.split('-', 1)[1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     document = json.loads((args.cv / args.recipe / "source_table.json").read_text(encoding="utf-8"))
-    augment = args.recipe.split("-", 1)[1]
     steps = args.steps or cv_steps(args.cv / args.recipe)
     samples = list_face_set(args.data)
     windows = cached_windows(samples, args.cv / "cache")
-    settings = TrainSettings(steps=steps, time_budget_s=args.budget_min * 60.0, seed=args.seed,
-                             augment=AUGMENTATIONS[augment]())
     started = time.monotonic()
-    model, state = train_residual(windows["clean"], [s.label for s in samples], [s.group for s in samples],
-                                  ResidualConfig.small(), settings, args.workdir)
+    if args.recipe.startswith("residual-codecblind"):
+        mfr = args.recipe.endswith("-mfr")
+        twins = cached_made_from_real(samples, windows["clean"], args.cv / "cache") if mfr else {}
+        model, state = train_with_recipe("residual", samples, windows["clean"], twins, np.arange(len(samples)),
+                                         steps, args.seed, args.workdir)
+        training = "codec-blind recipe (detector.codec_blind)" + (" + made-from-real fakes" if mfr else "")
+    else:
+        augment = args.recipe.split("-", 1)[1]
+        settings = TrainSettings(steps=steps, time_budget_s=args.budget_min * 60.0, seed=args.seed,
+                                 augment=AUGMENTATIONS[augment]())
+        model, state = train_residual(windows["clean"], [s.label for s in samples], [s.group for s in samples],
+                                      ResidualConfig.small(), settings, args.workdir)
+        training = f"augmentation `{augment}`"
     minutes = state["elapsed_s"] / 60.0 if state["step"] else (time.monotonic() - started) / 60.0
     comparison = json.loads((args.cv / "comparison.json").read_text(encoding="utf-8")) \
         if (args.cv / "comparison.json").is_file() else {}
     votes = comparison.get(args.recipe, {})
-    meta = {"recipe": args.recipe, "augment": augment, "steps": state["step"], "batch_size": settings.batch_size,
+    meta = {"recipe": args.recipe, "training": training, "steps": state["step"],
+            "batch_size": TrainSettings().batch_size,
             "images": len(samples), "sources": len({s.group for s in samples}), "training_minutes": minutes,
             "machine": machine(), "python": platform.python_version(), "torch": torch.__version__,
             "created": datetime.date.today().isoformat(), "cv": str(args.cv),
