@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from pipeline.branch import BranchRole
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from core.atomic import atomic_path, write_json_atomic
 from core.source_holdout import (KNOWN_GANS, REAL, HeldOutPredictions, Scores, choose_threshold,
@@ -110,8 +111,8 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
         conditions = document["table"]["conditions"]
         row = {c: conditions[c]["summary"] for c in TEST_CONDITIONS}
         # fusion's own refusal rules on the candidate's skill record (a branch with the default role)
-        votes_fake = real_vs_fake_refusal(name, document["skill"], BARS, roles={}) is None
-        votes_arch = attribution_refusal(name, document["skill"], BARS, roles={}) is None
+        votes_fake = real_vs_fake_refusal(BranchRole(), document["skill"], BARS) is None
+        votes_arch = attribution_refusal(BranchRole(), document["skill"], BARS) is None
         summary[name] = {"summary": row, "threshold": document["table"]["threshold"], "votes_real_fake": votes_fake,
                          "votes_architecture": votes_arch, "per_fold": document["per_fold"]}
         cells = [" / ".join(_fmt(row[c][key]) for c in TEST_CONDITIONS)

@@ -27,6 +27,7 @@ from core.source_holdout import table_markdown
 from detector import colour_stats, face_cues, face_geometry
 from detector.feature_model import FeatureModel
 from detector.spectral import TEST_CONDITIONS, SpectralDetector
+from pipeline.branch import BranchRole
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from runners.cv_candidates import cue_training_rows, nested_c
 from runners.evaluate_sources import cap_per_source, list_face_set
@@ -112,8 +113,8 @@ def model_card(args: argparse.Namespace, document: dict, metadata: dict, n_image
     """What the cue reads, whether fusion lets it vote and why, and the held-out tables it was judged by."""
     kind, _, names, reads = CUES[args.cue]
     bars = FusionConfig()
-    fake_refusal = real_vs_fake_refusal(kind, document["skill"], bars, roles={})
-    arch_refusal = attribution_refusal(kind, document["skill"], bars, roles={})
+    fake_refusal = real_vs_fake_refusal(BranchRole(), document["skill"], bars)
+    arch_refusal = attribution_refusal(BranchRole(), document["skill"], bars)
     training = ("the images as stored" if args.recipe == "none" else
                 "the codec-blind recipe's whole-image views (detector/codec_blind.py: history-erasing downscale, "
                 "JPEG at a quality drawn from the real photos' own, one lossless share for every class, flip)")
