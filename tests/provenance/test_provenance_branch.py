@@ -12,23 +12,17 @@ import pipeline as P
 from made_files import CHAIN
 from pipeline.branch import BranchRole
 from pipeline.evidence import BranchEvidence
-from tiny_models import PASSING_SKILL
+from tiny_models import ToyDetector
 
 OFF = ("clip_probe", "residual_npr", "latent_svm")
 
 
-class RealToy:
-    """A skilled detector that calls every image real (P(fake) = 0.1)."""
+class RealToy(ToyDetector):
+    """The suite's skilled toy detector, standing in for spectral_dct, that calls every image real (P(fake) = 0.1)."""
 
-    name, level, warning, skill = "spectral_dct", "image", None, PASSING_SKILL
+    name = "spectral_dct"
     role = BranchRole(title="Toy real detector")
     models: dict = {}
-
-    def required_weights(self, context) -> list[str]:
-        return []
-
-    def load(self, context) -> None:
-        pass
 
     def run(self, inputs):
         return [BranchEvidence({"real": 0.9, "fake": 0.1}) for _ in inputs]
