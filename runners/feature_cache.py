@@ -160,12 +160,14 @@ class FeatureCache:
     def compute(self, landmarks: DlibLandmarks | None = None, progress: Callable = iter, worker: int = 0,
                 workers: int = 1) -> None:
         """Compute every missing image in list order (a restart resumes where the last run stopped). Worker w of
-        n takes the missing images numbered w mod n, so n single-thread jobs can share one cache."""
+        n takes the images numbered w mod n in the whole list and computes those still missing: numbering the
+        missing ones instead would let two workers started a moment apart take the same images."""
         if self.views.landmarks and landmarks is None:
             raise ValueError(f"view set {self.views.name} needs a landmark finder")
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.folder / "key.json", self._identity)
-        for path in progress(self.missing()[worker::workers]):
+        mine = set(self.files[worker::workers])
+        for path in progress([path for path in self.missing() if path in mine]):
             arrays = self._entry(path, landmarks)
             with atomic_path(self.entry(path)) as temp, open(temp, "wb") as handle:
                 np.savez(handle, **arrays)
@@ -274,7 +276,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="cache root (outside the repository)")
     parser.add_argument("--caches", nargs="+", choices=CACHES, default=list(CACHES),
                         help="which caches to compute (default all)")
-    parser.add_argument("--worker", default="0/1", help="w/n: this job computes the chunks numbered w mod n")
+    parser.add_argument("--worker", default="0/1", help="w/n: this job computes the images numbered w mod n")
     return parser.parse_args(argv)
 
 

@@ -116,8 +116,31 @@ def result_name(args: argparse.Namespace) -> str:
     return f"stacker-{args.stack_with.replace(',', '+')}" if args.candidate == "stacker" else args.candidate
 
 
+def training_settings(args: argparse.Namespace) -> dict:
+    """What decides a learned candidate's folds; a folder trained one way is never finished another way."""
+    return {"steps": args.steps, "budget_min": args.budget_min, "seed": args.seed, "augment": args.augment,
+            "recipe": args.recipe, "made_from_real": args.made_from_real, "per_source": args.per_source}
+
+
+def claim_folder(folder: Path, settings: dict) -> None:
+    """Record `settings` in a new candidate folder, or check an existing folder was trained with the same: a
+    re-run with another --steps would otherwise skip the finished folds and mix two trainings in one table."""
+    record = folder / "training.json"
+    if record.is_file():
+        earlier = json.loads(record.read_text())
+        changed = {k: (earlier.get(k), v) for k, v in settings.items() if earlier.get(k) != v}
+        if changed:
+            described = ", ".join(f"{k} {old} (now {new})" for k, (old, new) in changed.items())
+            raise InputError(f"{folder} was trained with {described}: give another --out, or move it away")
+        return
+    if any(folder.glob("fold-*.npz")):
+        raise InputError(f"{folder} holds folds with no record of their training: give another --out, or move it")
+    write_json_atomic(record, settings)
+
+
 def run_learned(args: argparse.Namespace, samples: list, folds: list, fold_map: dict, folder: Path) -> None:
     """Train and score a learned candidate fold by fold; a finished fold is skipped, an unfinished one resumes."""
+    claim_folder(folder, training_settings(args))
     labels, sources = np.array([s.label for s in samples]), np.array([s.group for s in samples])
     windows = cached_windows(samples, args.out / "cache")
     twins = cached_made_from_real(samples, windows["clean"], args.out / "cache") if args.made_from_real else {}
@@ -193,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} {fold}: C = {C} (nested)", flush=True)
             save_fold(folder / f"{fold}.npz", test, scores)
     else:
-        run_learned(args, samples, folds, fold_map, folder)
+        try:
+            run_learned(args, samples, folds, fold_map, folder)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     predictions = held_out(load_results(folder, folds, len(samples)), labels, sources, folds)
     command = "python scripts/source_cv.py " + " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv))
     document = write_candidate(name, predictions, folds, fold_map, folder, args.max_real_fpr, args.folds, command)

@@ -58,6 +58,15 @@ def test_a_changed_recipe_is_a_new_cache_and_the_old_one_is_untouched(tmp_path):
                                   first["colour"])
 
 
+def test_workers_started_apart_share_the_images_without_overlap(tmp_path):
+    """Worker 0 has already written its first image when worker 1 starts: worker 1 still takes only its own."""
+    files = _files(tmp_path)
+    cache = FeatureCache(tmp_path / "cache", files, recipe_views(CodecBlindRecipe(), 1))
+    FeatureCache(tmp_path / "cache", files[:1], cache.views).compute()
+    cache.compute(worker=1, workers=2)
+    assert cache.missing() == [files[2]], "worker 1 computes images 1 mod 2 only, whatever worker 0 has done"
+
+
 def test_condition_cache_holds_landmarks_and_geometry_and_resumes_per_image(tmp_path):
     files = _files(tmp_path)
     finder = StandInLandmarks()

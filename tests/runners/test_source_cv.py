@@ -39,6 +39,11 @@ def test_codec_blind_candidate_with_made_from_real_runs_every_fold_and_reports(f
     state = json.loads((folder / "train-fold-1" / "state.json").read_text())
     assert state["step"] == 2 and state["run"]["made_from_real"] > 0
     assert dict(map(tuple, state["run"]["recipe"]["qualities"])) == {80: 1.0}
+    finished = (folder / "fold-1.npz").read_bytes()
+    rerun = [str(face_set), "--out", str(out), "--folds", "2", "--steps", "3", "--candidate", "residual",
+             "--recipe", "codec-blind", "--made-from-real"]
+    assert main(rerun) == 2, "folds trained for 2 steps are not passed off as a 3-step run"
+    assert "steps 2 (now 3)" in capsys.readouterr().err and (folder / "fold-1.npz").read_bytes() == finished
     assert main([*arguments, "--report"]) == 0
     assert "residual-codecblind-mfr" in (out / "comparison.md").read_text()
     # the shipped model is the same recipe trained once on every source, for the CV folds' steps
