@@ -86,17 +86,45 @@ def write_candidate(name: str, predictions: HeldOutPredictions, folds: list, fol
 
 
 def rescored(name: str, folder: Path, predictions: HeldOutPredictions, folds: list, fold_map: dict,
-             max_real_fpr: float, k: int) -> dict:
+             max_real_fpr: float, k: int, stored_jpeg: np.ndarray) -> dict:
     """A finished candidate's document recomputed from its fold files by today's rules (threshold over every
     condition fusion's bar checks, the 0.5× figures in the skill record), so candidates written by older code
     compare like with like; the command it recorded is kept. Nothing is written."""
     threshold = choose_threshold(predictions, THRESHOLD_CONDITIONS, max_real_fpr)
     table = source_table(predictions, threshold)
     skill = {**skill_record(table), "protocol": f"source-grouped {k}-fold cross-validation"}
-    stored = folder / "source_table.json"
+    stored, trained = folder / "source_table.json", folder / "training.json"
     command = json.loads(stored.read_text(encoding="utf-8")).get("command") if stored.is_file() else None
+    training = json.loads(trained.read_text(encoding="utf-8")) if trained.is_file() else None
     return {"skill": skill, "table": table, "per_fold": per_fold(predictions, folds, fold_map, threshold),
-            "command": command, "name": name}
+            "command": command, "name": name, "training": training,
+            "file_formats": by_file_format(predictions, stored_jpeg, threshold)}
+
+
+# What file an analyst holds in each test condition, read from the file the way inference would: a stored JPEG
+# and every JPEG q75 re-encode are JPEG files; a stored lossless file and every 0.5× downscale (a resized PNG)
+# are lossless ones.
+FILE_FORMATS = {"JPEG file": (("clean", True), ("jpeg75", None)),
+                "lossless file": (("clean", False), ("half", None))}
+MIN_REAL_SOURCES_PER_FORMAT = 3
+
+
+def by_file_format(predictions: HeldOutPredictions, stored_jpeg: np.ndarray, threshold: float) -> dict:
+    """The held-out figures of the images an analyst would receive as a JPEG file and as a lossless one (see
+    FILE_FORMATS), each source's rows pooled over the conditions that make that format: whether a cue has skill
+    under one file format only, measured on at least MIN_REAL_SOURCES_PER_FORMAT real sources."""
+    formats = {}
+    for name, parts in FILE_FORMATS.items():
+        rows = [(condition, np.flatnonzero(np.ones_like(stored_jpeg) if jpeg is None else stored_jpeg == jpeg))
+                for condition, jpeg in parts]
+        pooled = HeldOutPredictions(
+            labels=np.concatenate([predictions.labels[index] for _, index in rows]),
+            sources=np.concatenate([predictions.sources[index] for _, index in rows]),
+            fake={name: np.concatenate([predictions.fake[c][index] for c, index in rows])},
+            attribution={name: np.concatenate([predictions.attribution[c][index] for c, index in rows])})
+        summary = source_table(pooled, threshold)["conditions"][name]["summary"]
+        formats[name] = {**summary, "enough_real_sources": summary["real_sources"] >= MIN_REAL_SOURCES_PER_FORMAT}
+    return formats
 
 
 def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
@@ -104,7 +132,8 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
     summary, lines = {}, ["# Source-grouped CV: every candidate side by side", "",
                           "AUC = mean over sources; real FPR = real photos called fake at the candidate's threshold "
                           "(mean over real sources); attribution = accuracy among progan/stylegan2/stylegan3, mean "
-                          "over GAN sources. Conditions: as stored / JPEG q75 / 0.5× downscale.", "",
+                          "over GAN sources. Conditions: as stored / JPEG q75 / 0.5× downscale. A learned "
+                          "candidate names the training steps of each fold.", "",
                           "| candidate | AUC | real FPR | attribution | threshold | real/fake vote | arch vote |",
                           "|---|---|---|---|---:|---|---|"]
     for name, document in documents.items():
@@ -117,7 +146,8 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
                          "votes_architecture": votes_arch, "per_fold": document["per_fold"]}
         cells = [" / ".join(_fmt(row[c][key]) for c in TEST_CONDITIONS)
                  for key in ("auc_mean", "real_false_positive_rate", "attribution_accuracy")]
-        lines.append(f"| {name} | {' | '.join(cells)} | {document['table']['threshold']:.3f} | "
+        steps = f" ({document['training']['steps']} steps/fold)" if document.get("training") else ""
+        lines.append(f"| {name}{steps} | {' | '.join(cells)} | {document['table']['threshold']:.3f} | "
                      f"{'yes' if votes_fake else 'no'} | {'yes' if votes_arch else 'no'} |")
     any_document = next(iter(documents.values()))
     for key, what in (("auc", "AUC over the fold's images"), ("real_false_positive_rate", "real photos called fake"),
@@ -135,6 +165,16 @@ def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
                  for d in documents.values()]
         lines.append(f"| {source_row['source']} ({source_row['n_real']} real, {source_row['n_fake']} fake) | "
                      f"{' | '.join(cells)} |")
+    lines += ["", "## By the file an analyst holds (JPEG: stored JPEGs and every JPEG q75 re-encode; lossless: stored "
+              "lossless files and every 0.5× downscale)", "",
+              "AUC mean over sources / real photos called fake / attribution; in brackets the real sources "
+              "measured (fewer than "
+              f"{MIN_REAL_SOURCES_PER_FORMAT} cannot support a vote under that format).", "",
+              "| candidate | " + " | ".join(FILE_FORMATS) + " |", "|---|" + "---|" * len(FILE_FORMATS)]
+    for name, document in documents.items():
+        cells = [" / ".join(_fmt(f[key]) for key in ("auc_mean", "real_false_positive_rate", "attribution_accuracy"))
+                 + f" ({f['real_sources']})" for f in document["file_formats"].values()]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     lines += ["", "## Commands that reproduce each candidate", ""]
     lines += [f"- {name}: `{document.get('command') or 'not recorded'}`" for name, document in documents.items()]
     return summary, "\n".join(lines) + "\n"

@@ -56,6 +56,7 @@ from core.atomic import write_json_atomic, write_text_atomic
 from core.errors import InputError
 from core.source_holdout import (MAX_REAL_FALSE_POSITIVE_RATE, Scores,
                                  fold_sources, grouped_source_folds)
+from detector.codec_blind import estimate_jpeg_quality
 from detector.residual_training import AUGMENTATIONS
 from detector.spectral import TEST_CONDITIONS
 from runners.cv_candidates import (CUE_FEATURES, cached_made_from_real, cached_windows, cue_fold, learned_fold,
@@ -173,12 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(args.out / "folds.json", {"k": args.folds, "seed": args.seed, "images": len(samples),
                                                 "per_source_cap": args.per_source, "folds": fold_map})
     if args.report:
+        stored_jpeg = np.array([estimate_jpeg_quality(s.path) is not None for s in samples])
         documents = {}
         for folder in sorted(p for p in args.out.iterdir() if p.is_dir()):
             results = load_results(folder, folds, len(samples))
             if results is not None:
                 documents[folder.name] = rescored(folder.name, folder, held_out(results, labels, sources, folds),
-                                                  folds, fold_map, args.max_real_fpr, args.folds)
+                                                  folds, fold_map, args.max_real_fpr, args.folds, stored_jpeg)
         if not documents:
             print(f"error: no finished candidate under {args.out}", file=sys.stderr)
             return 2

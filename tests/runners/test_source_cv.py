@@ -45,7 +45,7 @@ def test_codec_blind_candidate_with_made_from_real_runs_every_fold_and_reports(f
     assert main(rerun) == 2, "folds trained for 2 steps are not passed off as a 3-step run"
     assert "steps 2 (now 3)" in capsys.readouterr().err and (folder / "fold-1.npz").read_bytes() == finished
     assert main([*arguments, "--report"]) == 0
-    assert "residual-codecblind-mfr" in (out / "comparison.md").read_text()
+    assert "| residual-codecblind-mfr (2 steps/fold) |" in (out / "comparison.md").read_text()
     # the shipped model is the same recipe trained once on every source, for the CV folds' steps
     artifact = tmp_path / "artifact" / "residual-codecblind"
     assert train_residual([str(face_set), "--cv", str(out), "--recipe", "residual-codecblind-mfr",
