@@ -425,9 +425,10 @@ BRANCHES: Registry = (
     # (artifacts/residual-npr.md), i.e. it misleads on re-encoded photos; `--branch fingerprint_net` still runs it
     BranchEntry(FingerprintBranch, default=False),
     BranchEntry(SpectralBranch),
-    # reads the codec (refit per fold in issue 27: AUC 0.73 as stored, 0.51 after JPEG q75, see
-    # artifacts/cv-comparison-issue27.md); shown, never voting, until a codec-blind residual clears the bars
-    BranchEntry(ResidualBranch),
+    # research only: it reads the codec (refit per fold in issue 27: AUC 0.73 as stored, 0.51 after JPEG q75, and
+    # half of the real photos called fake once downscaled, see artifacts/cv-comparison-issue27.md), so its reading
+    # would mislead an analyst even unvoted; `--branch residual_npr` still runs it
+    BranchEntry(ResidualBranch, default=False),
     # research only: codec-robust but below the voting bars under source-grouped CV (artifacts/face-geometry.md,
     # artifacts/colour-stats.md); `--branch face_geometry` / `--branch colour_stats` run them
     BranchEntry(GeometryBranch, default=False),

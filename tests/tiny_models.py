@@ -78,11 +78,13 @@ def tiny_branches(tmp_dir: Path, precision: Precision | None = None, **replace: 
 
 def tiny_pipeline(tmp_dir: Path, batch_size: int = 4, face_finder: FaceFinder | None = None,
                   fusion: P.FusionConfig | None = None, registry: Registry = BRANCHES,
-                  branch_options: dict | None = None, **replace: Branch) -> P.Pipeline:
+                  branch_options: dict | None = None, research: tuple[str, ...] = (), **replace: Branch
+                  ) -> P.Pipeline:
     """The shipped pipeline around tiny models; a test that adds a toy branch passes its own `registry`, one that
-    trusts the C2PA test chain passes `branch_options={"provenance": {"trust": CHAIN}}`."""
+    trusts the C2PA test chain passes `branch_options={"provenance": {"trust": CHAIN}}`, one that runs a
+    research-only branch with its shipped weights names it in `research`."""
     config = P.PipelineConfig(device="cpu", dtype="fp32", batch_size=batch_size, fusion=fusion or P.FusionConfig(),
-                              branch_options=branch_options or {})
+                              branch_options=branch_options or {}, extra_branches=research)
     return P.Pipeline(config, tiny_branches(tmp_dir, **replace), face_finder, registry)
 
 

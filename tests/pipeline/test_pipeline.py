@@ -43,8 +43,7 @@ def test_real_face_gets_a_verdict_with_every_design_field_and_all_branches(tiny_
     assert set(data) == DESIGN_FIELDS
     assert data["label"] in P.LABELS and set(data["probabilities"]) == set(P.PROBABILITY_LABELS)
     assert all(evidence["probabilities"] is not None for evidence in data["evidence"].values()), data["evidence"]
-    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
-                                     "provenance"}
+    assert set(data["evidence"]) == {"clip_probe", "fingerprint_net", "spectral_dct", "latent_svm", "provenance"}
     face = data["faces"][0]
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 68 and face["alignment_error"] >= 0
     assert face["label"] == data["label"] and face["primary"] is True
@@ -163,7 +162,7 @@ def test_random_weights_are_used_only_when_allowed_and_then_said_loudly(tiny_dir
     monkeypatch.setattr(ClipProbe, "random_init", classmethod(lambda cls, config=None, seed=0, precision=None: tiny))
     rng = np.random.default_rng(3)
     image = png_bytes(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-    only_clip = ("spectral_dct", "residual_npr", "latent_svm")
+    only_clip = ("spectral_dct", "latent_svm")
     refused = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip))
     assert "clip-vit-l14-openai" in refused.analyze_one(image).evidence["clip_probe"]["reason"]
     allowed = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", disabled_branches=only_clip,
@@ -246,7 +245,8 @@ def test_each_weight_file_is_hashed_at_most_once_across_load_and_status(monkeypa
     hashed = []
     real_digest = W._digest
     monkeypatch.setattr(W, "_digest", lambda path: hashed.append(Path(path).name) or real_digest(path))
-    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", extra_branches=("fingerprint_net",)))
+    research = ("fingerprint_net", "residual_npr")
+    pipe = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32", extra_branches=research))
     pipe.load_all()
     pipe.status()
     statuses = {s.branch: s for s in pipe.status()}
@@ -259,13 +259,12 @@ def test_a_branch_that_misleads_is_out_of_the_default_set_and_runs_only_when_ask
     from runners.cli import add_pipeline_arguments, config_from_args
 
     default = P.Pipeline(P.PipelineConfig(device="cpu", dtype="fp32"))
-    assert "fingerprint_net" not in default.branches and "residual_npr" in default.branches
-    assert "fingerprint_net" not in {s.branch for s in default.status()}
+    assert not {"fingerprint_net", "residual_npr"} & set(default.branches)
+    assert not {"fingerprint_net", "residual_npr"} & {s.branch for s in default.status()}
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser)
     asked = P.Pipeline(config_from_args(parser.parse_args(["--branch", "fingerprint_net", "--device", "cpu"])))
-    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "residual_npr", "latent_svm",
-                                    "provenance"]
+    assert list(asked.branches) == ["clip_probe", "fingerprint_net", "spectral_dct", "latent_svm", "provenance"]
     with pytest.raises(ValueError, match="unknown branches \\['nope'\\]"):
         P.Pipeline(P.PipelineConfig(extra_branches=("nope",)))
 
@@ -275,14 +274,14 @@ def test_the_registry_is_the_tuple_the_pipeline_is_handed_and_names_each_branch_
     names a branch twice is refused before any branch is built."""
     spectral_only = tuple(entry for entry in BRANCHES if entry.name == "spectral_dct")
     assert list(P.Pipeline(P.PipelineConfig(device="cpu"), registry=spectral_only).branches) == ["spectral_dct"]
-    assert [entry.name for entry in BRANCHES if entry.default] == ["clip_probe", "spectral_dct", "residual_npr",
-                                                                   "latent_svm", "provenance"]
+    assert [entry.name for entry in BRANCHES if entry.default] == ["clip_probe", "spectral_dct", "latent_svm",
+                                                                   "provenance"]
     with pytest.raises(ValueError, match="names \\['spectral_dct'\\] more than once"):
         P.Pipeline(P.PipelineConfig(device="cpu"), registry=(*BRANCHES, *spectral_only))
 
 
 def test_the_shipped_residual_branch_reads_native_pixels_and_stays_silent_below_its_bars(tiny_dir, face_file):
-    verdict = tiny_pipeline(tiny_dir).analyze_one(str(face_file)).to_dict()
+    verdict = tiny_pipeline(tiny_dir, research=("residual_npr",)).analyze_one(str(face_file)).to_dict()
     residual = verdict["evidence"]["residual_npr"]
     assert set(residual["probabilities"]) == {"real", "progan", "stylegan2", "stylegan3"}
     assert sum(residual["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
