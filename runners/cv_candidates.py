@@ -200,27 +200,62 @@ def spectral_all_folds(samples: list[LabelledImage], folds: list, cache: Path) -
                                SPECTRAL_C, folds)
 
 
-def stacker_fold(stacked: dict[str, dict[str, np.ndarray]], labels: np.ndarray, train: np.ndarray,
-                 test: np.ndarray) -> dict[str, Scores]:
-    """Logistic regressions over the stacked branches' out-of-fold scores, fitted on the training folds' rows only
-    (all three conditions, so the weights hold under re-encoding), applied to the held-out fold."""
+def stacker_fold(inner: dict[str, dict[str, dict[str, np.ndarray]]], outer: dict[str, dict[str, dict[str, np.ndarray]]],
+                 labels: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[str, Scores]:
+    """Logistic regressions over the partners' answers, fitted on `inner` (their answers for the training images,
+    from models that never saw the held-out fold: `inner_answers`) in all three conditions, so the weights hold
+    under re-encoding, and applied to `outer` (the partners' own out-of-fold answers for the held-out fold)."""
     conditions = tuple(TEST_CONDITIONS)
 
-    def fake_features(rows: np.ndarray, condition: str) -> np.ndarray:
-        return np.stack([_logit(stacked[name]["fake"][condition][rows]) for name in sorted(stacked)], axis=1)
+    def fake_features(answers: dict, rows: np.ndarray, condition: str) -> np.ndarray:
+        return np.stack([_logit(answers[name]["fake"][condition][rows]) for name in sorted(answers)], axis=1)
 
-    def attribution_features(rows: np.ndarray, condition: str) -> np.ndarray:
-        return np.concatenate([np.log(np.clip(stacked[name]["attribution"][condition][rows], 1e-6, 1.0))
-                               for name in sorted(stacked)], axis=1)
+    def attribution_features(answers: dict, rows: np.ndarray, condition: str) -> np.ndarray:
+        return np.concatenate([np.log(np.clip(answers[name]["attribution"][condition][rows], 1e-6, 1.0))
+                               for name in sorted(answers)], axis=1)
 
     binary = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000))
-    binary.fit(np.concatenate([fake_features(train, c) for c in conditions]), np.tile(labels[train] != REAL, 3))
+    binary.fit(np.concatenate([fake_features(inner, train, c) for c in conditions]), np.tile(labels[train] != REAL, 3))
     known = train[np.isin(labels[train], KNOWN_GANS)]
     attribution = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000))
-    attribution.fit(np.concatenate([attribution_features(known, c) for c in conditions]), np.tile(labels[known], 3))
+    attribution.fit(np.concatenate([attribution_features(inner, known, c) for c in conditions]),
+                    np.tile(labels[known], 3))
     order = [list(attribution.classes_).index(name) for name in KNOWN_GANS]
-    return {c: Scores(binary.predict_proba(fake_features(test, c))[:, 1],
-                      attribution.predict_proba(attribution_features(test, c))[:, order]) for c in conditions}
+    return {c: Scores(binary.predict_proba(fake_features(outer, test, c))[:, 1],
+                      attribution.predict_proba(attribution_features(outer, test, c))[:, order]) for c in conditions}
+
+
+def stack_partner(name: str) -> tuple[str, bool, bool]:
+    """(cue, codec-blind recipe?, made-from-real?) of a cue candidate's result name, e.g. dct-codecblind-mfr; the
+    stacker refits its partners inside every outer fold, which only the cue candidates can afford."""
+    cue, *flags = name.split("-")
+    if cue not in CUE_FEATURES or not set(flags) <= {"codecblind", "mfr"}:
+        raise ValueError(f"{name}: the stacker stacks cue candidates ({', '.join(CUE_FEATURES)}, with -codecblind "
+                         "and -mfr), which it can refit inside each outer fold")
+    return cue, "codecblind" in flags, "mfr" in flags
+
+
+def inner_answers(partners: list[str], tests: dict[str, np.ndarray], views: dict[str, np.ndarray] | None,
+                  made: tuple | None, labels: np.ndarray, sources: np.ndarray, train: np.ndarray
+                  ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Every partner's answers (P(fake), P(architecture | fake)) for the outer training images, each from a model
+    refitted on the other INNER_FOLDS source-grouped folds of those images. Why: the partners' out-of-fold answers
+    for the other outer folds come from models that were trained on the held-out fold, and a stacker fitted on
+    them learned how those models err, which reached attribution 0.76 where this gives 0.56."""
+    size = len(labels)
+    answers = {name: {"fake": {c: np.full(size, 0.5) for c in TEST_CONDITIONS},
+                      "attribution": {c: np.full((size, len(KNOWN_GANS)), 1 / len(KNOWN_GANS))
+                                      for c in TEST_CONDITIONS}} for name in partners}
+    for _, inner_train, inner_test in grouped_source_folds(sources[train], INNER_FOLDS, 0, labels[train]):
+        for name in partners:
+            cue, recipe, made_from_real = stack_partner(name)
+            scores, _ = cue_fold(cue, tests, labels, sources, train[inner_train], train[inner_test],
+                                 views if recipe else None, made if made_from_real else None)
+            for condition, result in scores.items():
+                answers[name]["fake"][condition][train[inner_test]] = result.fake
+                if result.attribution is not None:  # a training part without every known GAN scores none
+                    answers[name]["attribution"][condition][train[inner_test]] = result.attribution
+    return answers
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
