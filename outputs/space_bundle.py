@@ -173,8 +173,8 @@ def readme(card: SpaceCard, repo: Path = REPO_ROOT, attributor: StagedAttributor
 
 Upload a face image: GANTrace says whether it is a real photo or made by a GAN, and if made, by which
 architecture (ProGAN, StyleGAN2, StyleGAN3 or an unknown generator), with the evidence of each branch (CLIP probe,
-the spectral baseline, the up-sampling residual branch, e4e latent attribution) and the image's residual
-spectrum. The uploaded bytes are analysed as they
+the spectral baseline, e4e latent attribution, the file's Content Credentials and metadata) and the image's
+residual spectrum. The uploaded bytes are analysed as they
 are and deleted from the server cache within an hour. `Use via API` gives the Verdict JSON (`/analyze`).
 
 It is evidence for an analyst, not proof: read the warnings in each verdict, and expect lower accuracy on
