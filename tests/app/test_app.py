@@ -174,14 +174,14 @@ def test_the_header_names_the_branches_from_the_registry_as_they_stand(pipe, tmp
     from tiny_models import Missing
 
     before = app.intro_markdown(tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x")))
-    assert ("combines FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR), Latent SVM (e4e W+) and "
+    assert ("combines FingerprintNet, Spectral DCT baseline, Latent SVM (e4e W+) and "
             "Provenance (Content Credentials, metadata) (they load on the first analysis); off: CLIP probe (UFD) (see "
             "the Model status tab)") in before
     loaded = tiny_pipeline(tmp_path / "models", clip_probe=Missing("clip_probe", "clip-x"),
                            latent_svm=Missing("latent_svm", "svm-x", "face"))
     loaded.load_all()
     intro = app.intro_markdown(loaded)
-    assert ("the branches loaded, FingerprintNet, Spectral DCT baseline, Up-sampling residual (NPR) and Provenance "
+    assert ("the branches loaded, FingerprintNet, Spectral DCT baseline and Provenance "
             "(Content Credentials, metadata); off: CLIP probe (UFD) and Latent SVM (e4e W+) (see") in intro
 
 
@@ -212,7 +212,7 @@ def test_upload_handler_returns_the_verdict_json_and_pictures(pipe, real_face):
     assert [crop.shape for crop, _ in gallery] == [(256, 256, 3)] and gallery[0][1].startswith("1: ")
     assert face.startswith("#### Face 1 (the verdict is about this face)")
     shown = {item["label"] for item in bars.value["confidences"]}
-    assert shown <= set(wording.LABEL_NAMES.values()) and len(table) == 6 and report.interactive
+    assert shown <= set(wording.LABEL_NAMES.values()) and len(table) == 5 and report.interactive
     assert provenance.splitlines()[2] == "- Content Credentials: none (absence is not evidence: most files carry " \
                                          "none, and they are easy to strip)"
 
@@ -277,7 +277,7 @@ def test_batch_results_older_than_an_hour_are_deleted_when_a_new_batch_starts(tm
 def test_status_panel_says_how_to_enable_a_branch_that_is_off(pipe):
     text = app.status_markdown(pipe)
     assert "| Latent SVM (e4e W+) | ready |" in text
-    assert text.split("\n\n")[0].count("\n") == 7
+    assert text.split("\n\n")[0].count("\n") == 6
 
 
 def test_fix_commands_live_on_the_model_status_tab_not_on_the_verdict_card(real_face, tmp_path):
