@@ -127,28 +127,35 @@ def by_file_format(predictions: HeldOutPredictions, stored_jpeg: np.ndarray, thr
     return formats
 
 
-def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
-    """Every candidate side by side: summary per condition, per fold, and whether it clears the voting bars."""
-    summary, lines = {}, ["# Source-grouped CV: every candidate side by side", "",
-                          "AUC = mean over sources; real FPR = real photos called fake at the candidate's threshold "
-                          "(mean over real sources); attribution = accuracy among progan/stylegan2/stylegan3, mean "
-                          "over GAN sources. Conditions: as stored / JPEG q75 / 0.5× downscale. A learned "
-                          "candidate names the training steps of each fold.", "",
-                          "| candidate | AUC | real FPR | attribution | threshold | real/fake vote | arch vote |",
-                          "|---|---|---|---|---:|---|---|"]
-    for name, document in documents.items():
-        conditions = document["table"]["conditions"]
-        row = {c: conditions[c]["summary"] for c in TEST_CONDITIONS}
-        # fusion's own refusal rules on the candidate's skill record (a branch with the default role)
-        votes_fake = real_vs_fake_refusal(BranchRole(), document["skill"], BARS) is None
-        votes_arch = attribution_refusal(BranchRole(), document["skill"], BARS) is None
-        summary[name] = {"summary": row, "threshold": document["table"]["threshold"], "votes_real_fake": votes_fake,
-                         "votes_architecture": votes_arch, "per_fold": document["per_fold"]}
+def summary_table(summary: dict[str, dict]) -> list[str]:
+    """The side-by-side table of `comparison`'s summary (also in every shipped cue's model card), with its legend."""
+    lines = ["AUC = mean over sources; real FPR = real photos called fake at the candidate's threshold (mean over real "
+             "sources); attribution = accuracy among progan/stylegan2/stylegan3, mean over GAN sources. Conditions: "
+             "as stored / JPEG q75 / 0.5× downscale. A learned candidate names the training steps of each fold.", "",
+             "| candidate | AUC | real FPR | attribution | threshold | real/fake vote | arch vote |",
+             "|---|---|---|---|---:|---|---|"]
+    for name, entry in summary.items():
+        row = entry["summary"]
         cells = [" / ".join(_fmt(row[c][key]) for c in TEST_CONDITIONS)
                  for key in ("auc_mean", "real_false_positive_rate", "attribution_accuracy")]
-        steps = f" ({document['training']['steps']} steps/fold)" if document.get("training") else ""
-        lines.append(f"| {name}{steps} | {' | '.join(cells)} | {document['table']['threshold']:.3f} | "
-                     f"{'yes' if votes_fake else 'no'} | {'yes' if votes_arch else 'no'} |")
+        steps = f" ({entry['steps']} steps/fold)" if entry.get("steps") else ""
+        lines.append(f"| {name}{steps} | {' | '.join(cells)} | {entry['threshold']:.3f} | "
+                     f"{'yes' if entry['votes_real_fake'] else 'no'} | {'yes' if entry['votes_architecture'] else 'no'} |")
+    return lines
+
+
+def comparison(documents: dict[str, dict]) -> tuple[dict, str]:
+    """Every candidate side by side: summary per condition, per fold, and whether it clears the voting bars."""
+    summary = {}
+    for name, document in documents.items():
+        conditions = document["table"]["conditions"]
+        # fusion's own refusal rules on the candidate's skill record (a branch with the default role)
+        summary[name] = {"summary": {c: conditions[c]["summary"] for c in TEST_CONDITIONS},
+                         "threshold": document["table"]["threshold"],
+                         "votes_real_fake": real_vs_fake_refusal(BranchRole(), document["skill"], BARS) is None,
+                         "votes_architecture": attribution_refusal(BranchRole(), document["skill"], BARS) is None,
+                         "steps": (document.get("training") or {}).get("steps"), "per_fold": document["per_fold"]}
+    lines = ["# Source-grouped CV: every candidate side by side", "", *summary_table(summary)]
     any_document = next(iter(documents.values()))
     for key, what in (("auc", "AUC over the fold's images"), ("real_false_positive_rate", "real photos called fake"),
                       ("attribution_accuracy", "attribution accuracy")):

@@ -30,6 +30,7 @@ from detector.spectral import TEST_CONDITIONS, SpectralDetector
 from pipeline.branch import BranchRole
 from pipeline.fusion import FusionConfig, attribution_refusal, real_vs_fake_refusal
 from runners.cv_candidates import cue_training_rows, nested_c
+from runners.cv_results import summary_table
 from runners.evaluate_sources import cap_per_source, list_face_set
 from runners.feature_cache import cv_features
 
@@ -109,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def compared_with(cv: Path) -> list[str]:
+    """Every candidate the same CV measured (its `--report`), so the card shows what this model won against."""
+    report = cv / "comparison.json"
+    if not report.is_file():
+        return []
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    return ["## Every candidate of the same cross-validation", "", *summary_table(summary),
+            "", "Per fold and per source: the CV's comparison.md (`scripts/source_cv.py --report`).", ""]
+
+
 def model_card(args: argparse.Namespace, document: dict, metadata: dict, n_images: int) -> str:
     """What the cue reads, whether fusion lets it vote and why, and the held-out tables it was judged by."""
     kind, _, names, reads = CUES[args.cue]
@@ -146,6 +157,7 @@ def model_card(args: argparse.Namespace, document: dict, metadata: dict, n_image
         f"Reproduce: `{document.get('command')}`.", "",
         "## Per fold", "", *fold_lines, "",
         table_markdown(document["table"], "Per-source table (held-out)"), "",
+        *compared_with(args.cv),
         "## Limits", "",
         "- The face set is small (tens of sources): these figures prove the protocol, not a publishable accuracy.",
         "- Geometry reads the alignment FFHQ/CelebA-HQ crops share with the generators trained on them: real photos "

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from runners.source_cv import main
+from runners.train_cue import compared_with
 from runners.train_residual import main as train_residual
 
 
@@ -46,6 +47,8 @@ def test_codec_blind_candidate_with_made_from_real_runs_every_fold_and_reports(f
     assert "steps 2 (now 3)" in capsys.readouterr().err and (folder / "fold-1.npz").read_bytes() == finished
     assert main([*arguments, "--report"]) == 0
     assert "| residual-codecblind-mfr (2 steps/fold) |" in (out / "comparison.md").read_text()
+    # a shipped cue's model card carries the same side-by-side table
+    assert any(line.startswith("| residual-codecblind-mfr (2 steps/fold) |") for line in compared_with(out))
     # the shipped model is the same recipe trained once on every source, for the CV folds' steps
     artifact = tmp_path / "artifact" / "residual-codecblind"
     assert train_residual([str(face_set), "--cv", str(out), "--recipe", "residual-codecblind-mfr",
