@@ -393,8 +393,11 @@ def test_ctrl_c_while_the_models_load_stops_in_one_line_without_a_traceback(tmp_
             "import app\n"
             "sys.exit(app.main(['--port', '0']))\n")
     root = Path(app.__file__).resolve().parent
+    # a suite started in the background (nohup, `&` without job control) passes SIGINT on ignored, and Python then
+    # installs no Ctrl-C handler: the child gets the default disposition back, as a terminal would give it
     process = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stdout.readline().strip() == "LOADING"
         process.send_signal(signal.SIGINT)
