@@ -212,13 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, InputError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        tests = with_concatenated(tests)
         outer = {partner: load_results(args.out / partner, folds, len(samples)) for partner in partners}
         missing = [partner for partner, result in outer.items() if result is None]
         if missing:
             print(f"error: {', '.join(missing)} has unfinished folds under {args.out}; run it first", file=sys.stderr)
             return 2
         for fold, train, test in tqdm(folds, desc="stacker folds (partners refitted inside each)"):
-            inner = inner_answers(partners, with_concatenated(tests), views, made, labels, sources, train)
+            inner = inner_answers(partners, tests, views, made, labels, sources, train)
             save_fold(folder / f"{fold}.npz", test, stacker_fold(inner, outer, labels, train, test))
     elif args.candidate in CUE_FEATURES:
         try:
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         except InputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        tests = with_concatenated(tests)
         for fold, train, test in folds:
-            scores, C = cue_fold(args.candidate, with_concatenated(tests), labels, sources, train, test, views, made)
+            scores, C = cue_fold(args.candidate, tests, labels, sources, train, test, views, made)
             print(f"{name} {fold}: C = {C} (nested)", flush=True)
             save_fold(folder / f"{fold}.npz", test, scores)
     else:
